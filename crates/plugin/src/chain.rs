@@ -1,0 +1,138 @@
+//! The request handler trait and the chain that runs handlers in `plugin.cfg` order.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hickory_proto::op::ResponseCode;
+
+use crate::fast::FastHook;
+use crate::{Reply, Request};
+
+/// A request handler in a server block's chain.
+///
+/// `serve` either answers (returns a [`Reply`]) or hands the request to the rest of the chain
+/// with `next.serve(req).await`, possibly looking at or changing what comes back.
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// The directive name, as in `plugin.cfg` (used in logs and error texts).
+    fn name(&self) -> &'static str;
+
+    /// Serve one request.
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError>;
+
+    /// The optional synchronous wire-level hook used before the async chain (see [`FastHook`]).
+    /// Plugins without one return `None`; the server then never takes the fast path past them.
+    fn fast_hook(&self) -> Option<&dyn FastHook> {
+        None
+    }
+
+    /// Whether this plugin may be skipped on the fast path because it neither answers, changes
+    /// nor observes individual requests (for example a plugin whose work is all in setup).
+    /// Plugins that log, rewrite or filter requests must leave this `false`.
+    fn fast_transparent(&self) -> bool {
+        false
+    }
+}
+
+/// An error from a handler: the rcode the server answers with (when it is SERVFAIL, REFUSED,
+/// FORMERR or NOTIMP) and the text the `errors` plugin logs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct PluginError {
+    /// The rcode the chain returns with this error (usually SERVFAIL).
+    pub rcode: ResponseCode,
+    /// The error text, conventionally prefixed `plugin/<name>: `.
+    pub message: String,
+}
+
+impl PluginError {
+    /// A SERVFAIL error with the given text.
+    pub fn servfail(message: impl Into<String>) -> Self {
+        PluginError {
+            rcode: ResponseCode::ServFail,
+            message: message.into(),
+        }
+    }
+
+    /// An error with an explicit rcode.
+    pub fn with_rcode(rcode: ResponseCode, message: impl Into<String>) -> Self {
+        PluginError {
+            rcode,
+            message: message.into(),
+        }
+    }
+}
+
+/// A server block's ordered list of handlers.
+#[derive(Clone, Default)]
+pub struct Chain {
+    plugins: Arc<[Arc<dyn Plugin>]>,
+}
+
+impl Chain {
+    /// A chain from handlers already in `plugin.cfg` order.
+    pub fn new(plugins: Vec<Arc<dyn Plugin>>) -> Self {
+        Chain {
+            plugins: plugins.into(),
+        }
+    }
+
+    /// True when the block has no handler (the server answers REFUSED).
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// The handlers in order.
+    pub fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.plugins
+    }
+
+    /// Run the whole chain on a request.
+    pub async fn serve(&self, req: &mut Request) -> Result<Reply, PluginError> {
+        Next {
+            caller: "",
+            rest: &self.plugins,
+        }
+        .serve(req)
+        .await
+    }
+}
+
+/// The rest of the chain after the current handler.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    caller: &'static str,
+    rest: &'a [Arc<dyn Plugin>],
+}
+
+impl<'a> Next<'a> {
+    /// A `Next` over an arbitrary slice of handlers; `caller` names the plugin that calls it,
+    /// for the "no next plugin found" error. Mostly for tests and for plugins that run a
+    /// sub-chain.
+    pub fn new(caller: &'static str, rest: &'a [Arc<dyn Plugin>]) -> Self {
+        Next { caller, rest }
+    }
+
+    /// True when there is no handler after the current one.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// Hand the request to the next handler. With no handler left this is SERVFAIL with
+    /// `plugin/<caller>: no next plugin found`, as in CoreDNS.
+    pub async fn serve(self, req: &mut Request) -> Result<Reply, PluginError> {
+        match self.rest.split_first() {
+            Some((first, rest)) => {
+                let next = Next {
+                    caller: first.name(),
+                    rest,
+                };
+                first.serve(req, next).await
+            }
+            None => Err(PluginError::servfail(format!(
+                "plugin/{}: no next plugin found",
+                self.caller
+            ))),
+        }
+    }
+}

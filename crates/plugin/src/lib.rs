@@ -1,0 +1,75 @@
+//! # ferrodns plugin API
+//!
+//! Everything a ferrodns plugin needs, and nothing of the server's internals. A plugin is a crate
+//! that depends on this one and exports a [`Descriptor`]: its directive name and a setup function.
+//! The binary lists the descriptors in `plugin.cfg` order (the chain order, as in CoreDNS); at
+//! startup and at every reload, for each directive in that order and each server block that names
+//! it, the setup function is called once with every token of that directive in the block.
+//!
+//! A setup function reads its arguments through the [`Dispenser`] (Caddy-style: `next`,
+//! `next_arg`, `remaining_args`, `next_block`, argument errors carrying `file:line`), then may:
+//! - add a request handler ([`Plugin`]) to the block's chain with [`Setup::add_plugin`];
+//! - change the block's listener settings (`bind` does this) with [`Setup::set_listen_hosts`];
+//! - register lifecycle hooks ([`Lifecycle`]): startup, shutdown, restart;
+//! - register metric families on the shared [`Metrics`] registry;
+//! - serve an HTTP path on a shared listener through [`HttpRegistry`] (health and prometheus on one
+//!   address share one listener).
+//!
+//! A handler gets the decoded [`Request`] and a [`Next`] for the rest of the chain, and returns a
+//! [`Reply`]: a message to send, an rcode for the server to answer with, or nothing.
+//!
+//! ```no_run
+//! use ferrodns_plugin::{async_trait, Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError};
+//! use std::sync::Arc;
+//!
+//! struct Hello;
+//!
+//! #[async_trait]
+//! impl Plugin for Hello {
+//!     fn name(&self) -> &'static str { "hello" }
+//!     async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+//!         // Look at the request, answer or pass it on.
+//!         next.serve(req).await
+//!     }
+//! }
+//!
+//! fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+//!     while c.next() {
+//!         if c.next_arg() { return Err(c.arg_err()); }
+//!     }
+//!     c.add_plugin(Arc::new(Hello));
+//!     Ok(())
+//! }
+//!
+//! pub const DESCRIPTOR: Descriptor = Descriptor { name: "hello", setup };
+//! ```
+
+mod chain;
+pub mod duration;
+mod dispenser;
+mod fast;
+mod http;
+mod lifecycle;
+mod metrics;
+mod reply;
+mod request;
+mod setup;
+pub mod testkit;
+pub mod wire;
+
+pub use async_trait::async_trait;
+pub use chain::{Chain, Next, Plugin, PluginError};
+pub use dispenser::Dispenser;
+pub use fast::{FastAnswer, FastHook, WireQuery};
+pub use http::{HttpHandler, HttpRegistry, HttpResponse};
+pub use lifecycle::Lifecycle;
+pub use metrics::Metrics;
+pub use reply::Reply;
+pub use request::{Protocol, Request};
+pub use setup::{BlockSettings, Descriptor, Registry, Setup, SetupError, Shared};
+
+/// The DNS wire types (hickory-proto) the API speaks in, re-exported so that a plugin's version
+/// always matches the server's.
+pub use hickory_proto as proto;
+/// The Corefile token and key types setup functions see.
+pub use ferrodns_corefile as corefile;

@@ -1,0 +1,119 @@
+//! Helpers for testing plugins without a server: requests, setup from Corefile text, and
+//! terminal handlers with fixed answers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::{
+    BlockSettings, Descriptor, Dispenser, Next, Plugin, PluginError, Protocol, Reply, Request,
+    Setup, SetupError, Shared,
+};
+
+/// A UDP query for `name`/`qtype` from 127.0.0.1:40212 to 127.0.0.1:53 with RD set and no OPT.
+/// Panics on a name that does not parse (it is for tests).
+pub fn request(name: &str, qtype: RecordType) -> Request {
+    let mut msg = Message::new(4242, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    let name = Name::from_ascii(name).unwrap_or_else(|e| panic!("bad test name {name}: {e}"));
+    msg.add_query(Query::query(name, qtype));
+    from_message(msg, Protocol::Udp)
+}
+
+/// As [`request`] with an OPT record of the given size and DO bit.
+pub fn request_edns(name: &str, qtype: RecordType, size: u16, dnssec_ok: bool) -> Request {
+    let mut req = request(name, qtype);
+    let mut edns = Edns::new();
+    edns.set_max_payload(size);
+    edns.set_dnssec_ok(dnssec_ok);
+    req.message.set_edns(edns);
+    req.raw = Bytes::from(req.message.to_vec().unwrap_or_default());
+    req
+}
+
+/// A request from a message, with the test addresses.
+pub fn from_message(msg: Message, protocol: Protocol) -> Request {
+    let raw = Bytes::from(msg.to_vec().unwrap_or_default());
+    let src: SocketAddr = ([127, 0, 0, 1], 40212).into();
+    let local: SocketAddr = ([127, 0, 0, 1], 53).into();
+    Request::new(msg, raw, src, local, protocol, "dns://:53".into(), ".".into())
+}
+
+/// Parse `.:53 {\n<directives>\n}` and run `descriptor`'s setup on it, as the server would.
+/// Other directives in the text are an error ("Unknown directive").
+pub fn setup(descriptor: &Descriptor, directives: &str) -> Result<BlockSettings, SetupError> {
+    setup_with(descriptor, directives, &Shared::default())
+}
+
+/// As [`setup`] with a given shared instance context.
+pub fn setup_with(
+    descriptor: &Descriptor,
+    directives: &str,
+    shared: &Shared,
+) -> Result<BlockSettings, SetupError> {
+    let text = format!(".:53 {{\n{directives}\n}}\n");
+    let is_directive = |n: &str| n == descriptor.name;
+    let env = |k: &str| std::env::var(k).ok();
+    let opts = crate::corefile::ParseOptions {
+        is_directive: &is_directive,
+        env: &env,
+    };
+    let blocks = crate::corefile::parse("Testfile", text.as_bytes(), &opts)
+        .map_err(|e| SetupError::new(e.to_string()))?;
+    let mut settings = BlockSettings::default();
+    let Some(block) = blocks.first() else {
+        return Ok(settings);
+    };
+    settings.zones = crate::corefile::inspect_keys(block, "53")
+        .map_err(|e| SetupError::new(e.to_string()))?;
+    if let Some(d) = block.directives.iter().find(|d| d.name == descriptor.name) {
+        let disp = Dispenser::new("Testfile", d.tokens.clone());
+        let mut c = Setup::new(disp, &mut settings, shared);
+        (descriptor.setup)(&mut c)?;
+    }
+    Ok(settings)
+}
+
+/// A terminal handler answering every request the same way.
+pub struct Fixed {
+    outcome: Result<Reply, PluginError>,
+}
+
+impl Fixed {
+    /// Always return `outcome`.
+    pub fn new(outcome: Result<Reply, PluginError>) -> Arc<Self> {
+        Arc::new(Fixed { outcome })
+    }
+
+    /// Answer each request with an empty reply of the given rcode (QR, RD copied).
+    pub fn rcode(rcode: ResponseCode) -> Arc<Self> {
+        let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = rcode;
+        Fixed::new(Ok(Reply::message(m)))
+    }
+}
+
+#[async_trait]
+impl Plugin for Fixed {
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+        let mut out = self.outcome.clone();
+        if let Ok(Reply::Message(m)) = &mut out {
+            m.metadata.id = req.id();
+            m.metadata.recursion_desired = req.message.metadata.recursion_desired;
+            m.queries = req.message.queries.clone();
+        }
+        out
+    }
+}
+
+/// Run `plugins` as a chain on `req`.
+pub async fn run(plugins: &[Arc<dyn Plugin>], req: &mut Request) -> Result<Reply, PluginError> {
+    Next::new("", plugins).serve(req).await
+}
