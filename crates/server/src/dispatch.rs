@@ -1,0 +1,283 @@
+//! Per-listener dispatch: CoreDNS's `Server.ServeDNS` rules. Pick the server block by longest
+//! matching zone (DS by its parent), apply the class and EDNS-version rules, run the block's
+//! chain with panic recovery, and turn what the chain returned into the bytes to send.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Once};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, RecordType};
+
+use ferrodns_plugin::{Chain, PluginError, Protocol, Reply, Request};
+
+use crate::wire::{self, Intake};
+
+/// One zone of one server block on this listener.
+pub struct Site {
+    /// The zone, lowercased and fully qualified.
+    pub zone: Arc<str>,
+    /// The block's chain (shared by every zone of the block).
+    pub chain: Chain,
+}
+
+/// The zones served on one listener and how to serve them.
+pub struct Dispatcher {
+    label: Arc<str>,
+    zones: HashMap<String, Vec<Arc<Site>>>,
+    class_chaos: bool,
+    debug: bool,
+    stacktrace: bool,
+}
+
+impl Dispatcher {
+    /// A dispatcher for the listener labelled `label` (`dns://:53`).
+    pub fn new(label: &str, sites: Vec<Arc<Site>>, debug: bool, stacktrace: bool) -> Self {
+        let class_chaos = sites.iter().any(|s| {
+            s.chain
+                .plugins()
+                .iter()
+                .any(|p| matches!(p.name(), "chaos" | "forward" | "proxy"))
+        });
+        let mut zones: HashMap<String, Vec<Arc<Site>>> = HashMap::new();
+        for s in sites {
+            zones.entry(s.zone.to_string()).or_default().push(s);
+        }
+        Dispatcher {
+            label: label.into(),
+            zones,
+            class_chaos,
+            debug,
+            stacktrace,
+        }
+    }
+
+    /// The listener's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The zones served here, sorted (for the startup banner).
+    pub fn zone_names(&self) -> Vec<String> {
+        let mut z: Vec<String> = self.zones.keys().cloned().collect();
+        z.sort();
+        z
+    }
+
+    /// Serve one datagram or TCP message; `None` means send nothing.
+    pub async fn handle(
+        &self,
+        raw: Bytes,
+        src: SocketAddr,
+        local: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        let msg = match wire::intake(&raw) {
+            Intake::Drop => return None,
+            Intake::Reject(bytes) => return Some(bytes),
+            Intake::Accept(m) => m,
+        };
+        let size = match protocol {
+            Protocol::Tcp => usize::from(u16::MAX),
+            Protocol::Udp => msg
+                .edns
+                .as_ref()
+                .map(|e| usize::from(e.max_payload()))
+                .unwrap_or(512)
+                .max(512),
+        };
+        let Some(q) = msg.queries.first() else {
+            return self.error_reply(&msg, ResponseCode::ServFail, size);
+        };
+        if !self.class_chaos && q.query_class() != DNSClass::IN {
+            return self.error_reply(&msg, ResponseCode::Refused, size);
+        }
+        if msg.edns.as_ref().is_some_and(|e| e.version() != 0) {
+            return Some(wire::badvers(&msg));
+        }
+        let Some(site) = self.select(&q.name().to_lowercase().to_ascii(), q.query_type()) else {
+            return self.error_reply(&msg, ResponseCode::Refused, size);
+        };
+        if site.chain.is_empty() {
+            return self.error_reply(&msg, ResponseCode::Refused, size);
+        }
+        let mut req = Request::new(
+            (*msg).clone(),
+            raw,
+            src,
+            local,
+            protocol,
+            self.label.clone(),
+            site.zone.clone(),
+        );
+        let outcome = if self.debug {
+            Ok(site.chain.serve(&mut req).await)
+        } else {
+            CatchPanic {
+                inner: Box::pin(site.chain.serve(&mut req)),
+            }
+            .await
+        };
+        let reply = match outcome {
+            Ok(r) => r,
+            Err(panic) => {
+                match (self.stacktrace, panic.backtrace) {
+                    (true, Some(bt)) => tracing::error!(
+                        target: "server",
+                        "Recovered from panic in server: {:?} {}\n{}",
+                        &*self.label,
+                        panic.message,
+                        bt
+                    ),
+                    _ => tracing::error!(
+                        target: "server",
+                        "Recovered from panic in server: {:?} {}",
+                        &*self.label,
+                        panic.message
+                    ),
+                }
+                return self.error_reply(&msg, ResponseCode::ServFail, size);
+            }
+        };
+        match reply {
+            Ok(Reply::Message(mut m)) => self.finish(&msg, &mut m, size),
+            Ok(Reply::Wire(bytes)) => match Message::from_vec(&bytes) {
+                Ok(mut m) => self.finish(&msg, &mut m, size),
+                Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size),
+            },
+            Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) => {
+                if client_write(rc) {
+                    None
+                } else {
+                    self.error_reply(&msg, rc, size)
+                }
+            }
+            Ok(Reply::Drop) => None,
+        }
+    }
+
+    /// Longest matching zone; DS goes to the shortest matching non-root zone (the parent side);
+    /// the root is tried last.
+    fn select(&self, qname: &str, qtype: RecordType) -> Option<Arc<Site>> {
+        let mut name = if qname.ends_with('.') {
+            qname.to_string()
+        } else {
+            format!("{qname}.")
+        };
+        let mut ds_site = None;
+        loop {
+            if name != "."
+                && let Some(site) = self.zones.get(&name).and_then(|v| v.first())
+            {
+                if site.chain.is_empty() || qtype != RecordType::DS {
+                    return Some(site.clone());
+                }
+                ds_site = Some(site.clone());
+            }
+            match name.find('.') {
+                Some(i) if i + 1 < name.len() => name = name[i + 1..].to_string(),
+                _ => break,
+            }
+        }
+        if ds_site.is_some() {
+            return ds_site;
+        }
+        self.zones
+            .get(".")
+            .and_then(|v| v.iter().find(|s| !s.chain.is_empty()).cloned())
+    }
+
+    fn error_reply(&self, req: &Message, rcode: ResponseCode, size: usize) -> Option<Vec<u8>> {
+        let mut m = wire::rcode_reply(req, rcode);
+        wire::echo_opt(req, &mut m);
+        wire::encode_within(&m, size)
+    }
+
+    fn finish(&self, req: &Message, m: &mut Message, size: usize) -> Option<Vec<u8>> {
+        m.metadata.id = req.metadata.id;
+        wire::echo_opt(req, m);
+        match wire::encode_within(m, size) {
+            Some(b) => Some(b),
+            None => {
+                tracing::error!(target: "server", "could not encode reply for {}", req.metadata.id);
+                self.error_reply(req, ResponseCode::ServFail, size)
+            }
+        }
+    }
+}
+
+/// Whether the chain's rcode means it wrote the reply itself (CoreDNS's `ClientWrite`).
+pub fn client_write(rc: ResponseCode) -> bool {
+    !matches!(
+        rc,
+        ResponseCode::ServFail | ResponseCode::Refused | ResponseCode::FormErr | ResponseCode::NotImp
+    )
+}
+
+/// A recovered panic.
+pub struct Panicked {
+    /// The panic's message.
+    pub message: String,
+    /// Where it happened, when captured.
+    pub backtrace: Option<String>,
+}
+
+thread_local! {
+    static IN_CHAIN: RefCell<bool> = const { RefCell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Install (once) a panic hook that stays quiet for panics inside a plugin chain, keeping a
+/// backtrace for the `stacktrace` option, and defers to the previous hook elsewhere.
+fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CHAIN.with(|f| *f.borrow()) {
+                let bt = std::backtrace::Backtrace::force_capture().to_string();
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(bt));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Polls a future with unwinding caught, marking the thread as "inside a chain" meanwhile.
+struct CatchPanic<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        install_hook();
+        let inner = self.get_mut().inner.as_mut();
+        IN_CHAIN.with(|f| *f.borrow_mut() = true);
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+        IN_CHAIN.with(|f| *f.borrow_mut() = false);
+        match res {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => {
+                let message = if let Some(s) = payload.downcast_ref::<&str>() {
+                    (*s).to_string()
+                } else if let Some(s) = payload.downcast_ref::<String>() {
+                    s.clone()
+                } else {
+                    "panic".to_string()
+                };
+                let backtrace = LAST_PANIC.with(|p| p.borrow_mut().take());
+                Poll::Ready(Err(Panicked { message, backtrace }))
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Requests in and replies out, at the wire level, with the rules of CoreDNS's DNS library:
+//! which datagrams are dropped or answered with FORMERR/NOTIMP before any plugin sees them, how
+//! the client's OPT record is echoed, and how a reply is truncated to the client's size.
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+
+use ferrodns_plugin::wire::{HEADER_LEN, WireHeader};
+
+/// What to do with a datagram before dispatch.
+#[derive(Debug)]
+pub enum Intake {
+    /// Send nothing (too short to have a header, or a response sent to us).
+    Drop,
+    /// Answer at once with these bytes (FORMERR or NOTIMP).
+    Reject(Vec<u8>),
+    /// A decoded request for dispatch (its question list may be empty, which CoreDNS answers
+    /// with SERVFAIL).
+    Accept(Box<Message>),
+}
+
+/// Check and decode a request as CoreDNS's DNS library does.
+pub fn intake(raw: &[u8]) -> Intake {
+    let Some(h) = WireHeader::read(raw) else {
+        return Intake::Drop;
+    };
+    if h.is_response() {
+        return Intake::Drop;
+    }
+    let opcode = h.opcode();
+    if opcode != 0 && opcode != 4 {
+        return Intake::Reject(reject(&h, None, ResponseCode::NotImp));
+    }
+    if h.qdcount != 1 || h.ancount > 1 || h.nscount > 1 || h.arcount > 2 {
+        return Intake::Reject(reject(&h, None, ResponseCode::FormErr));
+    }
+    match decode(raw, &h) {
+        Ok(msg) => Intake::Accept(Box::new(msg)),
+        Err(question) => Intake::Reject(reject(&h, question.as_ref(), ResponseCode::FormErr)),
+    }
+}
+
+/// Decode leniently as miekg/dns does: a message that ends early stops the sections it is in
+/// (a question may even lack its type and class), while bad data inside is an error. On error,
+/// returns the question if it was read, to echo in the FORMERR reply.
+fn decode(raw: &[u8], h: &WireHeader) -> Result<Message, Option<Query>> {
+    let mut d = BinDecoder::new(raw);
+    let header = hickory_proto::op::Header::read(&mut d).map_err(|_| None)?;
+    let mut msg = Message::new(h.id, MessageType::Query, header.metadata.op_code);
+    msg.metadata = header.metadata;
+    if d.is_empty() {
+        return Ok(msg);
+    }
+    let query = read_question(&mut d).ok_or(None)?;
+    msg.queries.push(query.clone());
+    let sections = [h.ancount, h.nscount, h.arcount];
+    for (i, count) in sections.into_iter().enumerate() {
+        for _ in 0..count {
+            if d.is_empty() {
+                break;
+            }
+            let additional = i == 2;
+            let (records, edns, sig) =
+                Message::read_records(&mut d, 1, additional, msg.metadata.op_code)
+                    .map_err(|_| Some(query.clone()))?;
+            match i {
+                0 => msg.answers.extend(records),
+                1 => msg.authorities.extend(records),
+                _ => {
+                    msg.additionals.extend(records);
+                    if edns.is_some() {
+                        msg.edns = edns;
+                    }
+                    if sig.is_some() {
+                        msg.signature = sig;
+                    }
+                }
+            }
+        }
+    }
+    Ok(msg)
+}
+
+fn read_question(d: &mut BinDecoder<'_>) -> Option<Query> {
+    let name = hickory_proto::rr::Name::read(d).ok()?;
+    let mut q = Query::new();
+    q.set_name(name);
+    // miekg/dns accepts a question cut after its name or its type, with zero for what is
+    // missing; mirror that so such queries get the same (REFUSED) answer.
+    let zero_class = hickory_proto::rr::DNSClass::from(0u16);
+    if d.is_empty() {
+        q.set_query_type(hickory_proto::rr::RecordType::from(0u16));
+        q.set_query_class(zero_class);
+        return Some(q);
+    }
+    let t = d.read_u16().ok()?.unverified();
+    q.set_query_type(hickory_proto::rr::RecordType::from(t));
+    if d.is_empty() {
+        q.set_query_class(zero_class);
+        return Some(q);
+    }
+    let c = d.read_u16().ok()?.unverified();
+    q.set_query_class(hickory_proto::rr::DNSClass::from(c));
+    Some(q)
+}
+
+/// The FORMERR/NOTIMP reply: the request's header with QR set, AA and Z cleared, the rcode set
+/// (and the opcode reset to QUERY for FORMERR), the question if one was read, nothing else.
+fn reject(h: &WireHeader, question: Option<&Query>, rcode: ResponseCode) -> Vec<u8> {
+    let mut flags = h.flags;
+    flags |= 0x8000; // QR
+    flags &= !0x0400; // AA
+    flags &= !0x0040; // Z
+    flags &= !0x000f; // rcode
+    flags |= u16::from(rcode.low());
+    if rcode == ResponseCode::FormErr {
+        flags &= !0x7800; // opcode QUERY
+    }
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&h.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&(question.is_some() as u16).to_be_bytes());
+    out.extend_from_slice(&[0; 6]);
+    if let Some(q) = question {
+        let mut enc = BinEncoder::new(&mut out);
+        enc.set_offset(HEADER_LEN);
+        if q.emit(&mut enc).is_err() {
+            out.truncate(HEADER_LEN);
+            out[5] = 0;
+        }
+    }
+    out
+}
+
+/// A reply with only an rcode, as CoreDNS's `SetRcode`: ID, QR and opcode from the request,
+/// RD and CD copied for QUERY, the first question, no records.
+pub fn rcode_reply(req: &Message, rcode: ResponseCode) -> Message {
+    let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    if req.metadata.op_code == OpCode::Query {
+        m.metadata.recursion_desired = req.metadata.recursion_desired;
+        m.metadata.checking_disabled = req.metadata.checking_disabled;
+    }
+    m.metadata.response_code = rcode;
+    if let Some(q) = req.queries.first() {
+        m.queries.push(q.clone());
+    }
+    m
+}
+
+/// The BADVERS reply: `SetReply` of the request with an OPT of version 0, UDP size 0 and the
+/// extended rcode BADVERS, without the client's size or flags.
+pub fn badvers(req: &Message) -> Vec<u8> {
+    let mut m = rcode_reply(req, ResponseCode::BADVERS);
+    let mut edns = Edns::new();
+    edns.set_max_payload(0);
+    edns.set_version(0);
+    edns.set_dnssec_ok(false);
+    m.edns = Some(edns);
+    encode(&m).unwrap_or_default()
+}
+
+/// Give a reply the client's OPT record as CoreDNS's `SizeAndDo` does. Without an OPT in the
+/// request the reply is left alone.
+pub fn echo_opt(req: &Message, reply: &mut Message) {
+    let Some(req_edns) = req.edns.as_ref() else {
+        return;
+    };
+    let client_do = req_edns.flags().dnssec_ok;
+    match reply.edns.as_mut() {
+        Some(e) => {
+            e.set_version(0);
+            e.set_max_payload(req_edns.max_payload());
+            // Keep only the DO bit and the high Z bits, as the TTL mask 0xff00 does.
+            let flags = e.flags_mut();
+            flags.z &= 0x7f00;
+            if client_do {
+                flags.dnssec_ok = true;
+            }
+        }
+        None => {
+            let mut e = Edns::new();
+            e.set_version(0);
+            e.set_max_payload(req_edns.max_payload());
+            e.set_dnssec_ok(client_do);
+            e.flags_mut().z = req_edns.flags().z & 0x7f00;
+            // No EDNS option is "supported" in CoreDNS's sense unless a plugin registers it
+            // (only rewrite does), so the client's options are not echoed.
+            reply.edns = Some(e);
+        }
+    }
+}
+
+/// Encode a message (names compressed).
+pub fn encode(m: &Message) -> Option<Vec<u8>> {
+    m.to_vec().ok()
+}
+
+/// Encode a reply so that it fits `size` bytes (never less than 512), dropping records from the
+/// end of the answer, authority and additional sections in that order and setting TC when any
+/// had to go, as miekg/dns's `Truncate` does. The OPT record is always kept.
+pub fn encode_within(m: &Message, size: usize) -> Option<Vec<u8>> {
+    let size = size.max(512);
+    let full = encode(m)?;
+    if full.len() <= size {
+        return Some(full);
+    }
+    let opt_len = m.edns.as_ref().map(opt_wire_len).unwrap_or(0);
+    let budget = size.saturating_sub(opt_len);
+    let mut out = Vec::with_capacity(size);
+    let mut enc = BinEncoder::new(&mut out);
+    enc.emit_vec(&[0u8; HEADER_LEN]).ok()?;
+    for q in &m.queries {
+        q.emit(&mut enc).ok()?;
+    }
+    let mut counts = [0u16; 3];
+    let mut cut = false;
+    for (i, section) in [&m.answers, &m.authorities, &m.additionals]
+        .into_iter()
+        .enumerate()
+    {
+        for r in section.iter() {
+            if cut || enc.len() >= budget {
+                cut = true;
+                break;
+            }
+            let before = enc.offset();
+            if emit_record(r, &mut enc).is_err() || enc.len() > budget {
+                enc.set_offset(before);
+                enc.trim();
+                cut = true;
+                break;
+            }
+            counts[i] += 1;
+        }
+    }
+    let mut arcount = counts[2];
+    if let Some(e) = m.edns.as_ref() {
+        let mut e = e.clone();
+        e.set_rcode_high(m.metadata.response_code.high());
+        Record::from(&e).emit(&mut enc).ok()?;
+        arcount += 1;
+    }
+    drop(enc);
+    let mut header = hickory_proto::op::Header {
+        metadata: m.metadata,
+        counts: Default::default(),
+    };
+    header.metadata.truncation = m.metadata.truncation || cut;
+    header.counts.queries = m.queries.len() as u16;
+    header.counts.answers = counts[0];
+    header.counts.authorities = counts[1];
+    header.counts.additionals = arcount;
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    header.emit(&mut BinEncoder::new(&mut head)).ok()?;
+    out[..HEADER_LEN].copy_from_slice(&head[..HEADER_LEN]);
+    Some(out)
+}
+
+fn emit_record(r: &Record, enc: &mut BinEncoder<'_>) -> Result<(), ()> {
+    r.emit(enc).map_err(|_| ())
+}
+
+fn opt_wire_len(e: &Edns) -> usize {
+    let mut buf = Vec::with_capacity(32);
+    let mut enc = BinEncoder::new(&mut buf);
+    match Record::from(e).emit(&mut enc) {
+        Ok(()) => buf.len(),
+        Err(_) => 11,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::{Name, RData, RecordType, rdata::A};
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn short_and_response_are_dropped() {
+        assert!(matches!(intake(&[0u8; 11]), Intake::Drop));
+        let mut q = query("example.org.");
+        q[2] |= 0x80;
+        assert!(matches!(intake(&q), Intake::Drop));
+    }
+
+    #[test]
+    fn qdcount_two_is_formerr_without_question() {
+        let mut q = query("example.org.");
+        q[5] = 2;
+        let Intake::Reject(r) = intake(&q) else {
+            panic!("not rejected")
+        };
+        assert_eq!(r.len(), 12);
+        assert_eq!(r[3] & 0xf, 1);
+        assert_eq!(r[2] & 0x80, 0x80);
+        assert_eq!(r[2] & 0x01, 0x01, "RD kept");
+    }
+
+    #[test]
+    fn unknown_opcode_is_notimp_with_opcode_kept() {
+        let mut q = query("example.org.");
+        q[2] |= 2 << 3; // STATUS
+        let Intake::Reject(r) = intake(&q) else {
+            panic!("not rejected")
+        };
+        assert_eq!(r[3] & 0xf, 4);
+        assert_eq!((r[2] >> 3) & 0xf, 2);
+    }
+
+    #[test]
+    fn pointer_loop_is_formerr() {
+        let mut q = query("example.org.").to_vec();
+        q.truncate(12);
+        q.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        let Intake::Reject(r) = intake(&q) else {
+            panic!("not rejected")
+        };
+        assert_eq!(r[3] & 0xf, 1);
+    }
+
+    #[test]
+    fn header_only_is_accepted_without_question() {
+        let q = query("example.org.");
+        let Intake::Accept(m) = intake(&q[..12]) else {
+            panic!("not accepted")
+        };
+        assert!(m.queries.is_empty());
+    }
+
+    #[test]
+    fn truncation_keeps_opt_and_sets_tc() {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        let name = Name::from_ascii("a-rather-long-name-for-filling.example.org.").unwrap();
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        for i in 0..100u8 {
+            m.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A::new(10, 0, 0, i))));
+        }
+        m.set_edns(Edns::new());
+        let out = encode_within(&m, 512).unwrap();
+        assert!(out.len() <= 512);
+        let back = Message::from_vec(&out).unwrap();
+        assert!(back.metadata.truncation);
+        assert!(back.edns.is_some());
+        assert!(!back.answers.is_empty() && back.answers.len() < 100);
+    }
+}
