@@ -1,0 +1,647 @@
+//! # errors
+//!
+//! Error logging as CoreDNS's *errors* plugin does it: when the rest of the chain fails, one line
+//! `<rcode> <qname> <qtype>: <error>` is logged at ERROR through the `plugin/errors` tracing
+//! target. Errors matching a `consolidate` pattern are counted instead and summarised once per
+//! period (`<N> errors like '<regexp>' occurred in last <duration>`), at the pattern's level.
+//!
+//! ```text
+//! errors [stdout] {
+//!     stacktrace
+//!     consolidate DURATION REGEXP [LEVEL] [show_first]
+//! }
+//! ```
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrodns_plugin::proto::rr::Name;
+use ferrodns_plugin::{
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
+    async_trait,
+};
+use regex::Regex;
+
+pub mod goregex;
+
+/// The directive name.
+pub const NAME: &str = "errors";
+
+/// The tracing target of every line this plugin writes.
+pub const TARGET: &str = "plugin/errors";
+
+/// The longest REGEXP accepted, in bytes.
+pub const MAX_REGEXP_LEN: usize = 10000;
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// The level consolidated lines (and, with `show_first`, first errors) are logged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `warning`
+    Warning,
+    /// `error` (the default)
+    Error,
+    /// `info`
+    Info,
+    /// `debug`
+    Debug,
+}
+
+impl Level {
+    fn parse(s: &str) -> Option<Level> {
+        Some(match s {
+            "warning" => Level::Warning,
+            "error" => Level::Error,
+            "info" => Level::Info,
+            "debug" => Level::Debug,
+            _ => return None,
+        })
+    }
+
+    fn log(self, msg: &str) {
+        match self {
+            Level::Warning => tracing::warn!(target: TARGET, "{msg}"),
+            Level::Error => tracing::error!(target: TARGET, "{msg}"),
+            Level::Info => tracing::info!(target: TARGET, "{msg}"),
+            Level::Debug => tracing::debug!(target: TARGET, "{msg}"),
+        }
+    }
+}
+
+/// A Go duration, which may be negative (Go accepts `-1s`; the timer then fires at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration {
+    /// The magnitude.
+    pub abs: Duration,
+    /// Whether it was negative.
+    pub negative: bool,
+}
+
+impl GoDuration {
+    /// Parse as Go's `time.ParseDuration`, with Go's error texts.
+    pub fn parse(s: &str) -> Result<GoDuration, String> {
+        use ferrodns_plugin::duration::{DurationError, parse};
+        let invalid = || format!("time: invalid duration {}", go_quote(s));
+        let (body, negative) = match s.strip_prefix('-') {
+            Some(rest) => {
+                if rest.starts_with(['+', '-']) {
+                    return Err(invalid());
+                }
+                (rest, true)
+            }
+            None => (s, false),
+        };
+        match parse(body) {
+            Ok(abs) => Ok(GoDuration { abs, negative }),
+            Err(DurationError::MissingUnit(_)) => {
+                Err(format!("time: missing unit in duration {}", go_quote(s)))
+            }
+            Err(DurationError::UnknownUnit { unit, .. }) => Err(format!(
+                "time: unknown unit {} in duration {}",
+                go_quote(&unit),
+                go_quote(s)
+            )),
+            Err(_) => Err(invalid()),
+        }
+    }
+
+    /// How long to wait: zero for negative durations.
+    pub fn wait(self) -> Duration {
+        if self.negative {
+            Duration::ZERO
+        } else {
+            self.abs
+        }
+    }
+}
+
+impl std::fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.negative && !self.abs.is_zero() {
+            f.write_str("-")?;
+        }
+        f.write_str(&ferrodns_plugin::duration::format(self.abs))
+    }
+}
+
+/// Quote a string as Go's `strconv.Quote` does for the texts that reach us.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_ascii() => out.push(c),
+            c if c.is_control() || (c.is_whitespace() && c != ' ') || is_format_char(c) => {
+                let n = c as u32;
+                if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+}
+
+/// One `consolidate` line.
+#[derive(Debug, Clone)]
+pub struct Consolidate {
+    /// How long errors are counted after the first one.
+    pub period: GoDuration,
+    /// The pattern, as written.
+    pub pattern: String,
+    /// The pattern compiled with Go's syntax.
+    pub regex: Regex,
+    /// The level of the summary (and of the first error with `show_first`).
+    pub level: Level,
+    /// Log the first error of a period at once.
+    pub show_first: bool,
+}
+
+/// What an `errors` directive configures.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The `consolidate` lines, in order (the first matching one wins).
+    pub patterns: Vec<Consolidate>,
+}
+
+/// Read the block's `errors` directive. Errors are returned without the `plugin/errors: `
+/// prefix. `stacktrace` is applied to the block at once.
+pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
+    let mut config = Config::default();
+    let mut seen = false;
+    while c.next() {
+        if seen {
+            return Err(SetupError::new(
+                "this plugin can only be used once per Server Block",
+            ));
+        }
+        seen = true;
+        let args = c.remaining_args();
+        match args.len() {
+            0 => {}
+            1 => {
+                if args[0] != "stdout" {
+                    let msg = format!("invalid log file: {}", args[0]);
+                    return Err(c.err(msg));
+                }
+            }
+            _ => return Err(c.arg_err()),
+        }
+        while c.next_block() {
+            match c.val() {
+                "stacktrace" => c.set_stacktrace(true),
+                "consolidate" => {
+                    let p = parse_consolidate(c)?;
+                    config.patterns.push(p);
+                }
+                other => {
+                    let expected = format!("Unknown field {other}");
+                    return Err(c.syntax_err(&expected));
+                }
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn parse_consolidate(c: &mut Setup<'_>) -> Result<Consolidate, SetupError> {
+    let args = c.remaining_args();
+    if args.len() < 2 || args.len() > 4 {
+        return Err(c.arg_err());
+    }
+    let period = GoDuration::parse(&args[0]).map_err(|e| c.err(e))?;
+    let pattern = args[1].clone();
+    if pattern.len() > MAX_REGEXP_LEN {
+        let msg = format!(
+            "regex pattern too long: {} > {}",
+            pattern.len(),
+            MAX_REGEXP_LEN
+        );
+        return Err(c.err(msg));
+    }
+    let regex = goregex::compile(&pattern).map_err(|e| c.err(e))?;
+    let mut level = None;
+    let mut show_first = false;
+    for arg in &args[2..] {
+        if let Some(l) = Level::parse(arg) {
+            if level.is_some() {
+                return Err(c.err("multiple log levels specified in consolidate"));
+            }
+            if show_first {
+                return Err(c.err("log level must come before show_first in consolidate"));
+            }
+            level = Some(l);
+        } else if arg == "show_first" {
+            show_first = true;
+        } else {
+            let msg = format!("unknown option in consolidate: {arg}");
+            return Err(c.err(msg));
+        }
+    }
+    Ok(Consolidate {
+        period,
+        pattern,
+        regex,
+        level: level.unwrap_or(Level::Error),
+        show_first,
+    })
+}
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let config = parse(c).map_err(|e| SetupError::plugin(NAME, e))?;
+    let handler = Errors::new(config);
+    c.add_lifecycle(handler.shutdown_hook());
+    c.add_plugin(Arc::new(handler));
+    Ok(())
+}
+
+/// A pending period's timer: whichever of the timer and a shutdown claims it first logs.
+struct Timer {
+    claimed: AtomicBool,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Timer {
+    /// True for the one caller that gets to act on the timer.
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+}
+
+struct Counter {
+    spec: Consolidate,
+    count: AtomicU32,
+    timer: Mutex<Option<Arc<Timer>>>,
+}
+
+struct Inner {
+    counters: Vec<Counter>,
+    stopped: AtomicBool,
+}
+
+impl Inner {
+    /// Log and reset pattern `i`'s count.
+    fn log_pattern(&self, i: usize) {
+        let Some(p) = self.counters.get(i) else {
+            return;
+        };
+        let cnt = p.count.swap(0, Ordering::AcqRel);
+        if cnt == 0 {
+            return;
+        }
+        if cnt > 1 || !p.spec.show_first {
+            let msg = format!(
+                "{cnt} errors like '{}' occurred in last {}",
+                p.spec.pattern, p.spec.period
+            );
+            p.spec.level.log(&msg);
+        }
+    }
+
+    /// Count an error for pattern `i`. True when the error is taken care of (not to be logged
+    /// by the caller); false after shutdown, without a runtime, and for the first error of a
+    /// period with `show_first`.
+    fn consolidate(self: &Arc<Self>, i: usize) -> bool {
+        if self.stopped.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(p) = self.counters.get(i) else {
+            return false;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let cnt = p.count.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        if cnt == 1 {
+            let timer = Arc::new(Timer {
+                claimed: AtomicBool::new(false),
+                task: Mutex::new(None),
+            });
+            let inner = Arc::clone(self);
+            let t = Arc::clone(&timer);
+            let wait = p.spec.period.wait();
+            let handle = rt.spawn(async move {
+                tokio::time::sleep(wait).await;
+                if t.claim() {
+                    inner.log_pattern(i);
+                }
+            });
+            if let Ok(mut slot) = timer.task.lock() {
+                *slot = Some(handle.abort_handle());
+            }
+            if let Ok(mut slot) = p.timer.lock() {
+                *slot = Some(Arc::clone(&timer));
+            }
+            if self.stopped.load(Ordering::Acquire) && timer.claim() {
+                handle.abort();
+                self.log_pattern(i);
+            }
+            return !p.spec.show_first;
+        }
+        true
+    }
+
+    /// Stop counting and log what is pending.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for (i, p) in self.counters.iter().enumerate() {
+            let timer = p.timer.lock().ok().and_then(|t| t.clone());
+            if let Some(timer) = timer
+                && timer.claim()
+            {
+                if let Ok(task) = timer.task.lock()
+                    && let Some(task) = task.as_ref()
+                {
+                    task.abort();
+                }
+                self.log_pattern(i);
+            }
+        }
+    }
+}
+
+/// The request handler.
+pub struct Errors {
+    inner: Arc<Inner>,
+}
+
+impl Errors {
+    /// A handler for this configuration.
+    pub fn new(config: Config) -> Self {
+        Errors {
+            inner: Arc::new(Inner {
+                counters: config
+                    .patterns
+                    .into_iter()
+                    .map(|spec| Counter {
+                        spec,
+                        count: AtomicU32::new(0),
+                        timer: Mutex::new(None),
+                    })
+                    .collect(),
+                stopped: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Flush pending summaries and stop consolidating (what the shutdown hook does).
+    pub fn stop(&self) {
+        self.inner.stop();
+    }
+
+    /// The lifecycle hook that flushes this handler at shutdown.
+    pub fn shutdown_hook(&self) -> Arc<dyn Lifecycle> {
+        Arc::new(Flush(self.inner.clone()))
+    }
+}
+
+/// Flushes pending summaries when the instance stops.
+struct Flush(Arc<Inner>);
+
+#[async_trait]
+impl Lifecycle for Flush {
+    async fn on_shutdown(&self) {
+        self.0.stop();
+    }
+}
+
+#[async_trait]
+impl Plugin for Errors {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let result = next.serve(req).await;
+        if let Err(e) = &result {
+            let text = &e.message;
+            let mut level = Level::Error;
+            for (i, p) in self.inner.counters.iter().enumerate() {
+                if p.spec.regex.is_match(text) {
+                    if self.inner.consolidate(i) {
+                        return result;
+                    }
+                    level = p.spec.level;
+                    break;
+                }
+            }
+            let msg = format!(
+                "{} {} {}: {}",
+                u16::from(e.rcode),
+                name_lower(&req.qname()),
+                type_name(u16::from(req.qtype())),
+                text
+            );
+            level.log(&msg);
+        }
+        result
+    }
+}
+
+/// The lowercased presentation of a name as CoreDNS prints it (miekg/dns escapes, `\DDD`
+/// decimal).
+pub fn name_lower(name: &Name) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
+                    out.push('\\');
+                    out.push(b as char);
+                }
+                0x21..=0x7e => out.push(b.to_ascii_lowercase() as char),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`), sorted by value.
+const TYPES: &[(u16, &str)] = &[
+    (0, "None"),
+    (1, "A"),
+    (2, "NS"),
+    (3, "MD"),
+    (4, "MF"),
+    (5, "CNAME"),
+    (6, "SOA"),
+    (7, "MB"),
+    (8, "MG"),
+    (9, "MR"),
+    (10, "NULL"),
+    (12, "PTR"),
+    (13, "HINFO"),
+    (14, "MINFO"),
+    (15, "MX"),
+    (16, "TXT"),
+    (17, "RP"),
+    (18, "AFSDB"),
+    (19, "X25"),
+    (20, "ISDN"),
+    (21, "RT"),
+    (23, "NSAP-PTR"),
+    (24, "SIG"),
+    (25, "KEY"),
+    (26, "PX"),
+    (27, "GPOS"),
+    (28, "AAAA"),
+    (29, "LOC"),
+    (30, "NXT"),
+    (31, "EID"),
+    (32, "NIMLOC"),
+    (33, "SRV"),
+    (34, "ATMA"),
+    (35, "NAPTR"),
+    (36, "KX"),
+    (37, "CERT"),
+    (39, "DNAME"),
+    (41, "OPT"),
+    (42, "APL"),
+    (43, "DS"),
+    (44, "SSHFP"),
+    (45, "IPSECKEY"),
+    (46, "RRSIG"),
+    (47, "NSEC"),
+    (48, "DNSKEY"),
+    (49, "DHCID"),
+    (50, "NSEC3"),
+    (51, "NSEC3PARAM"),
+    (52, "TLSA"),
+    (53, "SMIMEA"),
+    (55, "HIP"),
+    (56, "NINFO"),
+    (57, "RKEY"),
+    (58, "TALINK"),
+    (59, "CDS"),
+    (60, "CDNSKEY"),
+    (61, "OPENPGPKEY"),
+    (62, "CSYNC"),
+    (63, "ZONEMD"),
+    (64, "SVCB"),
+    (65, "HTTPS"),
+    (99, "SPF"),
+    (100, "UINFO"),
+    (101, "UID"),
+    (102, "GID"),
+    (103, "UNSPEC"),
+    (104, "NID"),
+    (105, "L32"),
+    (106, "L64"),
+    (107, "LP"),
+    (108, "EUI48"),
+    (109, "EUI64"),
+    (128, "NXNAME"),
+    (249, "TKEY"),
+    (250, "TSIG"),
+    (251, "IXFR"),
+    (252, "AXFR"),
+    (253, "MAILB"),
+    (254, "MAILA"),
+    (255, "ANY"),
+    (256, "URI"),
+    (257, "CAA"),
+    (258, "AVC"),
+    (260, "AMTRELAY"),
+    (261, "RESINFO"),
+    (32768, "TA"),
+    (32769, "DLV"),
+    (65535, "Reserved"),
+];
+
+/// A type's mnemonic as miekg/dns prints it, or `TYPE<n>`.
+pub fn type_name(t: u16) -> String {
+    match TYPES.binary_search_by_key(&t, |(n, _)| *n) {
+        Ok(i) => TYPES[i].1.to_string(),
+        Err(_) => format!("TYPE{t}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let ok = [
+            ("30s", "30s"),
+            ("5m", "5m0s"),
+            ("1h", "1h0m0s"),
+            ("1.5s", "1.5s"),
+            ("-1s", "-1s"),
+            ("0", "0s"),
+            ("-0", "0s"),
+            ("+2s", "2s"),
+            ("1.s", "1s"),
+        ];
+        for (input, shown) in ok {
+            let d = GoDuration::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(d.to_string(), shown, "{input}");
+        }
+        assert_eq!(
+            GoDuration::parse("-1s").map(|d| d.wait()),
+            Ok(Duration::ZERO)
+        );
+        let bad = [
+            ("abc", "time: invalid duration \"abc\""),
+            ("1", "time: missing unit in duration \"1\""),
+            ("-1", "time: missing unit in duration \"-1\""),
+            ("1x", "time: unknown unit \"x\" in duration \"1x\""),
+            ("-1x", "time: unknown unit \"x\" in duration \"-1x\""),
+            ("-+1s", "time: invalid duration \"-+1s\""),
+            ("--1s", "time: invalid duration \"--1s\""),
+            ("-", "time: invalid duration \"-\""),
+            ("", "time: invalid duration \"\""),
+            (".s", "time: invalid duration \".s\""),
+            ("1e3s", "time: unknown unit \"e\" in duration \"1e3s\""),
+            ("9223372037s", "time: invalid duration \"9223372037s\""),
+        ];
+        for (input, want) in bad {
+            assert_eq!(GoDuration::parse(input), Err(want.to_string()), "{input}");
+        }
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
+        assert_eq!(go_quote("x\u{1}\u{7f}"), "\"x\\x01\\x7f\"");
+        assert_eq!(go_quote("é\u{a0}"), "\"é\\u00a0\"");
+    }
+
+    #[test]
+    fn names_and_types() {
+        let n = Name::from_labels(vec![&b"Ex ample"[..], &b"ORG"[..]]).expect("name");
+        assert_eq!(name_lower(&n), "ex\\ ample.org.");
+        assert_eq!(name_lower(&Name::root()), ".");
+        assert!(TYPES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(type_name(28), "AAAA");
+        assert_eq!(type_name(65280), "TYPE65280");
+    }
+}

@@ -1,0 +1,425 @@
+//! # log
+//!
+//! Query logging as CoreDNS's *log* plugin does it: for each request whose name falls under one
+//! of the configured names, the rest of the chain runs and one line is written at INFO through
+//! the `querylog` tracing target, from a format with placeholders. A `class` option restricts the
+//! lines to replies of some classes (success, denial, error).
+//!
+//! ```text
+//! log [NAMES...] [FORMAT] {
+//!     class CLASSES...
+//! }
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ferrodns_plugin::proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
+use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use ferrodns_plugin::wire::WireHeader;
+use ferrodns_plugin::{
+    Descriptor, Dispenser, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
+    async_trait,
+};
+
+pub mod names;
+pub mod replacer;
+pub mod response;
+
+pub use replacer::{Node, Recorded};
+pub use response::{Class, Type};
+
+/// The directive name.
+pub const NAME: &str = "log";
+
+/// The tracing target query lines are written to.
+pub const TARGET: &str = "querylog";
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// The Common Log Format, the default.
+pub const COMMON_LOG_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
+
+/// The Common Log Format followed by the query's opcode.
+pub const COMBINED_LOG_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration} \"{>opcode}\"";
+
+/// The default format.
+pub const DEFAULT_LOG_FORMAT: &str = COMMON_LOG_FORMAT;
+
+/// One logging rule: the requests it covers, how it prints them and which replies it prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The name (fully qualified, as written otherwise) whose subtree this rule covers.
+    pub name_scope: String,
+    /// The format, with `{common}` and `{combined}` expanded.
+    pub format: String,
+    /// The classes of replies that are logged (`All` when no `class` option was given).
+    pub classes: BTreeSet<Class>,
+}
+
+impl Rule {
+    fn new(name_scope: String, format: &str) -> Self {
+        Rule {
+            name_scope,
+            format: format.to_string(),
+            classes: BTreeSet::new(),
+        }
+    }
+}
+
+/// Read every `log` line of a block into rules, in order. Errors are returned without the
+/// `plugin/log: ` prefix.
+pub fn parse(c: &mut Dispenser) -> Result<Vec<Rule>, SetupError> {
+    let mut rules: Vec<Rule> = Vec::new();
+    while c.next() {
+        let mut args = c.remaining_args();
+        let first_of_line = rules.len();
+        match args.len() {
+            0 => rules.push(Rule::new(".".to_string(), DEFAULT_LOG_FORMAT)),
+            // A single argument is always a name, even when it holds a brace.
+            1 => rules.push(Rule::new(
+                ferrodns_plugin::corefile::fqdn(&args[0]),
+                DEFAULT_LOG_FORMAT,
+            )),
+            _ => {
+                let mut format = DEFAULT_LOG_FORMAT.to_string();
+                if args.last().is_some_and(|a| a.contains('{'))
+                    && let Some(last) = args.pop()
+                {
+                    format = last
+                        .replace("{common}", COMMON_LOG_FORMAT)
+                        .replace("{combined}", COMBINED_LOG_FORMAT);
+                }
+                for name in &args {
+                    rules.push(Rule::new(ferrodns_plugin::corefile::fqdn(name), &format));
+                }
+            }
+        }
+
+        let mut classes = BTreeSet::new();
+        while c.next_block() {
+            match c.val() {
+                "class" => {
+                    let names = c.remaining_args();
+                    if names.is_empty() {
+                        return Err(c.arg_err());
+                    }
+                    for name in names {
+                        classes.insert(Class::parse(&name).map_err(SetupError::new)?);
+                    }
+                }
+                other => {
+                    let msg = format!("unknown property '{other}'");
+                    return Err(c.err(msg));
+                }
+            }
+        }
+        if classes.is_empty() {
+            classes.insert(Class::All);
+        }
+        for rule in &mut rules[first_of_line..] {
+            rule.classes = classes.clone();
+        }
+    }
+    Ok(rules)
+}
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let rules = parse(c).map_err(|e| SetupError::plugin(NAME, e))?;
+    c.add_plugin(Arc::new(Logger::new(rules)));
+    Ok(())
+}
+
+/// A rule ready to serve.
+#[derive(Debug, Clone)]
+struct Compiled {
+    rule: Rule,
+    nodes: Vec<Node>,
+}
+
+/// The request handler.
+#[derive(Debug, Clone)]
+pub struct Logger {
+    rules: Vec<Compiled>,
+}
+
+impl Logger {
+    /// A logger for these rules.
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Logger {
+            rules: rules
+                .into_iter()
+                .map(|rule| Compiled {
+                    nodes: replacer::parse_format(&rule.format),
+                    rule,
+                })
+                .collect(),
+        }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|c| &c.rule)
+    }
+}
+
+#[async_trait]
+impl Plugin for Logger {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let name = names::name_lower(&req.qname());
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| is_subdomain(&r.rule.name_scope, &name))
+        else {
+            return next.serve(req).await;
+        };
+
+        let start = tokio::time::Instant::now();
+        let result = next.serve(req).await;
+        let duration = start.elapsed();
+
+        let seen = Seen::of(req, &result);
+        let tpe = response::typify(seen.message(&result), response::unix_now());
+        let class = Class::of(tpe);
+        if rule.rule.classes.contains(&Class::All) || rule.rule.classes.contains(&class) {
+            let rec = Recorded {
+                reply: seen.rcode_flags(&result),
+                size: seen.size(&result),
+                duration,
+            };
+            let line = replacer::render(&rule.nodes, req, &rec);
+            tracing::info!(target: TARGET, "{line}");
+        }
+        result
+    }
+}
+
+/// What the log plugin saw written, CoreDNS's recorder in short: the reply the chain returned,
+/// a decoded copy of a wire reply, or the reply the server will write for an error rcode.
+enum Seen {
+    /// The chain returned a message; read it in place.
+    Returned,
+    /// A decoded copy of a wire reply, with its flags and size as sent.
+    Decoded {
+        msg: Message,
+        flags: u16,
+        size: usize,
+    },
+    /// The reply the server writes for an rcode the chain did not write.
+    Synthesized(Message),
+    /// Nothing was written.
+    Nothing,
+}
+
+impl Seen {
+    fn of(req: &Request, result: &Result<Reply, PluginError>) -> Seen {
+        let rcode = match result {
+            Ok(Reply::Message(_)) => return Seen::Returned,
+            Ok(Reply::Wire(b)) => return Seen::decode(b),
+            Ok(Reply::Drop) => return Seen::Nothing,
+            Ok(Reply::Rcode(rc)) => *rc,
+            Err(e) => e.rcode,
+        };
+        if client_write(rcode) {
+            return Seen::Nothing;
+        }
+        Seen::Synthesized(rcode_reply(&req.message, rcode))
+    }
+
+    fn decode(b: &[u8]) -> Seen {
+        let Some(h) = WireHeader::read(b) else {
+            return Seen::Nothing;
+        };
+        let msg = match Message::from_vec(b) {
+            Ok(m) => m,
+            Err(_) => {
+                // Keep what the header says.
+                let mut m = Message::new(h.id, MessageType::Response, OpCode::from_u8(h.opcode()));
+                m.metadata = metadata_from_flags(h.id, h.flags);
+                m
+            }
+        };
+        let size = uncompressed_len(&msg).unwrap_or(b.len());
+        Seen::Decoded {
+            msg,
+            flags: h.flags,
+            size,
+        }
+    }
+
+    fn message<'a>(&'a self, result: &'a Result<Reply, PluginError>) -> Option<&'a Message> {
+        match (self, result) {
+            (Seen::Returned, Ok(Reply::Message(m))) => Some(m),
+            (Seen::Decoded { msg, .. }, _) | (Seen::Synthesized(msg), _) => Some(msg),
+            _ => None,
+        }
+    }
+
+    fn rcode_flags(&self, result: &Result<Reply, PluginError>) -> Option<(u16, u16)> {
+        match self {
+            Seen::Decoded { msg, flags, .. } => {
+                Some((u16::from(msg.metadata.response_code), *flags))
+            }
+            _ => self.message(result).map(|m| {
+                (
+                    u16::from(m.metadata.response_code),
+                    header_flags(&m.metadata),
+                )
+            }),
+        }
+    }
+
+    fn size(&self, result: &Result<Reply, PluginError>) -> usize {
+        match self {
+            Seen::Decoded { size, .. } => *size,
+            _ => self.message(result).and_then(uncompressed_len).unwrap_or(0),
+        }
+    }
+}
+
+/// Whether a chain that returned `rcode` without a reply has written one itself (CoreDNS's
+/// `plugin.ClientWrite`): every rcode but SERVFAIL, REFUSED, FORMERR and NOTIMP.
+pub fn client_write(rcode: ResponseCode) -> bool {
+    !matches!(
+        rcode,
+        ResponseCode::ServFail
+            | ResponseCode::Refused
+            | ResponseCode::FormErr
+            | ResponseCode::NotImp
+    )
+}
+
+/// The reply miekg/dns's `SetRcode` makes for a request: ID, QR, opcode, for a QUERY the RD and
+/// CD bits, the first question, and the rcode.
+pub fn rcode_reply(request: &Message, rcode: ResponseCode) -> Message {
+    let r = &request.metadata;
+    let mut m = Message::new(r.id, MessageType::Response, r.op_code);
+    if r.op_code == OpCode::Query {
+        m.metadata.recursion_desired = r.recursion_desired;
+        m.metadata.checking_disabled = r.checking_disabled;
+    }
+    m.metadata.response_code = rcode;
+    if let Some(q) = request.queries.first() {
+        m.queries.push(q.clone());
+    }
+    m
+}
+
+/// The length of a message encoded without name compression (miekg/dns's `Msg.Len()` for a
+/// message that does not ask for compression).
+pub fn uncompressed_len(m: &Message) -> Option<usize> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    m.emit(&mut enc).ok()?;
+    Some(buf.len())
+}
+
+fn header_flags(m: &Metadata) -> u16 {
+    use replacer::flags::*;
+    let mut f = 0;
+    if m.message_type == MessageType::Response {
+        f |= QR;
+    }
+    for (on, bit) in [
+        (m.authoritative, AA),
+        (m.truncation, TC),
+        (m.recursion_desired, RD),
+        (m.recursion_available, RA),
+        (m.authentic_data, AD),
+        (m.checking_disabled, CD),
+    ] {
+        if on {
+            f |= bit;
+        }
+    }
+    f
+}
+
+fn metadata_from_flags(id: u16, f: u16) -> Metadata {
+    use replacer::flags::*;
+    let kind = if f & QR != 0 {
+        MessageType::Response
+    } else {
+        MessageType::Query
+    };
+    let mut m = Metadata::new(id, kind, OpCode::from_u8(((f >> 11) & 0xf) as u8));
+    m.authoritative = f & AA != 0;
+    m.truncation = f & TC != 0;
+    m.recursion_desired = f & RD != 0;
+    m.recursion_available = f & RA != 0;
+    m.authentic_data = f & AD != 0;
+    m.checking_disabled = f & CD != 0;
+    m.response_code = ResponseCode::from_low((f & 0xf) as u8);
+    m
+}
+
+/// Split a presentation-format name into its labels, honouring backslash escapes.
+fn labels(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                if i > start {
+                    out.push(&s[start..i]);
+                }
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < b.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
+/// miekg/dns's `IsSubDomain(parent, child)`: every label of `parent` matches the rightmost labels
+/// of `child`, ignoring ASCII case. The root is the parent of every name.
+pub fn is_subdomain(parent: &str, child: &str) -> bool {
+    if parent == "." {
+        return true;
+    }
+    if child == "." {
+        return false;
+    }
+    let p = labels(parent);
+    let c = labels(child);
+    if p.len() > c.len() {
+        return false;
+    }
+    p.iter()
+        .rev()
+        .zip(c.iter().rev())
+        .all(|(a, b)| a.eq_ignore_ascii_case(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomains() {
+        assert!(is_subdomain(".", "example.org."));
+        assert!(is_subdomain(".", "."));
+        assert!(is_subdomain("example.org.", "example.org."));
+        assert!(is_subdomain("Example.ORG.", "www.example.org."));
+        assert!(!is_subdomain("example.org.", "example.net."));
+        assert!(!is_subdomain("example.org.", "org."));
+        assert!(!is_subdomain("example.org.", "."));
+        assert!(!is_subdomain("ample.org.", "example.org."));
+        assert!(is_subdomain("a\\.b.org.", "x.a\\.b.org."));
+        assert!(!is_subdomain("b.org.", "a\\.b.org."));
+    }
+}

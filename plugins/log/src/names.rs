@@ -1,0 +1,246 @@
+//! Texts of DNS values as CoreDNS (miekg/dns) prints them: type and class mnemonics, rcode
+//! names, domain names in presentation format, and addresses as Go prints them.
+
+use std::net::IpAddr;
+
+use ferrodns_plugin::proto::rr::Name;
+
+/// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`); other values print `TYPE<n>`.
+const TYPES: &[(u16, &str)] = &[
+    (0, "None"),
+    (1, "A"),
+    (2, "NS"),
+    (3, "MD"),
+    (4, "MF"),
+    (5, "CNAME"),
+    (6, "SOA"),
+    (7, "MB"),
+    (8, "MG"),
+    (9, "MR"),
+    (10, "NULL"),
+    (12, "PTR"),
+    (13, "HINFO"),
+    (14, "MINFO"),
+    (15, "MX"),
+    (16, "TXT"),
+    (17, "RP"),
+    (18, "AFSDB"),
+    (19, "X25"),
+    (20, "ISDN"),
+    (21, "RT"),
+    (23, "NSAP-PTR"),
+    (24, "SIG"),
+    (25, "KEY"),
+    (26, "PX"),
+    (27, "GPOS"),
+    (28, "AAAA"),
+    (29, "LOC"),
+    (30, "NXT"),
+    (31, "EID"),
+    (32, "NIMLOC"),
+    (33, "SRV"),
+    (34, "ATMA"),
+    (35, "NAPTR"),
+    (36, "KX"),
+    (37, "CERT"),
+    (39, "DNAME"),
+    (41, "OPT"),
+    (42, "APL"),
+    (43, "DS"),
+    (44, "SSHFP"),
+    (45, "IPSECKEY"),
+    (46, "RRSIG"),
+    (47, "NSEC"),
+    (48, "DNSKEY"),
+    (49, "DHCID"),
+    (50, "NSEC3"),
+    (51, "NSEC3PARAM"),
+    (52, "TLSA"),
+    (53, "SMIMEA"),
+    (55, "HIP"),
+    (56, "NINFO"),
+    (57, "RKEY"),
+    (58, "TALINK"),
+    (59, "CDS"),
+    (60, "CDNSKEY"),
+    (61, "OPENPGPKEY"),
+    (62, "CSYNC"),
+    (63, "ZONEMD"),
+    (64, "SVCB"),
+    (65, "HTTPS"),
+    (99, "SPF"),
+    (100, "UINFO"),
+    (101, "UID"),
+    (102, "GID"),
+    (103, "UNSPEC"),
+    (104, "NID"),
+    (105, "L32"),
+    (106, "L64"),
+    (107, "LP"),
+    (108, "EUI48"),
+    (109, "EUI64"),
+    (128, "NXNAME"),
+    (249, "TKEY"),
+    (250, "TSIG"),
+    (251, "IXFR"),
+    (252, "AXFR"),
+    (253, "MAILB"),
+    (254, "MAILA"),
+    (255, "ANY"),
+    (256, "URI"),
+    (257, "CAA"),
+    (258, "AVC"),
+    (260, "AMTRELAY"),
+    (261, "RESINFO"),
+    (32768, "TA"),
+    (32769, "DLV"),
+    (65535, "Reserved"),
+];
+
+/// The type's mnemonic, or `TYPE<n>`.
+pub fn type_name(t: u16) -> String {
+    match TYPES.binary_search_by_key(&t, |(n, _)| *n) {
+        Ok(i) => TYPES[i].1.to_string(),
+        Err(_) => format!("TYPE{t}"),
+    }
+}
+
+/// The class's mnemonic, or `CLASS<n>`. `ANY` (255) prints as `CLASS255` because miekg/dns only
+/// uses mnemonics that are not also type names.
+pub fn class_name(c: u16) -> String {
+    match c {
+        1 => "IN".to_string(),
+        2 => "CS".to_string(),
+        3 => "CH".to_string(),
+        4 => "HS".to_string(),
+        254 => "NONE".to_string(),
+        _ => format!("CLASS{c}"),
+    }
+}
+
+/// The rcode's name as miekg/dns prints it, `None` for values without one.
+pub fn rcode_name(rcode: u16) -> Option<&'static str> {
+    Some(match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        11 => "DSOTYPENI",
+        16 => "BADSIG",
+        17 => "BADKEY",
+        18 => "BADTIME",
+        19 => "BADMODE",
+        20 => "BADNAME",
+        21 => "BADALG",
+        22 => "BADTRUNC",
+        23 => "BADCOOKIE",
+        _ => return None,
+    })
+}
+
+/// A name in presentation format as miekg/dns unpacks it: the bytes `. ' @ ; ( ) " \` and space
+/// are escaped with a backslash, other bytes outside `!`..`~` as `\DDD` (decimal); fully
+/// qualified; the root is `.`.
+pub fn presentation(name: &Name) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
+                    out.push('\\');
+                    out.push(b as char);
+                }
+                0x21..=0x7e => out.push(b as char),
+                _ => {
+                    out.push('\\');
+                    out.push_str(&format!("{b:03}"));
+                }
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// The lowercased presentation of a name (CoreDNS's `state.Name()`).
+pub fn name_lower(name: &Name) -> String {
+    let mut s = presentation(name);
+    s.make_ascii_lowercase();
+    s
+}
+
+/// An address as Go prints the host part of a socket address: IPv4-mapped IPv6 addresses in
+/// dotted form, IPv6 in RFC 5952 form.
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// As [`ip_text`], in brackets when it contains a colon (RFC 3986 host form).
+pub fn ip_rfc3986(ip: IpAddr) -> String {
+    let s = ip_text(ip);
+    if s.contains(':') { format!("[{s}]") } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_are_sorted_for_binary_search() {
+        assert!(TYPES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(type_name(1), "A");
+        assert_eq!(type_name(23), "NSAP-PTR");
+        assert_eq!(type_name(11), "TYPE11");
+        assert_eq!(type_name(65305), "TYPE65305");
+        assert_eq!(type_name(65535), "Reserved");
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(class_name(1), "IN");
+        assert_eq!(class_name(3), "CH");
+        assert_eq!(class_name(254), "NONE");
+        assert_eq!(class_name(255), "CLASS255");
+        assert_eq!(class_name(42), "CLASS42");
+    }
+
+    #[test]
+    fn names_escape_like_miekg() {
+        let n = Name::from_labels(vec![
+            &b"a.b"[..],
+            &b"C d"[..],
+            &b"\x00\xff"[..],
+            &b"org"[..],
+        ])
+        .expect("name");
+        assert_eq!(presentation(&n), "a\\.b.C\\ d.\\000\\255.org.");
+        assert_eq!(name_lower(&n), "a\\.b.c\\ d.\\000\\255.org.");
+        assert_eq!(presentation(&Name::root()), ".");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(ip_rfc3986("::1".parse().expect("ip")), "[::1]");
+        assert_eq!(
+            ip_rfc3986("::ffff:10.0.0.1".parse().expect("ip")),
+            "10.0.0.1"
+        );
+        assert_eq!(ip_rfc3986("10.0.0.1".parse().expect("ip")), "10.0.0.1");
+    }
+}
