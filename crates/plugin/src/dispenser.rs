@@ -131,7 +131,9 @@ impl Dispenser {
 
     /// The current token's text ("" when the cursor is not on a token).
     pub fn val(&self) -> &str {
-        self.token(self.cursor).map(|t| t.text.as_str()).unwrap_or("")
+        self.token(self.cursor)
+            .map(|t| t.text.as_str())
+            .unwrap_or("")
     }
 
     /// The current token's line (0 when the cursor is not on a token).

@@ -91,7 +91,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         if !frac_part.is_empty() {
             let digits = &frac_part[..frac_part.len().min(30)];
             let frac: u128 = digits.parse().map_err(|_| invalid())?;
-            let denom = 10u128.checked_pow(digits.len() as u32).ok_or_else(invalid)?;
+            let denom = 10u128
+                .checked_pow(digits.len() as u32)
+                .ok_or_else(invalid)?;
             value += frac * scale / denom;
         }
         total = total.checked_add(value).ok_or_else(invalid)?;
@@ -168,7 +170,10 @@ mod tests {
             assert_eq!(parse(s), Ok(Duration::from_nanos(n)), "{s}");
         }
         assert_eq!(parse("1"), Err(DurationError::MissingUnit("1".into())));
-        assert!(matches!(parse("1x"), Err(DurationError::UnknownUnit { .. })));
+        assert!(matches!(
+            parse("1x"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
         assert_eq!(parse(""), Err(DurationError::Invalid("".into())));
         assert_eq!(parse("s"), Err(DurationError::Invalid("s".into())));
         assert_eq!(parse("-1s"), Err(DurationError::Negative("-1s".into())));

@@ -6,7 +6,7 @@
 //! [`FastHook`] may write a complete reply into the output buffer without allocating; the server
 //! then sends it in the same batch. Anything the hook does not answer goes the async way.
 
-use crate::wire::{skip_name, WireHeader, WireOpt, HEADER_LEN};
+use crate::wire::{HEADER_LEN, WireHeader, WireOpt, skip_name};
 
 /// A query read in place.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +32,7 @@ impl<'a> WireQuery<'a> {
     /// the additional section. Returns `None` for anything else (those take the slow path).
     pub fn parse(packet: &'a [u8]) -> Option<Self> {
         let header = WireHeader::read(packet)?;
-        if header.qdcount != 1 || header.ancount != 0 || header.nscount != 0 || header.arcount > 1
-        {
+        if header.qdcount != 1 || header.ancount != 0 || header.nscount != 0 || header.arcount > 1 {
             return None;
         }
         let name_end = skip_name(packet, HEADER_LEN)?;

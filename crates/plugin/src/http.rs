@@ -43,9 +43,13 @@ pub struct HttpRegistry {
 impl std::fmt::Debug for HttpRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let routes = self.routes();
-        let view: BTreeMap<&String, Vec<&String>> =
-            routes.iter().map(|(a, p)| (a, p.keys().collect())).collect();
-        f.debug_struct("HttpRegistry").field("routes", &view).finish()
+        let view: BTreeMap<&String, Vec<&String>> = routes
+            .iter()
+            .map(|(a, p)| (a, p.keys().collect()))
+            .collect();
+        f.debug_struct("HttpRegistry")
+            .field("routes", &view)
+            .finish()
     }
 }
 

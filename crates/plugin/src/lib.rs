@@ -45,8 +45,8 @@
 //! ```
 
 mod chain;
-pub mod duration;
 mod dispenser;
+pub mod duration;
 mod fast;
 mod http;
 mod lifecycle;
@@ -68,8 +68,8 @@ pub use reply::Reply;
 pub use request::{Protocol, Request};
 pub use setup::{BlockSettings, Descriptor, Registry, Setup, SetupError, Shared};
 
+/// The Corefile token and key types setup functions see.
+pub use ferrodns_corefile as corefile;
 /// The DNS wire types (hickory-proto) the API speaks in, re-exported so that a plugin's version
 /// always matches the server's.
 pub use hickory_proto as proto;
-/// The Corefile token and key types setup functions see.
-pub use ferrodns_corefile as corefile;

@@ -80,7 +80,9 @@ impl Request {
 
     /// The question name as sent (case kept); the root when there is no question.
     pub fn qname(&self) -> Name {
-        self.question().map(|q| q.name().clone()).unwrap_or_else(Name::root)
+        self.question()
+            .map(|q| q.name().clone())
+            .unwrap_or_else(Name::root)
     }
 
     /// The question name lowercased and fully qualified, as text (`example.org.`).

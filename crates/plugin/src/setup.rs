@@ -47,7 +47,9 @@ pub struct Descriptor {
 
 impl std::fmt::Debug for Descriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Descriptor").field("name", &self.name).finish()
+        f.debug_struct("Descriptor")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

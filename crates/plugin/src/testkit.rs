@@ -40,7 +40,15 @@ pub fn from_message(msg: Message, protocol: Protocol) -> Request {
     let raw = Bytes::from(msg.to_vec().unwrap_or_default());
     let src: SocketAddr = ([127, 0, 0, 1], 40212).into();
     let local: SocketAddr = ([127, 0, 0, 1], 53).into();
-    Request::new(msg, raw, src, local, protocol, "dns://:53".into(), ".".into())
+    Request::new(
+        msg,
+        raw,
+        src,
+        local,
+        protocol,
+        "dns://:53".into(),
+        ".".into(),
+    )
 }
 
 /// Parse `.:53 {\n<directives>\n}` and run `descriptor`'s setup on it, as the server would.
@@ -68,8 +76,8 @@ pub fn setup_with(
     let Some(block) = blocks.first() else {
         return Ok(settings);
     };
-    settings.zones = crate::corefile::inspect_keys(block, "53")
-        .map_err(|e| SetupError::new(e.to_string()))?;
+    settings.zones =
+        crate::corefile::inspect_keys(block, "53").map_err(|e| SetupError::new(e.to_string()))?;
     if let Some(d) = block.directives.iter().find(|d| d.name == descriptor.name) {
         let disp = Dispenser::new("Testfile", d.tokens.clone());
         let mut c = Setup::new(disp, &mut settings, shared);

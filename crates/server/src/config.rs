@@ -122,7 +122,11 @@ pub fn parse(
 
 /// Load a Corefile: parse it (falling back to the default Corefile when it has no server
 /// block), set up every plugin, validate and group. No socket is opened.
-pub fn load(source: Source, registry: &Registry, metrics: &Metrics) -> Result<Instance, ConfigError> {
+pub fn load(
+    source: Source,
+    registry: &Registry,
+    metrics: &Metrics,
+) -> Result<Instance, ConfigError> {
     let mut source = source;
     let mut blocks = parse(&source, registry)?;
     if blocks.is_empty() {
@@ -261,7 +265,9 @@ fn group(blocks: &[BlockSettings]) -> Result<Vec<ListenerSpec>, ConfigError> {
                     port: z.port.clone(),
                 };
                 if registered.contains_key(&key) {
-                    return Err(ConfigError(format!("cannot serve {key} - it is already defined")));
+                    return Err(ConfigError(format!(
+                        "cannot serve {key} - it is already defined"
+                    )));
                 }
                 let uk = key.unbound();
                 if let Some(already) = unbound.get(&uk) {

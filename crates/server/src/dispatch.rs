@@ -215,7 +215,10 @@ impl Dispatcher {
 pub fn client_write(rc: ResponseCode) -> bool {
     !matches!(
         rc,
-        ResponseCode::ServFail | ResponseCode::Refused | ResponseCode::FormErr | ResponseCode::NotImp
+        ResponseCode::ServFail
+            | ResponseCode::Refused
+            | ResponseCode::FormErr
+            | ResponseCode::NotImp
     )
 }
 

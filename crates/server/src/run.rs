@@ -62,26 +62,36 @@ impl Server {
             let want = spec.bind_addr()?;
             let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
             let first = udp::bind(want).map_err(|e| listen_err("udp", want, e))?;
-            let addr = first
-                .local_addr()
-                .map_err(|e| listen_err("udp", want, e))?;
+            let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
             let mut udp_sockets = vec![first];
             for _ in 1..workers() {
                 udp_sockets.push(udp::bind(addr).map_err(|e| listen_err("udp", addr, e))?);
             }
             let tcp_listener = tcp::bind(addr).map_err(|e| listen_err("tcp", addr, e))?;
             for s in udp_sockets {
-                let s = tokio::net::UdpSocket::from_std(s).map_err(|e| listen_err("udp", addr, e))?;
-                tasks.push(tokio::spawn(udp::serve(s, dispatch.clone(), stop_rx.clone())));
+                let s =
+                    tokio::net::UdpSocket::from_std(s).map_err(|e| listen_err("udp", addr, e))?;
+                tasks.push(tokio::spawn(udp::serve(
+                    s,
+                    dispatch.clone(),
+                    stop_rx.clone(),
+                )));
             }
             let l = tokio::net::TcpListener::from_std(tcp_listener)
                 .map_err(|e| listen_err("tcp", addr, e))?;
-            tasks.push(tokio::spawn(tcp::serve(l, dispatch.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(tcp::serve(
+                l,
+                dispatch.clone(),
+                stop_rx.clone(),
+            )));
             let mut banner = spec.banner();
             if spec.port == 0 {
                 let from = format!(":{}", 0);
                 let to = format!(":{}", addr.port());
-                banner = banner.into_iter().map(|b| b.replacen(&from, &to, 1)).collect();
+                banner = banner
+                    .into_iter()
+                    .map(|b| b.replacen(&from, &to, 1))
+                    .collect();
             }
             bound.push(Bound {
                 label: spec.label.clone(),

@@ -31,7 +31,11 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// Bind a TCP listener (dual-stack on the IPv6 wildcard).
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let wildcard_v6 = matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified());
-    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(SockProto::TCP)) {
+    let socket = match Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(SockProto::TCP),
+    ) {
         Ok(s) => s,
         Err(_) if wildcard_v6 => return bind(SocketAddr::from(([0, 0, 0, 0], addr.port()))),
         Err(e) => return Err(e),

@@ -340,7 +340,11 @@ mod tests {
         let name = Name::from_ascii("a-rather-long-name-for-filling.example.org.").unwrap();
         m.add_query(Query::query(name.clone(), RecordType::A));
         for i in 0..100u8 {
-            m.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A::new(10, 0, 0, i))));
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A::new(10, 0, 0, i)),
+            ));
         }
         m.set_edns(Edns::new());
         let out = encode_within(&m, 512).unwrap();

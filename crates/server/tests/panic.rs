@@ -38,7 +38,10 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.add(Descriptor { name: "boom", setup });
+    r.add(Descriptor {
+        name: "boom",
+        setup,
+    });
     r
 }
 
@@ -106,6 +109,9 @@ async fn duplicate_and_overlapping_zones_fail_startup_like_coredns() {
         "cannot serve dns://a.example.:53 - it is already defined"
     );
     // Different ports are fine.
-    assert_eq!(load_err("example.org:1053 {\n boom\n}\nexample.org:1054 {\n boom\n}\n"), "");
+    assert_eq!(
+        load_err("example.org:1053 {\n boom\n}\nexample.org:1054 {\n boom\n}\n"),
+        ""
+    );
     // The empty chain case: a block with no handler answers REFUSED (tested at dispatch).
 }
