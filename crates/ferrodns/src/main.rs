@@ -1,0 +1,231 @@
+//! `ferrodns`: serve DNS from a CoreDNS Corefile, with CoreDNS's command line.
+
+mod cli;
+mod plugins_gen;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use ferrodns_server::config::{self, Source};
+use ferrodns_server::{Server, logging};
+
+fn version_lines() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "ferrodns-{}\n{}/{}, rust\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        arch
+    )
+}
+
+/// Find the Corefile as CoreDNS does: `-conf` (or `stdin`), else `Corefile` in the working
+/// directory, else the built-in default.
+fn source(flags: &cli::Flags) -> Result<Source, String> {
+    let port = flags.port.clone();
+    match flags.conf.as_deref() {
+        Some("stdin") => {
+            let mut text = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut text)
+                .map_err(|e| format!("loading Caddyfile via flag: read stdin: {e}"))?;
+            Ok(Source {
+                filename: "stdin".to_string(),
+                text,
+                default_port: port,
+            })
+        }
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| format!("loading Caddyfile via flag: open {path}: {}", io_text(&e)))?;
+            Ok(Source {
+                filename: path.to_string(),
+                text,
+                default_port: port,
+            })
+        }
+        None => match std::fs::read("Corefile") {
+            Ok(text) => Ok(Source {
+                filename: "Corefile".to_string(),
+                text,
+                default_port: port,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Source::default_for(&port)),
+            Err(e) => Err(format!("open Corefile: {}", io_text(&e))),
+        },
+    }
+}
+
+/// An I/O error in Go's words (`no such file or directory`).
+fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let program = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "ferrodns".to_string());
+    let flags = match cli::parse(args.get(1..).unwrap_or(&[])) {
+        Ok(f) => f,
+        Err(cli::FlagError::Help) => {
+            eprint!("{}", cli::usage(&program));
+            return ExitCode::SUCCESS;
+        }
+        Err(cli::FlagError::Bad(msg)) => {
+            eprintln!("{msg}");
+            eprint!("{}", cli::usage(&program));
+            return ExitCode::from(2);
+        }
+    };
+    if !flags.rest.is_empty() {
+        eprintln!("extra command line arguments: [{}]", flags.rest.join(" "));
+        return ExitCode::FAILURE;
+    }
+    let registry = plugins_gen::registry();
+    if flags.plugins {
+        let mut names: Vec<&str> = registry.descriptors().iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        for n in names {
+            println!("{n}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if flags.version {
+        print!("{}", version_lines());
+        return ExitCode::SUCCESS;
+    }
+    let src = match source(&flags) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if flags.validate {
+        let errors = config::validate(&src, &registry);
+        if errors.is_empty() {
+            println!("{}: valid", src.filename);
+            return ExitCode::SUCCESS;
+        }
+        for e in errors {
+            eprintln!("{e}");
+        }
+        return ExitCode::FAILURE;
+    }
+
+    logging::init(false);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ferrodns_server::run::workers())
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(src, flags, registry))
+}
+
+async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Registry) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let metrics = ferrodns_plugin::Metrics::new();
+    let instance = match config::load(src, &registry, &metrics) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Install the handlers before anything is bound so no signal kills us half-started.
+    let sigs = [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+    ];
+    let mut streams = Vec::new();
+    for k in sigs {
+        match signal(k) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                eprintln!("installing signal handler: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let [mut term, mut int, mut quit, mut hup, mut usr1] = match <[_; 5]>::try_from(streams) {
+        Ok(a) => a,
+        Err(_) => return ExitCode::FAILURE,
+    };
+
+    let server = match Server::start(instance).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(p) = &flags.pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        tracing::error!(target: "server", "Could not write pidfile: {e}");
+    }
+    // The banner comes last so that it tells a watcher that everything is up, pidfile included.
+    if !flags.quiet {
+        print!("{}{}", server.banner(), version_lines());
+    }
+    let remove_pidfile = || {
+        if let Some(p) = &flags.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!(target: "server", "SIGTERM: Shutting down servers then terminating");
+                server.stop().await;
+                remove_pidfile();
+                return ExitCode::SUCCESS;
+            }
+            _ = int.recv() => {
+                tracing::info!(target: "server", "SIGINT: Shutting down");
+                tokio::select! {
+                    _ = server.stop() => {}
+                    _ = int.recv() => {
+                        tracing::info!(target: "server", "SIGINT: Force quit");
+                        remove_pidfile();
+                        return ExitCode::from(2);
+                    }
+                }
+                remove_pidfile();
+                return ExitCode::SUCCESS;
+            }
+            _ = quit.recv() => {
+                tracing::info!(target: "server", "SIGQUIT: Quitting process immediately");
+                remove_pidfile();
+                return ExitCode::SUCCESS;
+            }
+            _ = hup.recv() => {
+                // CoreDNS traps SIGHUP and ignores it.
+            }
+            _ = usr1.recv() => {
+                tracing::error!(target: "server", "SIGUSR1: reloading is not available yet; the running configuration stays");
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `cargo xtask ci`: what CI runs, from a fresh clone on a fresh machine of this kind.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the tests need, by the command that shows each is there.
+const PACKAGES: &[(&str, &str)] = &[
+    ("dig", "bind9-dnsutils"),
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+];
+
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    let started = Instant::now();
+    println!("==> {name}");
+    let status = cmd.status().with_context(|| format!("starting {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    println!("==> {name}: ok in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn install_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(cmd, _)| !have(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        println!("==> system packages: present");
+        return Ok(());
+    }
+    step(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
+    step(
+        &format!("apt-get install {}", missing.join(" ")),
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Run the task.
+pub fn run(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask ci");
+    }
+    let started = Instant::now();
+    let root = super::root();
+    install_packages()?;
+    let coredns = crate::coredns::ensure()?;
+    println!("==> reference CoreDNS: {}", coredns.display());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let in_root = |args: &[&str]| {
+        let mut c = Command::new(&cargo);
+        c.args(args)
+            .current_dir(&root)
+            .env("FERRODNS_COREDNS", &coredns);
+        c
+    };
+    step(
+        "cargo fmt --check",
+        &mut in_root(&["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo xtask gen --check",
+        &mut in_root(&["run", "-q", "-p", "xtask", "--", "gen", "--check"]),
+    )?;
+    step(
+        "cargo clippy",
+        &mut in_root(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "cargo build --release",
+        &mut in_root(&["build", "--release", "--workspace"]),
+    )?;
+    step(
+        "cargo test",
+        &mut in_root(&["test", "--workspace", "--release"]),
+    )?;
+    println!(
+        "==> all CI steps passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

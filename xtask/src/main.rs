@@ -1,0 +1,36 @@
+//! `cargo xtask <task>`: the project's own tooling.
+//!
+//! - `gen [--check]`: write the plugin registry of the `ferrodns` binary from `plugin.cfg`
+//!   (or, with `--check`, fail when what is committed is stale).
+//! - `ci`: everything CI runs, on a fresh machine: system packages, the reference CoreDNS,
+//!   formatting, lints, generated code, every test and the conformance suite.
+//! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
+
+mod ci;
+mod coredns;
+mod gen_registry;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, r)) => (t.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "gen" => gen_registry::run(rest),
+        "ci" => ci::run(rest),
+        "help" | "-h" | "--help" => {
+            println!("usage: cargo xtask <gen [--check] | ci>");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}; try `cargo xtask help`"),
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn root() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(|p| p.to_path_buf()).unwrap_or(here)
+}
