@@ -155,8 +155,9 @@ impl fmt::Debug for ParseOptions<'_> {
 /// without server blocks yields an empty vector (CoreDNS then falls back to
 /// its default configuration; that is the caller's job).
 ///
-/// A glob `import` that matches nothing prints
-/// `[WARNING] No files matching import glob pattern: <pattern>` to stderr.
+/// A glob `import` that matches nothing logs the warning
+/// `No files matching import glob pattern: <pattern>` through `tracing` (CoreDNS logs it as
+/// `[WARNING] ...` on stdout, which the server's log format reproduces).
 pub fn parse(
     filename: &str,
     input: &[u8],

@@ -617,7 +617,7 @@ impl<'p, 'o> Parser<'p, 'o> {
                 .iter()
                 .any(|b| matches!(b, b'*' | b'?' | b'[' | b']'))
             {
-                eprintln!("[WARNING] No files matching import glob pattern: {pattern}");
+                tracing::warn!(target: "corefile", "No files matching import glob pattern: {pattern}");
             } else {
                 return Err(self.err(format!("File to import not found: {pattern}")));
             }

@@ -104,6 +104,7 @@ fn main() -> ExitCode {
         print!("{}", version_lines());
         return ExitCode::SUCCESS;
     }
+    logging::init(false);
     let src = match source(&flags) {
         Ok(s) => s,
         Err(msg) => {
@@ -123,7 +124,6 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    logging::init(false);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(ferrodns_server::run::workers())
         .enable_all()

@@ -25,8 +25,9 @@ impl Reply {
         Reply::Message(Box::new(msg))
     }
 
-    /// The reply's rcode: the message's (header and extended bits) for a message, the given rcode
-    /// for [`Reply::Rcode`], `None` for [`Reply::Drop`].
+    /// The reply's rcode: the message's (header and EDNS extended bits) for a message, the header's
+    /// 4 bits only for wire bytes (cheap, no decode), the given rcode for [`Reply::Rcode`], `None`
+    /// for [`Reply::Drop`].
     pub fn rcode(&self) -> Option<ResponseCode> {
         match self {
             Reply::Message(m) => Some(m.metadata.response_code),
