@@ -537,7 +537,7 @@ fn reverse_name(v6: bool, addr: u128, prefix: u32) -> String {
 }
 
 /// Go's `strconv.Quote` (used by CoreDNS's `%q`).
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -55,6 +55,7 @@ mod reply;
 mod request;
 mod setup;
 pub mod testkit;
+pub mod text;
 pub mod wire;
 
 pub use async_trait::async_trait;

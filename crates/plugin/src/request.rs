@@ -85,13 +85,10 @@ impl Request {
             .unwrap_or_else(Name::root)
     }
 
-    /// The question name lowercased and fully qualified, as text (`example.org.`).
+    /// The question name lowercased and fully qualified, in presentation format as CoreDNS
+    /// prints it (`example.org.`, escapes as miekg/dns writes them).
     pub fn name_lower(&self) -> String {
-        let mut s = self.qname().to_lowercase().to_ascii();
-        if !s.ends_with('.') {
-            s.push('.');
-        }
-        s
+        crate::text::name_lower(&self.qname())
     }
 
     /// The question type (`A` when there is no question).

@@ -2,8 +2,7 @@
 //! in our words, plus error texts checked against CoreDNS v1.14.7 and interface expansion on a
 //! made-up interface list.
 
-use ferrodns_plugin::corefile::{ParseOptions, parse as parse_corefile};
-use ferrodns_plugin::{BlockSettings, Dispenser, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
 use ferrodns_plugin_bind::{DESCRIPTOR, Interface, setup_with_interfaces};
 
 fn hosts(input: &str) -> Result<Vec<String>, String> {
@@ -140,23 +139,11 @@ fn ip_syntax_like_go() {
 
 /// Run setup on a made-up interface list.
 fn with_interfaces(input: &str, ifaces: &[Interface]) -> Result<Vec<String>, SetupError> {
-    let full = format!(".:53 {{\n{input}\n}}\n");
-    let is_directive = |n: &str| n == "bind";
-    let env = |_: &str| None;
-    let opts = ParseOptions {
-        is_directive: &is_directive,
-        env: &env,
-    };
-    let blocks = parse_corefile("Testfile", full.as_bytes(), &opts).expect("corefile");
-    let tokens = blocks[0]
-        .directive("bind")
-        .expect("directive")
-        .tokens
-        .clone();
+    let disp = testkit::dispenser("bind", input)?;
     let shared = Shared::default();
     let mut block = BlockSettings::default();
     {
-        let mut c = Setup::new(Dispenser::new("Testfile", tokens), &mut block, &shared);
+        let mut c = Setup::new(disp, &mut block, &shared);
         setup_with_interfaces(&mut c, ifaces)?;
     }
     Ok(block.listen_hosts)

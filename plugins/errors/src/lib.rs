@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::proto::rr::Name;
+use ferrodns_plugin::text::{go_quote, name_lower, type_name};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,
@@ -125,44 +125,6 @@ impl std::fmt::Display for GoDuration {
         }
         f.write_str(&ferrodns_plugin::duration::format(self.abs))
     }
-}
-
-/// Quote a string as Go's `strconv.Quote` does for the texts that reach us.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_ascii() => out.push(c),
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || is_format_char(c) => {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
 /// One `consolidate` line.
@@ -461,129 +423,6 @@ impl Plugin for Errors {
     }
 }
 
-/// The lowercased presentation of a name as CoreDNS prints it (miekg/dns escapes, `\DDD`
-/// decimal).
-pub fn name_lower(name: &Name) -> String {
-    let mut out = String::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        for &b in label {
-            match b {
-                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
-                    out.push('\\');
-                    out.push(b as char);
-                }
-                0x21..=0x7e => out.push(b.to_ascii_lowercase() as char),
-                _ => out.push_str(&format!("\\{b:03}")),
-            }
-        }
-        out.push('.');
-    }
-    if out.is_empty() {
-        out.push('.');
-    }
-    out
-}
-
-/// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`), sorted by value.
-const TYPES: &[(u16, &str)] = &[
-    (0, "None"),
-    (1, "A"),
-    (2, "NS"),
-    (3, "MD"),
-    (4, "MF"),
-    (5, "CNAME"),
-    (6, "SOA"),
-    (7, "MB"),
-    (8, "MG"),
-    (9, "MR"),
-    (10, "NULL"),
-    (12, "PTR"),
-    (13, "HINFO"),
-    (14, "MINFO"),
-    (15, "MX"),
-    (16, "TXT"),
-    (17, "RP"),
-    (18, "AFSDB"),
-    (19, "X25"),
-    (20, "ISDN"),
-    (21, "RT"),
-    (23, "NSAP-PTR"),
-    (24, "SIG"),
-    (25, "KEY"),
-    (26, "PX"),
-    (27, "GPOS"),
-    (28, "AAAA"),
-    (29, "LOC"),
-    (30, "NXT"),
-    (31, "EID"),
-    (32, "NIMLOC"),
-    (33, "SRV"),
-    (34, "ATMA"),
-    (35, "NAPTR"),
-    (36, "KX"),
-    (37, "CERT"),
-    (39, "DNAME"),
-    (41, "OPT"),
-    (42, "APL"),
-    (43, "DS"),
-    (44, "SSHFP"),
-    (45, "IPSECKEY"),
-    (46, "RRSIG"),
-    (47, "NSEC"),
-    (48, "DNSKEY"),
-    (49, "DHCID"),
-    (50, "NSEC3"),
-    (51, "NSEC3PARAM"),
-    (52, "TLSA"),
-    (53, "SMIMEA"),
-    (55, "HIP"),
-    (56, "NINFO"),
-    (57, "RKEY"),
-    (58, "TALINK"),
-    (59, "CDS"),
-    (60, "CDNSKEY"),
-    (61, "OPENPGPKEY"),
-    (62, "CSYNC"),
-    (63, "ZONEMD"),
-    (64, "SVCB"),
-    (65, "HTTPS"),
-    (99, "SPF"),
-    (100, "UINFO"),
-    (101, "UID"),
-    (102, "GID"),
-    (103, "UNSPEC"),
-    (104, "NID"),
-    (105, "L32"),
-    (106, "L64"),
-    (107, "LP"),
-    (108, "EUI48"),
-    (109, "EUI64"),
-    (128, "NXNAME"),
-    (249, "TKEY"),
-    (250, "TSIG"),
-    (251, "IXFR"),
-    (252, "AXFR"),
-    (253, "MAILB"),
-    (254, "MAILA"),
-    (255, "ANY"),
-    (256, "URI"),
-    (257, "CAA"),
-    (258, "AVC"),
-    (260, "AMTRELAY"),
-    (261, "RESINFO"),
-    (32768, "TA"),
-    (32769, "DLV"),
-    (65535, "Reserved"),
-];
-
-/// A type's mnemonic as miekg/dns prints it, or `TYPE<n>`.
-pub fn type_name(t: u16) -> String {
-    match TYPES.binary_search_by_key(&t, |(n, _)| *n) {
-        Ok(i) => TYPES[i].1.to_string(),
-        Err(_) => format!("TYPE{t}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,22 +465,5 @@ mod tests {
         for (input, want) in bad {
             assert_eq!(GoDuration::parse(input), Err(want.to_string()), "{input}");
         }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
-        assert_eq!(go_quote("x\u{1}\u{7f}"), "\"x\\x01\\x7f\"");
-        assert_eq!(go_quote("é\u{a0}"), "\"é\\u00a0\"");
-    }
-
-    #[test]
-    fn names_and_types() {
-        let n = Name::from_labels(vec![&b"Ex ample"[..], &b"ORG"[..]]).expect("name");
-        assert_eq!(name_lower(&n), "ex\\ ample.org.");
-        assert_eq!(name_lower(&Name::root()), ".");
-        assert!(TYPES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(type_name(28), "AAAA");
-        assert_eq!(type_name(65280), "TYPE65280");
     }
 }

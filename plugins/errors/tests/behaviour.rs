@@ -1,8 +1,7 @@
 //! Request-path behaviour of the errors plugin: the error line, consolidation with and without
 //! `show_first`, levels, and the flush at shutdown.
 
-mod capture;
-
+use ferrodns_plugin::testkit::capture;
 use std::sync::Arc;
 use std::time::Duration;
 

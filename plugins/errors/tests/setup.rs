@@ -2,29 +2,16 @@
 //! TestProperLogCallbackIsSet, TestShowFirstOption, TestErrorsParseLargeRegex), in our words,
 //! with the exact error texts of CoreDNS v1.14.7.
 
-use ferrodns_plugin::corefile::{ParseOptions, parse as parse_corefile};
-use ferrodns_plugin::{BlockSettings, Dispenser, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
 use ferrodns_plugin_errors::{Config, DESCRIPTOR, Level, parse};
 
 /// Parse the directive text as a block's `errors` lines; the config and the block settings.
 fn config(text: &str) -> (Result<Config, SetupError>, BlockSettings) {
-    let full = format!(".:53 {{\n{text}\n}}\n");
-    let is_directive = |n: &str| n == "errors";
-    let env = |_: &str| None;
-    let opts = ParseOptions {
-        is_directive: &is_directive,
-        env: &env,
-    };
-    let blocks = parse_corefile("Testfile", full.as_bytes(), &opts).expect("corefile");
-    let tokens = blocks[0]
-        .directive("errors")
-        .expect("directive")
-        .tokens
-        .clone();
+    let disp = testkit::dispenser("errors", text).expect("corefile");
     let shared = Shared::default();
     let mut block = BlockSettings::default();
     let result = {
-        let mut c = Setup::new(Dispenser::new("Testfile", tokens), &mut block, &shared);
+        let mut c = Setup::new(disp, &mut block, &shared);
         parse(&mut c)
     };
     (result, block)

@@ -22,7 +22,6 @@ use ferrodns_plugin::{
     async_trait,
 };
 
-pub mod names;
 pub mod replacer;
 pub mod response;
 
@@ -171,7 +170,7 @@ impl Plugin for Logger {
     }
 
     async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
-        let name = names::name_lower(&req.qname());
+        let name = ferrodns_plugin::text::name_lower(&req.qname());
         let Some(rule) = self
             .rules
             .iter()

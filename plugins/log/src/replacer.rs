@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use ferrodns_plugin::Request;
 
-use crate::names;
-
 /// What a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Label {
@@ -197,7 +195,7 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
     // Writing into a String cannot fail.
     let _ = match label {
         Label::Rcode => match rec.reply {
-            Some((rcode, _)) => match names::rcode_name(rcode) {
+            Some((rcode, _)) => match ferrodns_plugin::text::rcode_name(rcode) {
                 Some(n) => {
                     out.push_str(n);
                     Ok(())
@@ -223,15 +221,15 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
             Ok(())
         }
         Label::Type => {
-            out.push_str(&names::type_name(u16::from(req.qtype())));
+            out.push_str(&ferrodns_plugin::text::type_name(u16::from(req.qtype())));
             Ok(())
         }
         Label::Name => {
-            out.push_str(&names::name_lower(&req.qname()));
+            out.push_str(&ferrodns_plugin::text::name_lower(&req.qname()));
             Ok(())
         }
         Label::Class => {
-            out.push_str(&names::class_name(u16::from(req.qclass())));
+            out.push_str(&ferrodns_plugin::text::class_name(u16::from(req.qclass())));
             Ok(())
         }
         Label::Proto => {
@@ -240,12 +238,12 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
         }
         Label::Size => write!(out, "{}", req.len()),
         Label::Remote => {
-            out.push_str(&names::ip_rfc3986(req.src.ip()));
+            out.push_str(&ferrodns_plugin::text::ip_rfc3986(req.src.ip()));
             Ok(())
         }
         Label::Port => write!(out, "{}", req.src.port()),
         Label::Local => {
-            out.push_str(&names::ip_rfc3986(req.local.ip()));
+            out.push_str(&ferrodns_plugin::text::ip_rfc3986(req.local.ip()));
             Ok(())
         }
         Label::Id => write!(out, "{}", req.id()),

@@ -1,7 +1,6 @@
 //! Request-path behaviour of the log plugin, with CoreDNS v1.14.7's lines as the reference.
 
-mod capture;
-
+use ferrodns_plugin::testkit::capture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

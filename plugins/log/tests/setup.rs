@@ -3,29 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use ferrodns_plugin::corefile::{ParseOptions, parse as parse_corefile};
-use ferrodns_plugin::{Dispenser, SetupError, testkit};
+use ferrodns_plugin::{SetupError, testkit};
 use ferrodns_plugin_log::{
     COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT, Class, DEFAULT_LOG_FORMAT, DESCRIPTOR, Rule, parse,
 };
 
 /// Parse the directive text as a block's `log` lines and read them into rules.
 fn rules(text: &str) -> Result<Vec<Rule>, SetupError> {
-    let full = format!(".:53 {{\n{text}\n}}\n");
-    let is_directive = |n: &str| n == "log";
-    let env = |_: &str| None;
-    let opts = ParseOptions {
-        is_directive: &is_directive,
-        env: &env,
-    };
-    let blocks = parse_corefile("Testfile", full.as_bytes(), &opts)
-        .map_err(|e| SetupError::new(e.to_string()))?;
-    let tokens = blocks[0]
-        .directive("log")
-        .expect("log directive")
-        .tokens
-        .clone();
-    parse(&mut Dispenser::new("Testfile", tokens))
+    parse(&mut testkit::dispenser("log", text)?)
 }
 
 fn rule(scope: &str, format: &str, classes: &[Class]) -> Rule {

@@ -1,7 +1,5 @@
-//! A tracing subscriber for one test that keeps every event's level, target and message.
-
-// Each test binary uses a different part of this helper.
-#![allow(dead_code)]
+//! A tracing subscriber for one test that keeps every event's level, target and message, so
+//! tests can assert what a plugin logged.
 
 use std::fmt::{self, Write};
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,13 @@
-//! Texts of DNS values as CoreDNS (miekg/dns) prints them: type and class mnemonics, rcode
-//! names, domain names in presentation format, and addresses as Go prints them.
+//! Texts of DNS values as CoreDNS (miekg/dns and Go) prints them: type and class mnemonics,
+//! rcode names, domain names in presentation format, addresses, and Go's `%q` quoting. Plugins
+//! use these so that their logs and errors read exactly like CoreDNS's.
 
 use std::net::IpAddr;
 
-use ferrodns_plugin::proto::rr::Name;
+use hickory_proto::rr::Name;
+
+/// Go's `strconv.Quote`, as CoreDNS's `%q` prints a string.
+pub use ferrodns_corefile::go_quote;
 
 /// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`); other values print `TYPE<n>`.
 const TYPES: &[(u16, &str)] = &[

@@ -1,5 +1,7 @@
 //! Helpers for testing plugins without a server: requests, setup from Corefile text, and
-//! terminal handlers with fixed answers.
+//! terminal handlers with fixed answers; [`capture`] records what a plugin logs.
+
+pub mod capture;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,8 +65,34 @@ pub fn setup_with(
     directives: &str,
     shared: &Shared,
 ) -> Result<BlockSettings, SetupError> {
+    let (disp, zones) = parse_block(descriptor.name, directives)?;
+    let mut settings = BlockSettings {
+        zones,
+        ..BlockSettings::default()
+    };
+    if let Some(disp) = disp {
+        let mut c = Setup::new(disp, &mut settings, shared);
+        (descriptor.setup)(&mut c)?;
+    }
+    Ok(settings)
+}
+
+/// The dispenser a setup function of `directive` would get for `directives` in a `.:53` block
+/// (an empty one when the text does not use the directive). For tests of a plugin's own parse
+/// functions.
+pub fn dispenser(directive: &str, directives: &str) -> Result<Dispenser, SetupError> {
+    let (disp, _) = parse_block(directive, directives)?;
+    Ok(disp.unwrap_or_else(|| Dispenser::new("Testfile", Vec::new())))
+}
+
+/// Parse `.:53 {\n<directives>\n}` knowing only `directive`: its dispenser, if used, and the
+/// block's zones.
+fn parse_block(
+    directive: &str,
+    directives: &str,
+) -> Result<(Option<Dispenser>, Vec<crate::corefile::ZoneAddr>), SetupError> {
     let text = format!(".:53 {{\n{directives}\n}}\n");
-    let is_directive = |n: &str| n == descriptor.name;
+    let is_directive = |n: &str| n == directive;
     let env = |k: &str| std::env::var(k).ok();
     let opts = crate::corefile::ParseOptions {
         is_directive: &is_directive,
@@ -72,18 +100,15 @@ pub fn setup_with(
     };
     let blocks = crate::corefile::parse("Testfile", text.as_bytes(), &opts)
         .map_err(|e| SetupError::new(e.to_string()))?;
-    let mut settings = BlockSettings::default();
     let Some(block) = blocks.first() else {
-        return Ok(settings);
+        return Ok((None, Vec::new()));
     };
-    settings.zones =
+    let zones =
         crate::corefile::inspect_keys(block, "53").map_err(|e| SetupError::new(e.to_string()))?;
-    if let Some(d) = block.directives.iter().find(|d| d.name == descriptor.name) {
-        let disp = Dispenser::new("Testfile", d.tokens.clone());
-        let mut c = Setup::new(disp, &mut settings, shared);
-        (descriptor.setup)(&mut c)?;
-    }
-    Ok(settings)
+    let disp = block
+        .directive(directive)
+        .map(|d| Dispenser::new("Testfile", d.tokens.clone()));
+    Ok((disp, zones))
 }
 
 /// A terminal handler answering every request the same way.
