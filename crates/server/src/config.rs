@@ -138,26 +138,10 @@ pub fn load(
         blocks = parse(&source, registry)?;
     }
 
-    let mut settings = Vec::with_capacity(blocks.len());
-    for b in &blocks {
-        let zones = ferrodns_corefile::inspect_keys(b, &source.default_port)
-            .map_err(|e| ConfigError(e.to_string()))?;
-        settings.push(BlockSettings {
-            zones,
-            ..BlockSettings::default()
-        });
-    }
-
     let shared = Arc::new(Shared::new(metrics.clone()));
-    for d in registry.descriptors() {
-        for (i, b) in blocks.iter().enumerate() {
-            let Some(tokens) = b.directives.iter().find(|t| t.name == d.name) else {
-                continue;
-            };
-            let disp = Dispenser::new(source.filename.clone(), tokens.tokens.clone());
-            let mut c = Setup::new(disp, &mut settings[i], &shared);
-            (d.setup)(&mut c).map_err(|e| ConfigError(e.to_string()))?;
-        }
+    let (settings, errors) = set_up(&source, &blocks, registry, &shared, false);
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
     }
 
     let listeners = group(&settings)?;
@@ -178,13 +162,36 @@ pub fn validate(source: &Source, registry: &Registry) -> Vec<ConfigError> {
         Ok(b) => b,
         Err(e) => return vec![e],
     };
+    let shared = Shared::new(Metrics::new());
+    let (settings, mut errors) = set_up(source, &blocks, registry, &shared, true);
+    if errors.is_empty()
+        && let Err(e) = group(&settings)
+    {
+        errors.push(e);
+    }
+    errors
+}
+
+/// Inspect every block's keys, then run every plugin's setup: directive by directive in
+/// registry (`plugin.cfg`) order, and for each over the blocks in file order, as CoreDNS does.
+/// Stops at the first error unless `all_errors`, which keeps going to report every one.
+fn set_up(
+    source: &Source,
+    blocks: &[ferrodns_corefile::ServerBlock],
+    registry: &Registry,
+    shared: &Shared,
+    all_errors: bool,
+) -> (Vec<BlockSettings>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let mut settings = Vec::with_capacity(blocks.len());
-    for b in &blocks {
+    for b in blocks {
         let zones = match ferrodns_corefile::inspect_keys(b, &source.default_port) {
             Ok(z) => z,
             Err(e) => {
                 errors.push(ConfigError(e.to_string()));
+                if !all_errors {
+                    return (settings, errors);
+                }
                 Vec::new()
             }
         };
@@ -193,25 +200,22 @@ pub fn validate(source: &Source, registry: &Registry) -> Vec<ConfigError> {
             ..BlockSettings::default()
         });
     }
-    let shared = Shared::new(Metrics::new());
     for d in registry.descriptors() {
         for (i, b) in blocks.iter().enumerate() {
-            let Some(tokens) = b.directives.iter().find(|t| t.name == d.name) else {
+            let Some(tokens) = b.directive(d.name) else {
                 continue;
             };
             let disp = Dispenser::new(source.filename.clone(), tokens.tokens.clone());
-            let mut c = Setup::new(disp, &mut settings[i], &shared);
+            let mut c = Setup::new(disp, &mut settings[i], shared);
             if let Err(e) = (d.setup)(&mut c) {
                 errors.push(ConfigError(e.to_string()));
+                if !all_errors {
+                    return (settings, errors);
+                }
             }
         }
     }
-    if errors.is_empty()
-        && let Err(e) = group(&settings)
-    {
-        errors.push(e);
-    }
-    errors
+    (settings, errors)
 }
 
 /// One (zone, port, address) a block asks for, as CoreDNS's `zoneAddr`.
