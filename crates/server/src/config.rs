@@ -325,10 +325,7 @@ fn group(blocks: &[BlockSettings]) -> Result<Vec<ListenerSpec>, ConfigError> {
                     debug: false,
                     stacktrace: false,
                 });
-                g.sites.push(Arc::new(Site {
-                    zone: z.zone.as_str().into(),
-                    chain: chain.clone(),
-                }));
+                g.sites.push(Arc::new(Site::new(&z.zone, chain.clone())));
                 g.debug |= b.debug;
                 // CoreDNS keeps the last block's setting for the whole listener.
                 g.stacktrace = b.stacktrace;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
 
-use ferrodns_plugin::{Chain, PluginError, Protocol, Reply, Request};
+use ferrodns_plugin::{Chain, FastAnswer, PluginError, Protocol, Reply, Request, WireQuery};
 
 use crate::wire::{self, Intake};
 
@@ -24,6 +24,22 @@ pub struct Site {
     pub zone: Arc<str>,
     /// The block's chain (shared by every zone of the block).
     pub chain: Chain,
+    /// The chain position of the plugin whose fast hook may answer UDP queries of this site:
+    /// the first plugin that is not fast-transparent, when it has a hook.
+    fast: Option<usize>,
+}
+
+impl Site {
+    /// A site serving `zone` with `chain`.
+    pub fn new(zone: &str, chain: Chain) -> Self {
+        let first = chain.plugins().iter().position(|p| !p.fast_transparent());
+        let fast = first.filter(|&i| chain.plugins()[i].fast_hook().is_some());
+        Site {
+            zone: zone.into(),
+            chain,
+            fast,
+        }
+    }
 }
 
 /// The zones served on one listener and how to serve them.
@@ -100,7 +116,8 @@ impl Dispatcher {
         if msg.edns.as_ref().is_some_and(|e| e.version() != 0) {
             return Some(wire::badvers(&msg));
         }
-        let Some(site) = self.select(&q.name().to_lowercase().to_ascii(), q.query_type()) else {
+        let Some(site) = self.select(&ferrodns_plugin::text::name_lower(q.name()), q.query_type())
+        else {
             return self.error_reply(&msg, ResponseCode::Refused, size);
         };
         if site.chain.is_empty() {
@@ -162,25 +179,25 @@ impl Dispatcher {
     }
 
     /// Longest matching zone; DS goes to the shortest matching non-root zone (the parent side);
-    /// the root is tried last.
+    /// the root is tried last. `qname` is lowercased and fully qualified.
     fn select(&self, qname: &str, qtype: RecordType) -> Option<Arc<Site>> {
-        let mut name = if qname.ends_with('.') {
-            qname.to_string()
-        } else {
-            format!("{qname}.")
-        };
+        self.select_ref(qname, qtype == RecordType::DS).cloned()
+    }
+
+    fn select_ref(&self, qname: &str, ds: bool) -> Option<&Arc<Site>> {
+        let mut name = qname;
         let mut ds_site = None;
         loop {
             if name != "."
-                && let Some(site) = self.zones.get(&name).and_then(|v| v.first())
+                && let Some(site) = self.zones.get(name).and_then(|v| v.first())
             {
-                if site.chain.is_empty() || qtype != RecordType::DS {
-                    return Some(site.clone());
+                if site.chain.is_empty() || !ds {
+                    return Some(site);
                 }
-                ds_site = Some(site.clone());
+                ds_site = Some(site);
             }
             match name.find('.') {
-                Some(i) if i + 1 < name.len() => name = name[i + 1..].to_string(),
+                Some(i) if i + 1 < name.len() => name = &name[i + 1..],
                 _ => break,
             }
         }
@@ -189,7 +206,33 @@ impl Dispatcher {
         }
         self.zones
             .get(".")
-            .and_then(|v| v.iter().find(|s| !s.chain.is_empty()).cloned())
+            .and_then(|v| v.iter().find(|s| !s.chain.is_empty()))
+    }
+
+    /// Try the synchronous fast path for a UDP query read in place: only a plain IN query
+    /// (not DS) with EDNS version 0 or none, whose site's first non-transparent plugin has a
+    /// fast hook. `name` is scratch space for the lowercased name; `out` receives the reply.
+    pub fn fast(&self, q: &WireQuery<'_>, name: &mut String, out: &mut Vec<u8>) -> FastAnswer {
+        if q.header.opcode() != 0
+            || q.qclass != u16::from(DNSClass::IN)
+            || q.qtype == u16::from(RecordType::DS)
+            || q.opt.is_some_and(|o| o.version != 0)
+            || !lower_name(q.qname, name)
+        {
+            return FastAnswer::Pass;
+        }
+        let Some(site) = self.select_ref(name, false) else {
+            return FastAnswer::Pass;
+        };
+        let Some(hook) = site
+            .fast
+            .and_then(|i| site.chain.plugins().get(i))
+            .and_then(|p| p.fast_hook())
+        else {
+            return FastAnswer::Pass;
+        };
+        out.clear();
+        hook.answer(q, out)
     }
 
     fn error_reply(&self, req: &Message, rcode: ResponseCode, size: usize) -> Option<Vec<u8>> {
@@ -209,6 +252,35 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Write the wire name `wire` (no compression) lowercased and dotted into `out`. False for names
+/// with bytes that presentation format would escape (those take the slow path).
+fn lower_name(wire: &[u8], out: &mut String) -> bool {
+    out.clear();
+    let mut i = 0;
+    while let Some(&len) = wire.get(i) {
+        if len == 0 {
+            break;
+        }
+        let Some(label) = wire.get(i + 1..i + 1 + usize::from(len)) else {
+            return false;
+        };
+        for &b in label {
+            if !(0x21..=0x7e).contains(&b)
+                || matches!(b, b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'\'')
+            {
+                return false;
+            }
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
+        out.push('.');
+        i += 1 + usize::from(len);
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    true
 }
 
 /// Whether the chain's rcode means it wrote the reply itself (CoreDNS's `ClientWrite`).

@@ -1,7 +1,11 @@
 //! The UDP front: one `SO_REUSEPORT` socket per worker, each drained by `recvmmsg` in batches.
-//! Replies that need no plugin (FORMERR, NOTIMP) go back in the same batch with `sendmmsg`;
-//! everything else is dispatched as a task, with at most [`MAX_IN_FLIGHT`] per socket so that
-//! a slow chain pushes back on the socket instead of growing memory.
+//! A datagram without a header, or a response, is dropped on the spot. A plain query is offered
+//! to the fast path (a plugin's synchronous wire-level hook, see [`FastHook`]); its answers go
+//! back in the same batch with `sendmmsg`, without allocating. Everything else is decoded and
+//! dispatched as a task, with at most [`MAX_IN_FLIGHT`] per socket so that a slow chain pushes
+//! back on the socket instead of growing memory.
+//!
+//! [`FastHook`]: ferrodns_plugin::FastHook
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,11 +19,11 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, watch};
 
-use ferrodns_plugin::Protocol;
+use ferrodns_plugin::wire::WireHeader;
+use ferrodns_plugin::{FastAnswer, Protocol, WireQuery};
 
 use crate::dispatch::Dispatcher;
 use crate::sys::{RecvBatch, send_batch};
-use crate::wire::{self, Intake};
 
 /// Datagrams read per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -65,7 +69,9 @@ pub async fn serve(
     let fd = socket.as_raw_fd();
     let mut batch = RecvBatch::new(BATCH);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut immediate: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+    let mut ready = Ready::default();
+    let mut name = String::with_capacity(256);
+    let mut out = Vec::with_capacity(usize::from(u16::MAX));
     loop {
         tokio::select! {
             biased;
@@ -81,18 +87,21 @@ pub async fn serve(
                 continue;
             }
         };
+        let current = dispatch.load_full();
         for i in 0..n {
             let Some((bytes, src)) = batch.get(i) else {
                 continue;
             };
-            // Answer what needs no plugin here, in the batch.
-            match wire::intake(bytes) {
-                Intake::Drop => continue,
-                Intake::Reject(reply) => {
-                    immediate.push((reply, src));
-                    continue;
-                }
-                Intake::Accept(_) => {}
+            // No header, or a response sent to us: no reply at all (CoreDNS's DNS library).
+            match WireHeader::read(bytes) {
+                Some(h) if !h.is_response() => {}
+                _ => continue,
+            }
+            if let Some(q) = WireQuery::parse(bytes)
+                && current.fast(&q, &mut name, &mut out) == FastAnswer::Answered
+            {
+                ready.push(&out, src);
+                continue;
             }
             let raw = Bytes::copy_from_slice(bytes);
             let permit = tokio::select! {
@@ -101,7 +110,7 @@ pub async fn serve(
                 p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             };
             let socket = socket.clone();
-            let dispatch = dispatch.load_full();
+            let dispatch = current.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 if let Some(reply) = dispatch.handle(raw, src, local, Protocol::Udp).await
@@ -111,32 +120,48 @@ pub async fn serve(
                 }
             });
         }
-        flush(&socket, fd, &mut immediate).await;
+        ready.flush(&socket, fd).await;
     }
 }
 
-/// Send the batch of immediate replies, waiting for the socket when its buffer is full.
-async fn flush(socket: &UdpSocket, fd: i32, pending: &mut Vec<(Vec<u8>, SocketAddr)>) {
-    let mut start = 0;
-    while start < pending.len() {
-        let msgs: Vec<(&[u8], SocketAddr)> = pending[start..]
-            .iter()
-            .map(|(b, a)| (b.as_slice(), *a))
-            .collect();
-        match socket.try_io(Interest::WRITABLE, || send_batch(fd, &msgs)) {
-            Ok(0) => break,
-            Ok(sent) => start += sent,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if socket.writable().await.is_err() {
-                    break;
+/// Replies answered in the loop, kept back to back in one buffer until the batch is sent.
+#[derive(Default)]
+struct Ready {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Ready {
+    fn push(&mut self, reply: &[u8], to: SocketAddr) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(reply);
+        self.spans.push((start, self.bytes.len(), to));
+    }
+
+    /// Send everything with `sendmmsg`, waiting for the socket when its buffer is full.
+    async fn flush(&mut self, socket: &UdpSocket, fd: i32) {
+        let mut start = 0;
+        while start < self.spans.len() {
+            let msgs: Vec<(&[u8], SocketAddr)> = self.spans[start..]
+                .iter()
+                .map(|&(a, b, to)| (&self.bytes[a..b], to))
+                .collect();
+            match socket.try_io(Interest::WRITABLE, || send_batch(fd, &msgs)) {
+                Ok(0) => break,
+                Ok(sent) => start += sent,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if socket.writable().await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(target: "server", "UDP batch send: {e}");
+                    // Skip the datagram the kernel refused (an unroutable source) and go on.
+                    start += 1;
                 }
             }
-            Err(e) => {
-                tracing::debug!(target: "server", "UDP batch send: {e}");
-                // Skip the datagram the kernel refused (e.g. an unroutable source) and go on.
-                start += 1;
-            }
         }
+        self.bytes.clear();
+        self.spans.clear();
     }
-    pending.clear();
 }

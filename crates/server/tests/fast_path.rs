@@ -1,0 +1,180 @@
+//! The fast path: a plugin's synchronous hook answers UDP queries before any decoding, only
+//! when every plugin ahead of it in the chain is fast-transparent; TCP and ineligible queries
+//! go the async way. The test plugin answers NXDOMAIN from its hook and NOERROR from `serve`,
+//! so each reply shows which path produced it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use ferrodns_plugin::proto::rr::{Name, RecordType};
+use ferrodns_plugin::{
+    Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
+    Setup, SetupError, WireQuery, async_trait,
+};
+use ferrodns_server::{Server, Source, load};
+
+/// Answers from its hook with the question copied and NXDOMAIN.
+struct Fast;
+
+impl FastHook for Fast {
+    fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer {
+        out.extend_from_slice(&q.packet[..q.question_end]);
+        out[2] |= 0x80; // QR
+        out[3] = (out[3] & 0xf0) | 3; // NXDOMAIN
+        out[10] = 0;
+        out[11] = 0; // no additional records
+        FastAnswer::Answered
+    }
+}
+
+#[async_trait]
+impl Plugin for Fast {
+    fn name(&self) -> &'static str {
+        "fast"
+    }
+    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+        let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
+        m.queries = req.message.queries.clone();
+        Ok(Reply::message(m))
+    }
+    fn fast_hook(&self) -> Option<&dyn FastHook> {
+        Some(self)
+    }
+}
+
+/// Calls next; transparent or not depending on its argument.
+struct Ahead(bool);
+
+#[async_trait]
+impl Plugin for Ahead {
+    fn name(&self) -> &'static str {
+        "ahead"
+    }
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        next.serve(req).await
+    }
+    fn fast_transparent(&self) -> bool {
+        self.0
+    }
+}
+
+fn fast_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    while c.next() {}
+    c.add_plugin(Arc::new(Fast));
+    Ok(())
+}
+
+fn ahead_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let mut transparent = false;
+    while c.next() {
+        transparent = c.next_arg() && c.val() == "transparent";
+    }
+    c.add_plugin(Arc::new(Ahead(transparent)));
+    Ok(())
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.add(Descriptor {
+        name: "ahead",
+        setup: ahead_setup,
+    });
+    r.add(Descriptor {
+        name: "fast",
+        setup: fast_setup,
+    });
+    r
+}
+
+fn msg(name: &str, qtype: RecordType, id: u16) -> Message {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    m
+}
+
+fn udp(addr: SocketAddr, m: &Message) -> Message {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send_to(&m.to_vec().unwrap(), addr).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).expect("a reply");
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.metadata.id, m.metadata.id);
+    r
+}
+
+fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let b = m.to_vec().unwrap();
+    let mut out = (b.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&b);
+    s.write_all(&out).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
+async fn start(corefile: &str) -> (Server, SocketAddr) {
+    let source = Source {
+        filename: "Corefile".into(),
+        text: corefile.as_bytes().to_vec(),
+        default_port: "53".into(),
+    };
+    let instance = load(source, &registry(), &Metrics::new()).unwrap();
+    let server = Server::start(instance).await.unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.listeners()[0].addr.port()));
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_hook_answers_eligible_udp_queries_only() {
+    let (server, addr) = start(".:0 {\n    ahead transparent\n    fast\n}\n").await;
+    let rcodes = tokio::task::spawn_blocking(move || {
+        let mut with_edns = msg("Fast.Example.", RecordType::A, 4);
+        with_edns.set_edns(Edns::new());
+        [
+            udp(addr, &msg("Fast.Example.", RecordType::A, 1))
+                .metadata
+                .response_code,
+            tcp(addr, &msg("fast.example.", RecordType::A, 2))
+                .metadata
+                .response_code,
+            udp(addr, &msg("fast.example.", RecordType::DS, 3))
+                .metadata
+                .response_code,
+            udp(addr, &with_edns).metadata.response_code,
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rcodes,
+        [
+            ResponseCode::NXDomain, // UDP: the hook
+            ResponseCode::NoError,  // TCP: never the fast path
+            ResponseCode::NoError,  // DS: zone choice differs, slow path
+            ResponseCode::NXDomain, // EDNS version 0: the hook
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_ahead_that_is_not_transparent_keeps_the_slow_path() {
+    let (server, addr) = start(".:0 {\n    ahead\n    fast\n}\n").await;
+    let rcode = tokio::task::spawn_blocking(move || {
+        udp(addr, &msg("fast.example.", RecordType::A, 1))
+            .metadata
+            .response_code
+    })
+    .await
+    .unwrap();
+    assert_eq!(rcode, ResponseCode::NoError);
+    server.stop().await;
+}
