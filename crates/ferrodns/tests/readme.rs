@@ -53,3 +53,43 @@ fn quickstart_answers_dig_over_udp_and_tcp() {
         );
     }
 }
+
+/// Every `~~~ corefile` (or ```` ``` corefile ````) block of every plugin README is accepted by
+/// `-validate` (CoreDNS's readme_test starts each such block).
+#[test]
+fn plugin_readme_examples_are_valid() {
+    let plugins = examples_dir().join("../plugins");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        let readme = entry.unwrap().path().join("README.md");
+        let Ok(text) = std::fs::read_to_string(&readme) else {
+            continue;
+        };
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            match &mut block {
+                None if is_fence(line) && line.contains("corefile") => block = Some(String::new()),
+                Some(b) if is_fence(line) => {
+                    let d = TempDir::new("readme-example");
+                    let conf = d.write("Corefile", b);
+                    let (code, _, err) =
+                        run_to_end(&["-conf", conf.to_str().unwrap(), "-validate"], &d.0);
+                    assert_eq!(code, 0, "{}:\n{b}\n{err}", readme.display());
+                    checked += 1;
+                    block = None;
+                }
+                Some(b) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                None => {}
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} README examples found");
+}
+
+fn is_fence(line: &str) -> bool {
+    let l = line.trim_start();
+    l.starts_with("~~~") || l.starts_with("```")
+}
