@@ -98,6 +98,7 @@ impl Dispatcher {
             Intake::Reject(bytes) => return Some(bytes),
             Intake::Accept(m) => m,
         };
+        let opt_size = wire::request_opt_size(&raw);
         let size = match protocol {
             Protocol::Tcp => usize::from(u16::MAX),
             Protocol::Udp => msg
@@ -108,20 +109,20 @@ impl Dispatcher {
                 .max(512),
         };
         let Some(q) = msg.queries.first() else {
-            return self.error_reply(&msg, ResponseCode::ServFail, size);
+            return self.error_reply(&msg, ResponseCode::ServFail, size, opt_size);
         };
         if !self.class_chaos && q.query_class() != DNSClass::IN {
-            return self.error_reply(&msg, ResponseCode::Refused, size);
+            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
         }
         if msg.edns.as_ref().is_some_and(|e| e.version() != 0) {
             return Some(wire::badvers(&msg));
         }
         let Some(site) = self.select(&ferrodns_plugin::text::name_lower(q.name()), q.query_type())
         else {
-            return self.error_reply(&msg, ResponseCode::Refused, size);
+            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
         };
         if site.chain.is_empty() {
-            return self.error_reply(&msg, ResponseCode::Refused, size);
+            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
         }
         let mut req = Request::new(
             (*msg).clone(),
@@ -158,20 +159,20 @@ impl Dispatcher {
                         panic.message
                     ),
                 }
-                return self.error_reply(&msg, ResponseCode::ServFail, size);
+                return self.error_reply(&msg, ResponseCode::ServFail, size, opt_size);
             }
         };
         match reply {
-            Ok(Reply::Message(mut m)) => self.finish(&msg, &mut m, size),
+            Ok(Reply::Message(mut m)) => self.finish(&msg, &mut m, size, opt_size),
             Ok(Reply::Wire(bytes)) => match Message::from_vec(&bytes) {
-                Ok(mut m) => self.finish(&msg, &mut m, size),
-                Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size),
+                Ok(mut m) => self.finish(&msg, &mut m, size, opt_size),
+                Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size, opt_size),
             },
             Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) => {
                 if client_write(rc) {
                     None
                 } else {
-                    self.error_reply(&msg, rc, size)
+                    self.error_reply(&msg, rc, size, opt_size)
                 }
             }
             Ok(Reply::Drop) => None,
@@ -235,20 +236,41 @@ impl Dispatcher {
         hook.answer(q, out)
     }
 
-    fn error_reply(&self, req: &Message, rcode: ResponseCode, size: usize) -> Option<Vec<u8>> {
+    fn error_reply(
+        &self,
+        req: &Message,
+        rcode: ResponseCode,
+        size: usize,
+        opt_size: Option<u16>,
+    ) -> Option<Vec<u8>> {
         let mut m = wire::rcode_reply(req, rcode);
         wire::echo_opt(req, &mut m);
-        wire::encode_within(&m, size)
+        let mut out = wire::encode_within(&m, size)?;
+        if let Some(s) = opt_size {
+            wire::set_opt_size(&mut out, s);
+        }
+        Some(out)
     }
 
-    fn finish(&self, req: &Message, m: &mut Message, size: usize) -> Option<Vec<u8>> {
+    fn finish(
+        &self,
+        req: &Message,
+        m: &mut Message,
+        size: usize,
+        opt_size: Option<u16>,
+    ) -> Option<Vec<u8>> {
         m.metadata.id = req.metadata.id;
         wire::echo_opt(req, m);
         match wire::encode_within(m, size) {
-            Some(b) => Some(b),
+            Some(mut b) => {
+                if let Some(s) = opt_size {
+                    wire::set_opt_size(&mut b, s);
+                }
+                Some(b)
+            }
             None => {
                 tracing::error!(target: "server", "could not encode reply for {}", req.metadata.id);
-                self.error_reply(req, ResponseCode::ServFail, size)
+                self.error_reply(req, ResponseCode::ServFail, size, opt_size)
             }
         }
     }

@@ -6,7 +6,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
-use ferrodns_plugin::wire::{HEADER_LEN, WireHeader};
+use ferrodns_plugin::wire::{HEADER_LEN, WireHeader, skip_name};
 
 /// What to do with a datagram before dispatch.
 #[derive(Debug)]
@@ -153,15 +153,60 @@ pub fn rcode_reply(req: &Message, rcode: ResponseCode) -> Message {
 pub fn badvers(req: &Message) -> Vec<u8> {
     let mut m = rcode_reply(req, ResponseCode::BADVERS);
     let mut edns = Edns::new();
-    edns.set_max_payload(0);
     edns.set_version(0);
     edns.set_dnssec_ok(false);
     m.edns = Some(edns);
-    encode(&m).unwrap_or_default()
+    let mut out = encode(&m).unwrap_or_default();
+    // hickory-proto cannot encode a size below 512; CoreDNS leaves it 0.
+    set_opt_size(&mut out, 0);
+    out
+}
+
+/// EDNS options CoreDNS echoes without any plugin registering them (`supportedOptions` in
+/// request/edns0.go): NSID, EXPIRE, COOKIE, TCP-KEEPALIVE and PADDING.
+const ECHOED_OPTIONS: [u16; 5] = [3, 9, 10, 11, 12];
+
+/// The UDP size field of the request's OPT record as sent (miekg/dns uses the last OPT).
+/// hickory-proto reads sizes below 512 as 512, but CoreDNS echoes the field as it is, even 0.
+pub fn request_opt_size(raw: &[u8]) -> Option<u16> {
+    let at = opt_class_offset(raw)?;
+    Some(u16::from_be_bytes([raw[at], raw[at + 1]]))
+}
+
+/// Overwrite the UDP size field of the (last) OPT record of an encoded message.
+pub fn set_opt_size(msg: &mut [u8], size: u16) {
+    if let Some(at) = opt_class_offset(msg) {
+        msg[at..at + 2].copy_from_slice(&size.to_be_bytes());
+    }
+}
+
+/// Offset of the CLASS field of the last OPT record in the additional section.
+fn opt_class_offset(msg: &[u8]) -> Option<usize> {
+    let h = WireHeader::read(msg)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.qdcount {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    let before = usize::from(h.ancount) + usize::from(h.nscount);
+    let mut found = None;
+    for i in 0..before + usize::from(h.arcount) {
+        pos = skip_name(msg, pos)?;
+        let field = |at: usize| -> Option<u16> {
+            Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]))
+        };
+        let rtype = field(pos)?;
+        field(pos + 2)?;
+        if i >= before && rtype == 41 {
+            found = Some(pos + 2);
+        }
+        pos += 10 + usize::from(field(pos + 8)?);
+    }
+    found
 }
 
 /// Give a reply the client's OPT record as CoreDNS's `SizeAndDo` does. Without an OPT in the
-/// request the reply is left alone.
+/// request the reply is left alone. A size below 512 cannot be set here: after encoding, put
+/// the request's size back with [`set_opt_size`] and [`request_opt_size`].
 pub fn echo_opt(req: &Message, reply: &mut Message) {
     let Some(req_edns) = req.edns.as_ref() else {
         return;
@@ -184,8 +229,13 @@ pub fn echo_opt(req: &Message, reply: &mut Message) {
             e.set_max_payload(req_edns.max_payload());
             e.set_dnssec_ok(client_do);
             e.flags_mut().z = req_edns.flags().z & 0x7f00;
-            // No EDNS option is "supported" in CoreDNS's sense unless a plugin registers it
-            // (only rewrite does), so the client's options are not echoed.
+            // The request's OPT is reused: its supported options stay, the others go.
+            // (Options a plugin registers, as rewrite does in CoreDNS, are not known here yet.)
+            for (code, opt) in &req_edns.options().options {
+                if ECHOED_OPTIONS.contains(&u16::from(*code)) {
+                    e.options_mut().options.push((*code, opt.clone()));
+                }
+            }
             reply.edns = Some(e);
         }
     }
@@ -332,6 +382,62 @@ mod tests {
             panic!("not accepted")
         };
         assert!(m.queries.is_empty());
+    }
+
+    fn with_opt(name: &str, size: u16, options: &[u8]) -> Vec<u8> {
+        let mut q = query(name);
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(options);
+        q
+    }
+
+    #[test]
+    fn small_opt_sizes_are_echoed_as_sent() {
+        let raw = with_opt("example.org.", 100, &[]);
+        assert_eq!(request_opt_size(&raw), Some(100));
+        assert_eq!(request_opt_size(&query("example.org.")), None);
+        let Intake::Accept(req) = intake(&raw) else {
+            panic!("not accepted")
+        };
+        let mut reply = rcode_reply(&req, ResponseCode::Refused);
+        echo_opt(&req, &mut reply);
+        let mut out = encode_within(&reply, 512).unwrap();
+        set_opt_size(&mut out, 100);
+        assert_eq!(request_opt_size(&out), Some(100));
+        let b = badvers(&req);
+        assert_eq!(request_opt_size(&b), Some(0));
+        // 16 is BADVERS (hickory-proto names it BADSIG when reading).
+        assert_eq!(
+            u16::from(Message::from_vec(&b).unwrap().metadata.response_code),
+            16
+        );
+    }
+
+    #[test]
+    fn supported_options_are_echoed_others_dropped() {
+        // NSID (empty), COOKIE (8 bytes), an unknown option 65001.
+        let mut opts = vec![0, 3, 0, 0, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        opts.extend_from_slice(&[0xfd, 0xe9, 0, 2, 0xab, 0xcd]);
+        let raw = with_opt("example.org.", 1232, &opts);
+        let Intake::Accept(req) = intake(&raw) else {
+            panic!("not accepted")
+        };
+        let mut reply = rcode_reply(&req, ResponseCode::Refused);
+        echo_opt(&req, &mut reply);
+        let codes: Vec<u16> = reply
+            .edns
+            .as_ref()
+            .unwrap()
+            .options()
+            .options
+            .iter()
+            .map(|(c, _)| u16::from(*c))
+            .collect();
+        assert_eq!(codes, vec![3, 10]);
     }
 
     #[test]
