@@ -99,6 +99,10 @@ pub fn run(args: &[String]) -> Result<()> {
         "cargo test",
         &mut in_root(&["test", "--workspace", "--release"]),
     )?;
+    step(
+        "cargo xtask conformance",
+        &mut in_root(&["run", "-q", "-p", "xtask", "--", "conformance"]),
+    )?;
     println!(
         "==> all CI steps passed in {:.0}s",
         started.elapsed().as_secs_f64()

@@ -7,6 +7,7 @@
 //! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
 
 mod ci;
+mod conformance;
 mod coredns;
 mod gen_registry;
 
@@ -21,8 +22,9 @@ fn main() -> Result<()> {
     match task {
         "gen" => gen_registry::run(rest),
         "ci" => ci::run(rest),
+        "conformance" => conformance::run(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <gen [--check] | ci>");
+            println!("usage: cargo xtask <gen [--check] | ci | conformance [--selftest]>");
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),

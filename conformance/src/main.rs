@@ -1,0 +1,113 @@
+//! `ferrodns-conformance`: run the conformance cases (normally through `cargo xtask conformance`,
+//! which builds everything and finds the reference CoreDNS first).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use ferrodns_conformance::{case, runner};
+
+const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH \
+[--cases DIR] [--selftest] [--jobs N] [--quiet] [FILTER...]
+
+  --coredns PATH   the reference CoreDNS (default: $FERRODNS_COREDNS)
+  --ferrodns PATH  the ferrodns binary (default: $FERRODNS_BIN, else target/release/ferrodns)
+  --cases DIR      case directory (default: conformance/cases)
+  --selftest       run conformance/selftest: deliberately wrong cases that must all fail
+  --jobs N         cases run at once (default 4)
+  --verbose        print both replies of every query
+  --quiet          no progress lines
+  FILTER           only cases whose id (area/name) contains one of these";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ferrodns-conformance: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<bool> {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut coredns = std::env::var_os("FERRODNS_COREDNS").map(PathBuf::from);
+    let mut ferrodns = std::env::var_os("FERRODNS_BIN").map(PathBuf::from);
+    let mut cases_dir = None;
+    let mut selftest = false;
+    let mut jobs = 4;
+    let mut progress = true;
+    let mut verbose = false;
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--coredns" => coredns = Some(args.next().context("--coredns needs a path")?.into()),
+            "--ferrodns" => ferrodns = Some(args.next().context("--ferrodns needs a path")?.into()),
+            "--cases" => {
+                cases_dir = Some(PathBuf::from(args.next().context("--cases needs a dir")?))
+            }
+            "--selftest" => selftest = true,
+            "--jobs" => jobs = args.next().context("--jobs needs a number")?.parse()?,
+            "--quiet" => progress = false,
+            "--verbose" => verbose = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(true);
+            }
+            f if !f.starts_with('-') => filters.push(f.to_string()),
+            other => bail!("unknown flag {other}\n{USAGE}"),
+        }
+    }
+    let coredns =
+        coredns.context("no reference CoreDNS: pass --coredns or set FERRODNS_COREDNS")?;
+    let ferrodns = ferrodns.unwrap_or_else(|| here.join("../target/release/ferrodns"));
+    for (what, p) in [("CoreDNS", &coredns), ("ferrodns", &ferrodns)] {
+        if !p.is_file() {
+            bail!("{what} binary {} does not exist", p.display());
+        }
+    }
+    let dir = cases_dir.unwrap_or_else(|| here.join(if selftest { "selftest" } else { "cases" }));
+    let mut cases = case::load_dir(&dir)?;
+    if !filters.is_empty() {
+        cases.retain(|c| filters.iter().any(|f| c.id.contains(f.as_str())));
+    }
+    if cases.is_empty() {
+        bail!("no cases under {}", dir.display());
+    }
+    println!(
+        "conformance: {} cases from {}, {} vs {}",
+        cases.len(),
+        dir.display(),
+        coredns.display(),
+        ferrodns.display()
+    );
+    let settings = runner::Settings {
+        coredns,
+        ferrodns,
+        jobs,
+        progress,
+        selftest,
+        verbose,
+    };
+    let started = std::time::Instant::now();
+    let results = runner::run_all(&cases, &settings)?;
+    let mut out = std::io::stdout().lock();
+    let (passed, failed, skipped) = runner::report(&results, &mut out)?;
+    drop(out);
+    println!("conformance: {:.1}s", started.elapsed().as_secs_f64());
+    println!("{}", runner::closing_line(passed, failed, skipped));
+    if selftest {
+        let bad = ferrodns_conformance::selftest_check(&cases, &results);
+        if bad.is_empty() {
+            println!("selftest: every deliberately wrong case failed with the expected diff");
+            return Ok(true);
+        }
+        for b in bad {
+            println!("selftest: {b}");
+        }
+        return Ok(false);
+    }
+    Ok(failed == 0)
+}
