@@ -193,6 +193,13 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
             let _ = std::fs::remove_file(p);
         }
     };
+    // With nothing to listen on (every address excepted by bind) CoreDNS has no server to wait
+    // for and exits at once, successfully; so do we.
+    if server.listeners().is_empty() {
+        server.stop().await;
+        remove_pidfile();
+        return ExitCode::SUCCESS;
+    }
 
     loop {
         tokio::select! {

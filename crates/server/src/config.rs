@@ -70,20 +70,47 @@ impl ListenerSpec {
         Ok(addr)
     }
 
-    /// The banner lines for this listener (`example.org.:53`, `.:53 on 127.0.0.1`).
-    pub fn banner(&self) -> Vec<String> {
-        self.dispatcher
-            .zone_names()
-            .into_iter()
-            .map(|z| {
-                if self.host.is_empty() {
-                    format!("{z}:{}", self.port)
-                } else {
-                    format!("{z}:{} on {}", self.port, self.host)
-                }
-            })
-            .collect()
+    /// The banner lines for this listener (`example.org.:53`, `.:53 on 127.0.0.1`), each zone
+    /// that does not follow RFC 1035's preferred syntax preceded by CoreDNS's warning.
+    pub fn banner(&self, port: u16) -> Vec<String> {
+        let mut out = Vec::new();
+        for z in self.dispatcher.zone_names() {
+            if !preferred_syntax(&z) {
+                out.push(format!(
+                    "Warning: Domain {} does not follow RFC1035 preferred syntax",
+                    ferrodns_corefile::go_quote(&z)
+                ));
+            }
+            out.push(if self.host.is_empty() {
+                format!("{z}:{port}")
+            } else {
+                format!("{z}:{port} on {}", self.host)
+            });
+        }
+        out
     }
+}
+
+/// CoreDNS's startup check: the root, reverse zones, and names whose labels start with a
+/// letter, end with a letter or digit and hold only letters, digits and hyphens.
+fn preferred_syntax(zone: &str) -> bool {
+    if zone == "." || zone.ends_with(".in-addr.arpa.") || zone.ends_with(".ip6.arpa.") {
+        return true;
+    }
+    let Some(body) = zone.strip_suffix('.') else {
+        return false;
+    };
+    body.split('.').all(|label| {
+        let b = label.as_bytes();
+        match (b.first(), b.last()) {
+            (Some(first), Some(last)) => {
+                first.is_ascii_alphabetic()
+                    && last.is_ascii_alphanumeric()
+                    && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            }
+            _ => false,
+        }
+    })
 }
 
 fn scope_id(iface: &str) -> u32 {

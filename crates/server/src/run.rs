@@ -84,15 +84,8 @@ impl Server {
                 dispatch.clone(),
                 stop_rx.clone(),
             )));
-            let mut banner = spec.banner();
-            if spec.port == 0 {
-                let from = format!(":{}", 0);
-                let to = format!(":{}", addr.port());
-                banner = banner
-                    .into_iter()
-                    .map(|b| b.replacen(&from, &to, 1))
-                    .collect();
-            }
+            // With port 0 the banner shows the port actually bound.
+            let banner = spec.banner(addr.port());
             bound.push(Bound {
                 label: spec.label.clone(),
                 addr,
