@@ -164,9 +164,12 @@ impl Dispatcher {
         };
         match reply {
             Ok(Reply::Message(mut m)) => self.finish(&msg, &mut m, size, opt_size),
-            Ok(Reply::Wire(bytes)) => match Message::from_vec(&bytes) {
-                Ok(mut m) => self.finish(&msg, &mut m, size, opt_size),
-                Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size, opt_size),
+            Ok(Reply::Wire(bytes)) => match wire::finish_wire(&msg, opt_size, &bytes, size) {
+                Some(out) => Some(out),
+                None => match Message::from_vec(&bytes) {
+                    Ok(mut m) => self.finish(&msg, &mut m, size, opt_size),
+                    Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size, opt_size),
+                },
             },
             Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) => {
                 if client_write(rc) {

@@ -320,6 +320,122 @@ fn opt_wire_len(e: &Edns) -> usize {
     }
 }
 
+/// Offsets of one resource record in a message.
+struct RrSpan {
+    start: usize,
+    end: usize,
+    rtype: u16,
+}
+
+/// The question's end and every record's span, or `None` for a message that does not parse.
+fn spans(msg: &[u8], h: &WireHeader) -> Option<(usize, Vec<RrSpan>)> {
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.qdcount {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    let question_end = pos;
+    let total = usize::from(h.ancount) + usize::from(h.nscount) + usize::from(h.arcount);
+    let mut out = Vec::with_capacity(total);
+    for _ in 0..total {
+        let start = pos;
+        pos = skip_name(msg, pos)?;
+        let fixed = msg.get(pos..pos + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        pos += 10 + rdlen;
+        if pos > msg.len() {
+            return None;
+        }
+        out.push(RrSpan {
+            start,
+            end: pos,
+            rtype,
+        });
+    }
+    (question_end <= msg.len()).then_some((question_end, out))
+}
+
+/// Finish a reply a plugin gave as wire bytes, without decoding it: the request's ID, the
+/// client's OPT echoed as [`echo_opt`] does, then truncation to `size` by whole records (TC
+/// set, OPT kept), as [`encode_within`] does for decoded replies. `None` when the bytes do not
+/// parse or carry an OPT record anywhere but last; the caller then decodes them.
+pub fn finish_wire(
+    req: &Message,
+    opt_size: Option<u16>,
+    reply: &[u8],
+    size: usize,
+) -> Option<Vec<u8>> {
+    let h = WireHeader::read(reply)?;
+    let (question_end, rrs) = spans(reply, &h)?;
+    let opt_at = rrs.iter().position(|r| r.rtype == 41);
+    if let Some(i) = opt_at
+        && (i + 1 != rrs.len() || usize::from(h.arcount) == 0)
+    {
+        return None;
+    }
+    // Records other than the OPT, and the OPT to send (patched or the client's).
+    let records = &rrs[..opt_at.unwrap_or(rrs.len())];
+    let opt: Option<Vec<u8>> = match (req.edns.as_ref(), opt_at) {
+        (None, Some(i)) => Some(reply[rrs[i].start..rrs[i].end].to_vec()),
+        (None, None) => None,
+        (Some(e), Some(i)) => {
+            let mut o = reply[rrs[i].start..rrs[i].end].to_vec();
+            // Root name, then TYPE(2) CLASS=size(2) TTL = ext-rcode, version, flags(2).
+            let size = opt_size.unwrap_or(e.max_payload()).to_be_bytes();
+            o[3..5].copy_from_slice(&size);
+            o[6] = 0; // version
+            o[8] = 0; // low flag bits cleared; DO and the high Z bits kept
+            if e.flags().dnssec_ok {
+                o[7] |= 0x80;
+            }
+            Some(o)
+        }
+        (Some(_), None) => {
+            let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+            echo_opt(req, &mut m);
+            let e = m.edns?;
+            let mut o = Vec::with_capacity(32);
+            Record::from(&e).emit(&mut BinEncoder::new(&mut o)).ok()?;
+            if let Some(s) = opt_size {
+                o[3..5].copy_from_slice(&s.to_be_bytes());
+            }
+            Some(o)
+        }
+    };
+    let size = size.max(512);
+    let opt_len = opt.as_ref().map_or(0, Vec::len);
+    let records_end = records.last().map_or(question_end, |r| r.end);
+    let fits = records_end + opt_len <= size;
+    let kept = if fits {
+        records.len()
+    } else {
+        let budget = size.saturating_sub(opt_len);
+        records.iter().take_while(|r| r.end <= budget).count()
+    };
+    let cut_end = if kept == 0 {
+        question_end
+    } else {
+        records[kept - 1].end
+    };
+    let mut out = Vec::with_capacity(cut_end + opt_len);
+    out.extend_from_slice(&reply[..cut_end]);
+    if let Some(o) = &opt {
+        out.extend_from_slice(o);
+    }
+    out[0..2].copy_from_slice(&req.metadata.id.to_be_bytes());
+    // Recount the sections over the records kept.
+    let an = usize::from(h.ancount).min(kept);
+    let ns = usize::from(h.nscount).min(kept - an);
+    let ar = kept - an - ns + usize::from(opt.is_some());
+    out[6..8].copy_from_slice(&(an as u16).to_be_bytes());
+    out[8..10].copy_from_slice(&(ns as u16).to_be_bytes());
+    out[10..12].copy_from_slice(&(ar as u16).to_be_bytes());
+    if kept < records.len() {
+        out[2] |= 0x02; // TC
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +575,86 @@ mod tests {
         assert!(back.metadata.truncation);
         assert!(back.edns.is_some());
         assert!(!back.answers.is_empty() && back.answers.len() < 100);
+    }
+    fn big_reply(n: u8, with_opt: bool) -> Message {
+        let mut m = Message::new(99, MessageType::Response, OpCode::Query);
+        let name = Name::from_ascii("a-rather-long-name-for-filling.example.org.").unwrap();
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        for i in 0..n {
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A::new(10, 0, 0, i)),
+            ));
+        }
+        if with_opt {
+            let mut e = Edns::new();
+            e.set_max_payload(4096);
+            m.set_edns(e);
+        }
+        m
+    }
+
+    fn request_with(size: Option<u16>, dnssec_ok: bool) -> Message {
+        let mut r = Message::new(7, MessageType::Query, OpCode::Query);
+        r.add_query(Query::query(
+            Name::from_ascii("a-rather-long-name-for-filling.example.org.").unwrap(),
+            RecordType::A,
+        ));
+        if let Some(s) = size {
+            let mut e = Edns::new();
+            e.set_max_payload(s);
+            e.set_dnssec_ok(dnssec_ok);
+            r.set_edns(e);
+        }
+        r
+    }
+
+    #[test]
+    fn wire_replies_finish_like_decoded_ones() {
+        for (n, with_opt, req_size, dnssec_ok, size) in [
+            (3u8, false, None, false, 512usize),
+            (3, false, Some(1232u16), true, 1232),
+            (3, true, Some(1232), false, 1232),
+            (60, false, Some(512), false, 512),
+            (60, true, Some(700), true, 700),
+            (60, false, None, false, 65535),
+        ] {
+            let req = request_with(req_size, dnssec_ok);
+            let reply = big_reply(n, with_opt);
+            let wire = finish_wire(&req, req_size, &reply.to_vec().unwrap(), size).unwrap();
+            let mut decoded = reply.clone();
+            decoded.metadata.id = req.metadata.id;
+            echo_opt(&req, &mut decoded);
+            let via_message = encode_within(&decoded, size).unwrap();
+            let (a, b) = (
+                Message::from_vec(&wire).unwrap(),
+                Message::from_vec(&via_message).unwrap(),
+            );
+            let case = format!("{n} {with_opt} {req_size:?} {dnssec_ok} {size}");
+            assert!(wire.len() <= size.max(512), "{case}");
+            assert_eq!(a.metadata, b.metadata, "{case}");
+            assert_eq!(a.answers, b.answers, "{case}");
+            assert_eq!(a.additionals, b.additionals, "{case}");
+            assert_eq!(
+                a.edns
+                    .as_ref()
+                    .map(|e| (e.max_payload(), e.flags().dnssec_ok, e.version())),
+                b.edns
+                    .as_ref()
+                    .map(|e| (e.max_payload(), e.flags().dnssec_ok, e.version())),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn wire_reply_with_opt_not_last_is_left_to_the_decoder() {
+        let mut reply = big_reply(1, true).to_vec().unwrap();
+        // Claim one more additional record after the OPT.
+        reply[11] += 1;
+        let name_a = [0u8, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4];
+        reply.extend_from_slice(&name_a);
+        assert!(finish_wire(&request_with(None, false), None, &reply, 512).is_none());
     }
 }

@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, AAAA, SRV};
 use ferrodns_plugin::proto::rr::{Name, RData, Record};
@@ -39,7 +41,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 }
 
 /// Build the whoami reply for a request, or `None` when the SRV owner name would be longer than
-/// a domain name may be (upstream then fails to write anything).
+/// a domain name may be (the reply is then built in wire form).
 pub fn reply_for(req: &Request) -> Option<Message> {
     // miekg/dns's SetReply: ID, QR, opcode, RD and CD for a QUERY, the first question.
     let request = &req.message.metadata;
@@ -58,15 +60,7 @@ pub fn reply_for(req: &Request) -> Option<Message> {
     qname.set_fqdn(true);
     let qclass = req.qclass();
 
-    // An IPv4-mapped IPv6 client address is an IPv4 client, as Go's `To4` sees it.
-    let ip = match req.src.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    };
-    let addr = match ip {
+    let addr = match client_ip(req) {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
@@ -86,6 +80,63 @@ pub fn reply_for(req: &Request) -> Option<Message> {
     Some(msg)
 }
 
+/// The reply for a name too long for the SRV owner, in wire form: header, question, the
+/// address record owned by a pointer to the question's name, and the SRV record owned by
+/// `_<proto>` plus that pointer, exactly as CoreDNS's library compresses it.
+fn overlong_reply(req: &Request) -> Option<Bytes> {
+    use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder};
+
+    let md = &req.message.metadata;
+    let q = req.message.queries.first()?;
+    let mut flags: u16 = 0x8000 | (u16::from(u8::from(md.op_code)) << 11) | 0x0400;
+    if md.op_code == OpCode::Query {
+        flags |= u16::from(md.recursion_desired) << 8;
+        flags |= u16::from(md.checking_disabled) << 4;
+    }
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(&md.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 2]);
+    {
+        let mut enc = BinEncoder::new(&mut out);
+        enc.set_offset(12);
+        q.emit(&mut enc).ok()?;
+    }
+    let class = u16::from(req.qclass()).to_be_bytes();
+    let pointer = [0xc0, 0x0c];
+    let (rtype, ip): (u16, Vec<u8>) = match client_ip(req) {
+        IpAddr::V4(v4) => (1, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (28, v6.octets().to_vec()),
+    };
+    out.extend_from_slice(&pointer);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&class);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&(ip.len() as u16).to_be_bytes());
+    out.extend_from_slice(&ip);
+    let label = format!("_{}", req.protocol.as_str());
+    out.push(label.len() as u8);
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(&pointer);
+    out.extend_from_slice(&33u16.to_be_bytes());
+    out.extend_from_slice(&class);
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 7, 0, 0, 0, 0]);
+    out.extend_from_slice(&req.src.port().to_be_bytes());
+    out.push(0);
+    Some(Bytes::from(out))
+}
+
+/// The client's address; an IPv4-mapped IPv6 address is an IPv4 client, as Go's `To4` sees it.
+fn client_ip(req: &Request) -> IpAddr {
+    match req.src.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
 #[async_trait]
 impl Plugin for Whoami {
     fn name(&self) -> &'static str {
@@ -95,12 +146,11 @@ impl Plugin for Whoami {
     async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
         match reply_for(req) {
             Some(msg) => Ok(Reply::message(msg)),
-            None => {
-                tracing::debug!(target: "plugin/whoami", "SRV owner name too long for {}", req.qname());
-                // Upstream's write fails and nothing reaches the client; the handler still
-                // reports success.
-                Ok(Reply::Rcode(ResponseCode::NoError))
-            }
+            // The SRV owner `_<proto>.<qname>` is longer than a name may be: CoreDNS still
+            // sends it, as the label `_<proto>` followed by a pointer to the question's name.
+            None => Ok(overlong_reply(req)
+                .map(Reply::Wire)
+                .unwrap_or(Reply::Rcode(ResponseCode::ServFail))),
         }
     }
 }

@@ -197,15 +197,26 @@ async fn notify_does_not_copy_rd() {
 }
 
 #[tokio::test]
-async fn too_long_srv_owner_writes_nothing() {
-    // 4 labels of 63 bytes: 253 characters, 255 bytes on the wire; `_udp.` does not fit.
+async fn too_long_srv_owner_is_sent_compressed_as_coredns_does() {
+    // 4 labels of 63 bytes: 253 characters, 255 bytes on the wire; `_udp.` does not fit in a
+    // name, yet CoreDNS sends it as the label `_udp` and a pointer to the question's name.
     let label = "a".repeat(63);
     let name = format!("{label}.{label}.{label}.{}.", "b".repeat(61));
     let mut req = testkit::request(&name, RecordType::A);
     let chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Whoami)];
     let out = testkit::run(&chain, &mut req).await.expect("no error");
-    assert!(
-        matches!(out, Reply::Rcode(ResponseCode::NoError)),
-        "{out:?}"
-    );
+    let Reply::Wire(bytes) = out else {
+        panic!("expected a wire reply, got {out:?}");
+    };
+    // Header: the request's ID, QR AA RD, one question, two additional records.
+    assert_eq!(&bytes[..2], &req.id().to_be_bytes());
+    assert_eq!(&bytes[2..12], &[0x85, 0x00, 0, 1, 0, 0, 0, 0, 0, 2]);
+    // The question, then the records exactly as CoreDNS's bytes show them.
+    let question_end = 12 + 255 + 4;
+    assert_eq!(&bytes[12..question_end], &req.raw[12..question_end]);
+    let port = req.src.port().to_be_bytes();
+    let mut tail = vec![0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1];
+    tail.extend_from_slice(&[4, b'_', b'u', b'd', b'p', 0xc0, 0x0c, 0, 33, 0, 1]);
+    tail.extend_from_slice(&[0, 0, 0, 0, 0, 7, 0, 0, 0, 0, port[0], port[1], 0]);
+    assert_eq!(&bytes[question_end..], &tail[..]);
 }
