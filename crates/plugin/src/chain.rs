@@ -118,6 +118,12 @@ impl<'a> Next<'a> {
         self.rest.is_empty()
     }
 
+    /// The name of the next handler, if any (`forward`'s `next` only hands a query on to
+    /// another `forward`).
+    pub fn peek(&self) -> Option<&'static str> {
+        self.rest.first().map(|p| p.name())
+    }
+
     /// Hand the request to the next handler. With no handler left this is SERVFAIL with
     /// `plugin/<caller>: no next plugin found`, as in CoreDNS.
     pub async fn serve(self, req: &mut Request) -> Result<Reply, PluginError> {

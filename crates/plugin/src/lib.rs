@@ -47,9 +47,11 @@
 mod chain;
 mod dispenser;
 pub mod duration;
+pub mod edns;
 mod fast;
 mod http;
 mod lifecycle;
+mod lookup;
 mod metrics;
 mod reply;
 mod request;
@@ -64,9 +66,10 @@ pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, WireQuery};
 pub use http::{HttpHandler, HttpRegistry, HttpResponse};
 pub use lifecycle::Lifecycle;
+pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use reply::Reply;
-pub use request::{Protocol, Request};
+pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request};
 pub use setup::{BlockSettings, Descriptor, Registry, Setup, SetupError, Shared};
 
 /// The Corefile token and key types setup functions see.

@@ -1,5 +1,6 @@
 //! A decoded client request and what the server knows about where it came from.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+use crate::{Lookup, PluginError};
 
 /// The transport a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,11 +34,11 @@ impl Protocol {
 ///
 /// The server guarantees on entry that the message is a QUERY (or NOTIFY) with exactly one
 /// question, EDNS version 0 if any, and a zone of this block matching the question.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
-    /// The decoded message. Plugins such as `rewrite` may change it.
-    pub message: Message,
-    /// The request's bytes as received (before any plugin changed `message`).
+    message: Message,
+    modified: bool,
+    /// The request's bytes as received (before any plugin changed the message).
     pub raw: Bytes,
     /// The client's address.
     pub src: SocketAddr,
@@ -48,7 +51,26 @@ pub struct Request {
     /// The zone of the server block that was chosen for this request, e.g. `example.org.`.
     pub zone: Arc<str>,
     metadata: HashMap<String, String>,
+    upstream: Option<Arc<dyn Lookup>>,
+    depth: u8,
 }
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("message", &self.message)
+            .field("modified", &self.modified)
+            .field("src", &self.src)
+            .field("protocol", &self.protocol)
+            .field("server", &self.server)
+            .field("zone", &self.zone)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How deep lookups through the server may nest (a CNAME chased by a plugin whose answer is
+/// chased again ...) before they fail instead of looping.
+pub const MAX_LOOKUP_DEPTH: u8 = 8;
 
 impl Request {
     /// A request as the server builds it.
@@ -70,6 +92,68 @@ impl Request {
             server,
             zone,
             metadata: HashMap::new(),
+            modified: false,
+            upstream: None,
+            depth: 0,
+        }
+    }
+
+    /// The decoded message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message, to change it (as `rewrite` does); from then on [`Request::wire`] encodes
+    /// it instead of returning the bytes received.
+    pub fn message_mut(&mut self) -> &mut Message {
+        self.modified = true;
+        &mut self.message
+    }
+
+    /// Whether a plugin changed the message.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// The request in wire form: the bytes as received when no plugin changed the message (so
+    /// a forwarder passes the client's query through untouched), else the message encoded.
+    pub fn wire(&self) -> Cow<'_, [u8]> {
+        if self.modified {
+            Cow::Owned(self.message.to_vec().unwrap_or_default())
+        } else {
+            Cow::Borrowed(&self.raw)
+        }
+    }
+
+    /// Give the request a way to look names up through the server (done by the server).
+    pub fn set_upstream(&mut self, upstream: Arc<dyn Lookup>, depth: u8) {
+        self.upstream = Some(upstream);
+        self.depth = depth;
+    }
+
+    /// The server's lookup handle this request carries, if any.
+    pub fn upstream(&self) -> Option<Arc<dyn Lookup>> {
+        self.upstream.clone()
+    }
+
+    /// How many lookups deep this request is (0 for a client's query).
+    pub fn depth(&self) -> u8 {
+        self.depth
+    }
+
+    /// Resolve `name`/`qtype` through this server's own zones and chains, as CoreDNS's
+    /// `upstream.Lookup` does (the `template` and `file` plugins chase CNAMEs this way).
+    pub async fn lookup(&self, name: Name, qtype: RecordType) -> Result<Message, PluginError> {
+        if self.depth >= MAX_LOOKUP_DEPTH {
+            return Err(PluginError::servfail(format!(
+                "lookup of {name} nested more than {MAX_LOOKUP_DEPTH} deep"
+            )));
+        }
+        match &self.upstream {
+            Some(u) => u.lookup(self, name, qtype).await,
+            None => Err(PluginError::servfail(
+                "no upstream to look names up through",
+            )),
         }
     }
 

@@ -11,10 +11,13 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use ferrodns_plugin::{Chain, FastAnswer, PluginError, Protocol, Reply, Request, WireQuery};
+use async_trait::async_trait;
+use ferrodns_plugin::{
+    Chain, FastAnswer, Lookup, PluginError, Protocol, Reply, Request, WireQuery,
+};
 
 use crate::wire::{self, Intake};
 
@@ -87,7 +90,7 @@ impl Dispatcher {
 
     /// Serve one datagram or TCP message; `None` means send nothing.
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         raw: Bytes,
         src: SocketAddr,
         local: SocketAddr,
@@ -133,6 +136,7 @@ impl Dispatcher {
             self.label.clone(),
             site.zone.clone(),
         );
+        req.set_upstream(self.clone(), 0);
         let outcome = if self.debug {
             Ok(site.chain.serve(&mut req).await)
         } else {
@@ -275,6 +279,56 @@ impl Dispatcher {
                 tracing::error!(target: "server", "could not encode reply for {}", req.metadata.id);
                 self.error_reply(req, ResponseCode::ServFail, size, opt_size)
             }
+        }
+    }
+}
+
+/// Lookups through the server: a new query for the name, with the client's EDNS size and DO
+/// bit, served by the block of its zone as if the client had sent it (CoreDNS's
+/// `upstream.Lookup`). The reply is whatever that chain answers, or an rcode-only reply.
+#[async_trait]
+impl Lookup for Dispatcher {
+    async fn lookup(
+        &self,
+        from: &Request,
+        name: Name,
+        qtype: RecordType,
+    ) -> Result<Message, PluginError> {
+        let mut m = Message::new(from.id(), MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(name.clone(), qtype));
+        if let Some(e) = from.message().edns.as_ref() {
+            let mut edns = Edns::new();
+            edns.set_max_payload(e.max_payload());
+            edns.set_dnssec_ok(e.flags().dnssec_ok);
+            m.set_edns(edns);
+        }
+        let lower = ferrodns_plugin::text::name_lower(&name);
+        let Some(site) = self.select(&lower, qtype) else {
+            return Ok(wire::rcode_reply(&m, ResponseCode::Refused));
+        };
+        let raw = Bytes::from(m.to_vec().unwrap_or_default());
+        let mut req = Request::new(
+            m.clone(),
+            raw,
+            from.src,
+            from.local,
+            from.protocol,
+            self.label.clone(),
+            site.zone.clone(),
+        );
+        if let Some(up) = from.upstream() {
+            req.set_upstream(up, from.depth() + 1);
+        }
+        let reply = site.chain.serve(&mut req).await;
+        match reply {
+            Ok(Reply::Message(r)) => Ok(*r),
+            Ok(Reply::Wire(b)) => Message::from_vec(&b)
+                .map_err(|e| PluginError::servfail(format!("lookup of {name}: {e}"))),
+            Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) if !client_write(rc) => {
+                Ok(wire::rcode_reply(&m, rc))
+            }
+            Ok(_) | Err(_) => Err(PluginError::servfail(format!("lookup of {name}: no reply"))),
         }
     }
 }

@@ -162,10 +162,6 @@ pub fn badvers(req: &Message) -> Vec<u8> {
     out
 }
 
-/// EDNS options CoreDNS echoes without any plugin registering them (`supportedOptions` in
-/// request/edns0.go): NSID, EXPIRE, COOKIE, TCP-KEEPALIVE and PADDING.
-const ECHOED_OPTIONS: [u16; 5] = [3, 9, 10, 11, 12];
-
 /// The UDP size field of the request's OPT record as sent (miekg/dns uses the last OPT).
 /// hickory-proto reads sizes below 512 as 512, but CoreDNS echoes the field as it is, even 0.
 pub fn request_opt_size(raw: &[u8]) -> Option<u16> {
@@ -229,10 +225,10 @@ pub fn echo_opt(req: &Message, reply: &mut Message) {
             e.set_max_payload(req_edns.max_payload());
             e.set_dnssec_ok(client_do);
             e.flags_mut().z = req_edns.flags().z & 0x7f00;
-            // The request's OPT is reused: its supported options stay, the others go.
-            // (Options a plugin registers, as rewrite does in CoreDNS, are not known here yet.)
+            // The request's OPT is reused: its supported options stay (CoreDNS's fixed list and
+            // those a plugin registered, see `ferrodns_plugin::edns`), the others go.
             for (code, opt) in &req_edns.options().options {
-                if ECHOED_OPTIONS.contains(&u16::from(*code)) {
+                if ferrodns_plugin::edns::is_supported(u16::from(*code)) {
                     e.options_mut().options.push((*code, opt.clone()));
                 }
             }

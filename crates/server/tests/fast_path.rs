@@ -37,7 +37,7 @@ impl Plugin for Fast {
     }
     async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
         let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
-        m.queries = req.message.queries.clone();
+        m.queries = req.message().queries.clone();
         Ok(Reply::message(m))
     }
     fn fast_hook(&self) -> Option<&dyn FastHook> {

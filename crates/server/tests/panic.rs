@@ -25,7 +25,7 @@ impl Plugin for Boom {
             panic!("boom on {}", req.name_lower());
         }
         let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
-        m.queries = req.message.queries.clone();
+        m.queries = req.message().queries.clone();
         Ok(Reply::message(m))
     }
 }

@@ -228,7 +228,7 @@ impl Seen {
         if client_write(rcode) {
             return Seen::Nothing;
         }
-        Seen::Synthesized(rcode_reply(&req.message, rcode))
+        Seen::Synthesized(rcode_reply(req.message(), rcode))
     }
 
     fn decode(b: &[u8]) -> Seen {

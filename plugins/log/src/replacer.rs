@@ -247,7 +247,7 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
             Ok(())
         }
         Label::Id => write!(out, "{}", req.id()),
-        Label::Opcode => write!(out, "{}", u8::from(req.message.metadata.op_code)),
+        Label::Opcode => write!(out, "{}", u8::from(req.message().metadata.op_code)),
         Label::Do => write!(out, "{}", req.do_bit()),
         Label::Bufsize => write!(out, "{}", req.size()),
     };

@@ -45,7 +45,7 @@ impl Plugin for Slow {
     async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
         tokio::time::sleep(self.0).await;
         Ok(Reply::message(ferrodns_plugin_log::rcode_reply(
-            &req.message,
+            req.message(),
             ResponseCode::NoError,
         )))
     }
@@ -61,7 +61,7 @@ impl Plugin for WithMetadata {
     }
     async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
         req.set_metadata("test/upstream", "192.0.2.1:53");
-        let mut m = ferrodns_plugin_log::rcode_reply(&req.message, ResponseCode::NoError);
+        let mut m = ferrodns_plugin_log::rcode_reply(req.message(), ResponseCode::NoError);
         m.metadata.recursion_available = true;
         m.metadata.authentic_data = true;
         m.metadata.truncation = true;
@@ -285,7 +285,7 @@ async fn every_placeholder() {
 #[tokio::test(start_paused = true)]
 async fn wire_replies_are_measured_uncompressed() {
     let mut req = testkit::request("example.org.", RecordType::A);
-    let mut m = ferrodns_plugin_log::rcode_reply(&req.message, ResponseCode::NoError);
+    let mut m = ferrodns_plugin_log::rcode_reply(req.message(), ResponseCode::NoError);
     m.metadata.recursion_available = true;
     m.answers.push(Record::from_rdata(
         name("example.org."),

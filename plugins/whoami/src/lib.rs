@@ -44,7 +44,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 /// a domain name may be (the reply is then built in wire form).
 pub fn reply_for(req: &Request) -> Option<Message> {
     // miekg/dns's SetReply: ID, QR, opcode, RD and CD for a QUERY, the first question.
-    let request = &req.message.metadata;
+    let request = &req.message().metadata;
     let mut msg = Message::new(request.id, MessageType::Response, request.op_code);
     if request.op_code == OpCode::Query {
         msg.metadata.recursion_desired = request.recursion_desired;
@@ -52,7 +52,7 @@ pub fn reply_for(req: &Request) -> Option<Message> {
     }
     msg.metadata.authoritative = true;
     msg.metadata.response_code = ResponseCode::NoError;
-    if let Some(q) = req.message.queries.first() {
+    if let Some(q) = req.message().queries.first() {
         msg.queries.push(q.clone());
     }
 
@@ -86,8 +86,8 @@ pub fn reply_for(req: &Request) -> Option<Message> {
 fn overlong_reply(req: &Request) -> Option<Bytes> {
     use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder};
 
-    let md = &req.message.metadata;
-    let q = req.message.queries.first()?;
+    let md = &req.message().metadata;
+    let q = req.message().queries.first()?;
     let mut flags: u16 = 0x8000 | (u16::from(u8::from(md.op_code)) << 11) | 0x0400;
     if md.op_code == OpCode::Query {
         flags |= u16::from(md.recursion_desired) << 8;

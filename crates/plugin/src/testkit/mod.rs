@@ -28,13 +28,13 @@ pub fn request(name: &str, qtype: RecordType) -> Request {
 
 /// As [`request`] with an OPT record of the given size and DO bit.
 pub fn request_edns(name: &str, qtype: RecordType, size: u16, dnssec_ok: bool) -> Request {
-    let mut req = request(name, qtype);
+    let req = request(name, qtype);
     let mut edns = Edns::new();
     edns.set_max_payload(size);
     edns.set_dnssec_ok(dnssec_ok);
-    req.message.set_edns(edns);
-    req.raw = Bytes::from(req.message.to_vec().unwrap_or_default());
-    req
+    let mut msg = req.message().clone();
+    msg.set_edns(edns);
+    from_message(msg, Protocol::Udp)
 }
 
 /// A request from a message, with the test addresses.
@@ -139,8 +139,8 @@ impl Plugin for Fixed {
         let mut out = self.outcome.clone();
         if let Ok(Reply::Message(m)) = &mut out {
             m.metadata.id = req.id();
-            m.metadata.recursion_desired = req.message.metadata.recursion_desired;
-            m.queries = req.message.queries.clone();
+            m.metadata.recursion_desired = req.message().metadata.recursion_desired;
+            m.queries = req.message().queries.clone();
         }
         out
     }
