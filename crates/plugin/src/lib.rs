@@ -49,6 +49,7 @@ mod dispenser;
 pub mod duration;
 pub mod edns;
 mod fast;
+pub mod goregex;
 mod http;
 mod lifecycle;
 mod lookup;

@@ -16,14 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferrodns_plugin::goregex::Regex;
 use ferrodns_plugin::text::{go_quote, name_lower, type_name};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,
 };
-use regex::Regex;
-
-pub mod goregex;
 
 /// The directive name.
 pub const NAME: &str = "errors";
@@ -204,7 +202,7 @@ fn parse_consolidate(c: &mut Setup<'_>) -> Result<Consolidate, SetupError> {
         );
         return Err(c.err(msg));
     }
-    let regex = goregex::compile(&pattern).map_err(|e| c.err(e))?;
+    let regex = ferrodns_plugin::goregex::compile(&pattern).map_err(|e| c.err(e))?;
     let mut level = None;
     let mut show_first = false;
     for arg in &args[2..] {

@@ -16,7 +16,11 @@
 //! crate's (Go accepts general categories and scripts only), and Go's nesting-depth limit is
 //! approximated by a limit of 1000 nested groups.
 
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
+
+/// The compiled expression type (the `regex` crate's), re-exported so plugins need no
+/// dependency of their own on it.
+pub use regex::Regex;
 
 /// Go's limit on repetition counts.
 const MAX_REPEAT: u64 = 1000;

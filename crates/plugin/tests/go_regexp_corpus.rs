@@ -1,7 +1,7 @@
 //! Go regular expressions: our reading of random patterns against what Go 1.26's
 //! `regexp.Compile` said about them (error text, or which subjects match).
 
-use ferrodns_plugin_errors::goregex;
+use ferrodns_plugin::goregex;
 
 const SUBJECTS: [&str; 11] = [
     "", "a", "ab", "aB\n", "x{1}", "é", "[]", "a-b", "\u{212a}", "A1_ ", "aaa",
