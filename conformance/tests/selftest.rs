@@ -37,15 +37,23 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
     Ok((coredns, ferrodns))
 }
 
-#[test]
-fn deliberately_wrong_cases_fail_with_readable_diffs() {
-    let (coredns, ferrodns) = match binaries() {
-        Ok(b) => b,
+/// The two binaries; without them the test is skipped with a message, except in CI (`CI` set),
+/// where a missing prerequisite is a failure.
+fn binaries_or_skip() -> Option<(PathBuf, PathBuf)> {
+    match binaries() {
+        Ok(b) => Some(b),
         Err(why) if std::env::var_os("CI").is_none() => {
             eprintln!("SKIPPED: {why}");
-            return;
+            None
         }
         Err(why) => panic!("{why}"),
+    }
+}
+
+#[test]
+fn deliberately_wrong_cases_fail_with_readable_diffs() {
+    let Some((coredns, ferrodns)) = binaries_or_skip() else {
+        return;
     };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("selftest");
     let cases = case::load_dir(&dir).expect("selftest cases load");
@@ -70,13 +78,8 @@ fn deliberately_wrong_cases_fail_with_readable_diffs() {
 
 #[test]
 fn selftest_fields_are_refused_among_real_cases() {
-    let (coredns, ferrodns) = match binaries() {
-        Ok(b) => b,
-        Err(why) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
-        Err(why) => panic!("{why}"),
+    let Some((coredns, ferrodns)) = binaries_or_skip() else {
+        return;
     };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("selftest");
     let cases = case::load_dir(&dir).expect("selftest cases load");
