@@ -1,6 +1,7 @@
 //! Small allocation-free readers of DNS wire format, shared by the server's front and fast hooks.
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 /// Length of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -106,4 +107,43 @@ pub struct WireOpt {
     pub dnssec_ok: bool,
     /// Length of the options RDATA (0 when there are no options).
     pub rdlen: u16,
+}
+
+/// Whether a chain that returned `rcode` without a reply wrote one itself (CoreDNS's
+/// `plugin.ClientWrite`): every rcode but SERVFAIL, REFUSED, FORMERR and NOTIMP, which the server
+/// answers with on the chain's behalf.
+pub fn client_write(rcode: ResponseCode) -> bool {
+    !matches!(
+        rcode,
+        ResponseCode::ServFail
+            | ResponseCode::Refused
+            | ResponseCode::FormErr
+            | ResponseCode::NotImp
+    )
+}
+
+/// The reply miekg/dns's `SetRcode` makes for a request: ID, QR, opcode, for a QUERY the RD and
+/// CD bits, the first question, and the rcode; no records.
+pub fn rcode_reply(request: &Message, rcode: ResponseCode) -> Message {
+    let r = &request.metadata;
+    let mut m = Message::new(r.id, MessageType::Response, r.op_code);
+    if r.op_code == OpCode::Query {
+        m.metadata.recursion_desired = r.recursion_desired;
+        m.metadata.checking_disabled = r.checking_disabled;
+    }
+    m.metadata.response_code = rcode;
+    if let Some(q) = request.queries.first() {
+        m.queries.push(q.clone());
+    }
+    m
+}
+
+/// The length of a message encoded without name compression: miekg/dns's `Msg.Len()`, which
+/// CoreDNS reports as a reply's size in logs and metrics.
+pub fn uncompressed_len(m: &Message) -> Option<usize> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    m.emit(&mut enc).ok()?;
+    Some(buf.len())
 }

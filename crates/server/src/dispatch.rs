@@ -362,16 +362,7 @@ fn lower_name(wire: &[u8], out: &mut String) -> bool {
     true
 }
 
-/// Whether the chain's rcode means it wrote the reply itself (CoreDNS's `ClientWrite`).
-pub fn client_write(rc: ResponseCode) -> bool {
-    !matches!(
-        rc,
-        ResponseCode::ServFail
-            | ResponseCode::Refused
-            | ResponseCode::FormErr
-            | ResponseCode::NotImp
-    )
-}
+pub use ferrodns_plugin::wire::client_write;
 
 /// A recovered panic.
 pub struct Panicked {

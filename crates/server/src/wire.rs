@@ -133,20 +133,7 @@ fn reject(h: &WireHeader, question: Option<&Query>, rcode: ResponseCode) -> Vec<
     out
 }
 
-/// A reply with only an rcode, as CoreDNS's `SetRcode`: ID, QR and opcode from the request,
-/// RD and CD copied for QUERY, the first question, no records.
-pub fn rcode_reply(req: &Message, rcode: ResponseCode) -> Message {
-    let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-    if req.metadata.op_code == OpCode::Query {
-        m.metadata.recursion_desired = req.metadata.recursion_desired;
-        m.metadata.checking_disabled = req.metadata.checking_disabled;
-    }
-    m.metadata.response_code = rcode;
-    if let Some(q) = req.queries.first() {
-        m.queries.push(q.clone());
-    }
-    m
-}
+pub use ferrodns_plugin::wire::rcode_reply;
 
 /// The BADVERS reply: `SetReply` of the request with an OPT of version 0, UDP size 0 and the
 /// extended rcode BADVERS, without the client's size or flags.

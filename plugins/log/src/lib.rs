@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
-use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use ferrodns_plugin::wire::WireHeader;
+pub use ferrodns_plugin::wire::{client_write, rcode_reply, uncompressed_len};
 use ferrodns_plugin::{
     Descriptor, Dispenser, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,
@@ -280,44 +280,6 @@ impl Seen {
             _ => self.message(result).and_then(uncompressed_len).unwrap_or(0),
         }
     }
-}
-
-/// Whether a chain that returned `rcode` without a reply has written one itself (CoreDNS's
-/// `plugin.ClientWrite`): every rcode but SERVFAIL, REFUSED, FORMERR and NOTIMP.
-pub fn client_write(rcode: ResponseCode) -> bool {
-    !matches!(
-        rcode,
-        ResponseCode::ServFail
-            | ResponseCode::Refused
-            | ResponseCode::FormErr
-            | ResponseCode::NotImp
-    )
-}
-
-/// The reply miekg/dns's `SetRcode` makes for a request: ID, QR, opcode, for a QUERY the RD and
-/// CD bits, the first question, and the rcode.
-pub fn rcode_reply(request: &Message, rcode: ResponseCode) -> Message {
-    let r = &request.metadata;
-    let mut m = Message::new(r.id, MessageType::Response, r.op_code);
-    if r.op_code == OpCode::Query {
-        m.metadata.recursion_desired = r.recursion_desired;
-        m.metadata.checking_disabled = r.checking_disabled;
-    }
-    m.metadata.response_code = rcode;
-    if let Some(q) = request.queries.first() {
-        m.queries.push(q.clone());
-    }
-    m
-}
-
-/// The length of a message encoded without name compression (miekg/dns's `Msg.Len()` for a
-/// message that does not ask for compression).
-pub fn uncompressed_len(m: &Message) -> Option<usize> {
-    let mut buf = Vec::new();
-    let mut enc = BinEncoder::new(&mut buf);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    m.emit(&mut enc).ok()?;
-    Some(buf.len())
 }
 
 fn header_flags(m: &Metadata) -> u16 {
