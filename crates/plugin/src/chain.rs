@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
 
 use crate::fast::FastHook;
 use crate::{Reply, Request};
@@ -35,7 +35,9 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// An error from a handler: the rcode the server answers with (when it is SERVFAIL, REFUSED,
-/// FORMERR or NOTIMP) and the text the `errors` plugin logs.
+/// FORMERR or NOTIMP) and the text the `errors` plugin logs. A handler that already produced a
+/// reply and still reports an error (as CoreDNS's rewrite does when it rewrites an error reply)
+/// attaches the reply: the server sends it, and the error is logged all the same.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct PluginError {
@@ -43,6 +45,8 @@ pub struct PluginError {
     pub rcode: ResponseCode,
     /// The error text, conventionally prefixed `plugin/<name>: `.
     pub message: String,
+    /// A reply that was written despite the error.
+    pub reply: Option<Box<Message>>,
 }
 
 impl PluginError {
@@ -51,6 +55,7 @@ impl PluginError {
         PluginError {
             rcode: ResponseCode::ServFail,
             message: message.into(),
+            reply: None,
         }
     }
 
@@ -59,7 +64,14 @@ impl PluginError {
         PluginError {
             rcode,
             message: message.into(),
+            reply: None,
         }
+    }
+
+    /// Attach the reply that was written despite the error.
+    pub fn with_reply(mut self, reply: Message) -> Self {
+        self.reply = Some(Box::new(reply));
+        self
     }
 }
 

@@ -27,9 +27,27 @@ const MAX_REPEAT: u64 = 1000;
 /// The nesting depth Go refuses.
 const MAX_DEPTH: usize = 1000;
 
-/// Compile a Go regular expression. The error is Go's text.
+/// How deep capturing groups may nest in [`compile_captures`]. Go allows 1000, but keeping that
+/// many real groups makes the `regex` crate recurse deeper than a thread's stack allows.
+pub const MAX_CAPTURE_DEPTH: usize = 100;
+
+/// Compile a Go regular expression for matching only (groups are not kept). The error is Go's
+/// text.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
-    let translated = translate(pattern).map_err(|e| e.to_string())?;
+    build(pattern, translate(pattern).map_err(|e| e.to_string())?)
+}
+
+/// Compile a Go regular expression keeping its capture groups, numbered and named as Go numbers
+/// and names them (for `{1}`-style substitutions). Capture groups may nest at most
+/// [`MAX_CAPTURE_DEPTH`] deep.
+pub fn compile_captures(pattern: &str) -> Result<Regex, String> {
+    let mut t = Translator::new(pattern);
+    t.keep_captures = true;
+    let translated = t.run().map_err(|e| e.to_string())?;
+    build(pattern, translated)
+}
+
+fn build(pattern: &str, translated: String) -> Result<Regex, String> {
     RegexBuilder::new(&translated)
         .nest_limit(u32::try_from(MAX_DEPTH * 4 + 16).unwrap_or(u32::MAX))
         .size_limit(64 << 20)
@@ -57,6 +75,8 @@ enum Code {
     UnexpectedParen,
     NestingDepth,
     Large,
+    /// ferrodns's own limit on nested capture groups kept by `compile_captures`.
+    CaptureDepth,
 }
 
 impl Code {
@@ -73,6 +93,7 @@ impl Code {
             Code::MissingParen => "missing closing )",
             Code::MissingRepeatArgument => "missing argument to repetition operator",
             Code::TrailingBackslash => "trailing backslash at end of expression",
+            Code::CaptureDepth => "capture groups nested more than 100 deep (ferrodns's limit)",
             Code::UnexpectedParen => "unexpected )",
             Code::NestingDepth => "expression nests too deeply",
             Code::Large => "expression too large",
@@ -182,6 +203,8 @@ struct Translator<'a> {
     frames: Vec<Frame>,
     /// Where the previous token started, if it was a repetition operator.
     last_repeat: Option<usize>,
+    /// Keep capturing groups capturing (else every group is written as `(?:`).
+    keep_captures: bool,
 }
 
 fn is_alnum(c: char) -> bool {
@@ -205,6 +228,7 @@ impl<'a> Translator<'a> {
             flags: Flags::default(),
             frames: vec![Frame::new(Flags::default(), 0)],
             last_repeat: None,
+            keep_captures: false,
         }
     }
 
@@ -255,7 +279,7 @@ impl<'a> Translator<'a> {
                     if t.starts_with("(?") {
                         self.perl_flags()?;
                     } else {
-                        self.open_group(self.flags, true)?;
+                        self.open_group(self.flags, true, None)?;
                         self.pos += 1;
                     }
                 }
@@ -346,16 +370,35 @@ impl<'a> Translator<'a> {
         Ok(self.out)
     }
 
-    fn open_group(&mut self, saved: Flags, capturing: bool) -> Result<(), GoError> {
+    /// Open a group: capturing groups stay capturing (numbered, or named when `name` is given)
+    /// so that callers can read what they matched.
+    fn open_group(
+        &mut self,
+        saved: Flags,
+        capturing: bool,
+        name: Option<&str>,
+    ) -> Result<(), GoError> {
         let start = self.out.len();
-        self.out.push_str("(?:");
+        match (capturing && self.keep_captures, name) {
+            (true, Some(n)) => {
+                self.out.push_str("(?P<");
+                self.out.push_str(n);
+                self.out.push('>');
+            }
+            (true, None) => self.out.push('('),
+            (false, _) => self.out.push_str("(?:"),
+        }
         let mut frame = Frame::new(saved, start);
         frame.capturing = capturing;
         self.frames.push(frame);
         // Go refuses parse trees higher than 1000; nested capturing groups are what makes
         // them that high in practice.
-        if self.frames.iter().filter(|f| f.capturing).count() >= MAX_DEPTH {
+        let depth = self.frames.iter().filter(|f| f.capturing).count();
+        if depth >= MAX_DEPTH {
             return Err(self.err(Code::NestingDepth, self.whole));
+        }
+        if self.keep_captures && depth > MAX_CAPTURE_DEPTH {
+            return Err(self.err(Code::CaptureDepth, self.whole));
         }
         Ok(())
     }
@@ -396,7 +439,8 @@ impl<'a> Translator<'a> {
             if !valid {
                 return Err(self.err(Code::InvalidNamedCapture, &s[..=end]));
             }
-            self.open_group(self.flags, true)?;
+            let name = name.to_string();
+            self.open_group(self.flags, true, Some(&name))?;
             self.pos += end + 1;
             return Ok(());
         }
@@ -436,7 +480,7 @@ impl<'a> Translator<'a> {
                         break;
                     }
                     if c == ':' {
-                        self.open_group(self.flags, false)?;
+                        self.open_group(self.flags, false, None)?;
                     }
                     self.flags = flags;
                     self.pos += consumed;
@@ -1201,5 +1245,15 @@ mod stack_tests {
             })
             .expect("thread");
         assert_eq!(t.join().expect("no overflow"), Ok(true));
+    }
+
+    #[test]
+    fn capture_groups_are_kept() {
+        let re = super::compile_captures(r"^(\w+)\.(?P<zone>example)\.(?:org)\.$").unwrap();
+        let caps = re.captures("www.example.org.").unwrap();
+        assert_eq!(&caps[1], "www");
+        assert_eq!(&caps[2], "example");
+        assert_eq!(&caps["zone"], "example");
+        assert_eq!(re.captures_len(), 3);
     }
 }

@@ -191,6 +191,7 @@ impl Plugin for Logger {
                 reply: seen.rcode_flags(&result),
                 size: seen.size(&result),
                 duration,
+                name,
             };
             let line = replacer::render(&rule.nodes, req, &rec);
             tracing::info!(target: TARGET, "{line}");

@@ -126,6 +126,9 @@ pub struct Recorded {
     pub size: usize,
     /// Time spent in the rest of the chain.
     pub duration: Duration,
+    /// The question name as it reached this plugin, lowercased (`{name}`: CoreDNS logs the
+    /// name the client asked even when a later plugin rewrites it). Empty: the request's name.
+    pub name: String,
 }
 
 /// Header flag bits in wire order.
@@ -225,7 +228,11 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
             Ok(())
         }
         Label::Name => {
-            out.push_str(&ferrodns_plugin::text::name_lower(&req.qname()));
+            if rec.name.is_empty() {
+                out.push_str(&ferrodns_plugin::text::name_lower(&req.qname()));
+            } else {
+                out.push_str(&rec.name);
+            }
             Ok(())
         }
         Label::Class => {
