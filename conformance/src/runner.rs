@@ -642,7 +642,18 @@ fn scrape(addr: &str) -> Result<Families> {
     for v in fams.values_mut() {
         v.1.sort();
     }
-    Ok(fams)
+    // OpenMetrics names a counter family without `_total` (its samples keep it); the classic
+    // text format names the family after the samples. Compare by the sample name.
+    Ok(fams
+        .into_iter()
+        .map(|(n, v)| {
+            if v.0 == "counter" && !n.ends_with("_total") {
+                (format!("{n}_total"), v)
+            } else {
+                (n, v)
+            }
+        })
+        .collect())
 }
 
 fn metrics(m: &crate::case::Metrics, a: &Side, b: &Side) -> Vec<String> {

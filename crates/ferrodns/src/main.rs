@@ -142,6 +142,8 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
     use tokio::signal::unix::{SignalKind, signal};
 
     let metrics = ferrodns_plugin::Metrics::new();
+    // A Corefile read from stdin cannot be read again: a reload reuses its text.
+    let stdin_source = (src.filename == "stdin").then(|| src.clone());
     let instance = match config::load(src, &registry, &metrics) {
         Ok(i) => i,
         Err(e) => {
@@ -172,7 +174,7 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
         Err(_) => return ExitCode::FAILURE,
     };
 
-    let server = match Server::start(instance).await {
+    let mut server = match Server::start(instance).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -231,7 +233,27 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
                 // CoreDNS traps SIGHUP and ignores it.
             }
             _ = usr1.recv() => {
-                tracing::error!(target: "server", "SIGUSR1: reloading is not available yet; the running configuration stays");
+                tracing::info!(target: "server", "SIGUSR1: Reloading");
+                let next = match &stdin_source {
+                    Some(s) => Ok(s.clone()),
+                    None => source(&flags),
+                };
+                match next {
+                    Err(msg) => {
+                        tracing::error!(target: "server", "SIGUSR1: loading updated Caddyfile: {msg}");
+                    }
+                    Ok(next) => {
+                        tracing::info!(target: "server", "Reloading");
+                        let result = match config::load(next, &registry, &metrics) {
+                            Ok(instance) => server.reload(instance).await,
+                            Err(e) => Err(e),
+                        };
+                        match result {
+                            Ok(()) => tracing::info!(target: "server", "Reloading complete"),
+                            Err(e) => tracing::error!(target: "server", "Restart failed: {e}"),
+                        }
+                    }
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ use ferrodns_plugin::Registry;
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
+    r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
     r.add(ferrodns_plugin_whoami::DESCRIPTOR);

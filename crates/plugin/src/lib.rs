@@ -59,6 +59,7 @@ mod request;
 mod setup;
 pub mod testkit;
 pub mod text;
+pub mod vars;
 pub mod wire;
 
 pub use async_trait::async_trait;

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ferrodns_corefile::{ParseOptions, Transport, ZoneAddr};
+use ferrodns_plugin::vars::{DnsMetrics, Labels};
 use ferrodns_plugin::{BlockSettings, Chain, Dispenser, Metrics, Registry, Setup, Shared};
 
 use crate::dispatch::{Dispatcher, Site};
@@ -132,6 +133,13 @@ pub struct Instance {
     pub shared: Arc<Shared>,
 }
 
+impl Instance {
+    /// Set `coredns_plugin_enabled` for this instance (when it starts serving).
+    pub fn enable_plugin_metrics(&self) {
+        enable_plugins(&self.blocks, &DnsMetrics::new(&self.shared.metrics));
+    }
+}
+
 /// Parse only: the syntax checks CoreDNS does before any plugin runs.
 pub fn parse(
     source: &Source,
@@ -171,7 +179,8 @@ pub fn load(
         return Err(e);
     }
 
-    let listeners = group(&settings)?;
+    let dns_metrics = DnsMetrics::new(metrics);
+    let listeners = group(&settings, &dns_metrics)?;
     Ok(Instance {
         source,
         blocks: settings,
@@ -192,7 +201,7 @@ pub fn validate(source: &Source, registry: &Registry) -> Vec<ConfigError> {
     let shared = Shared::new(Metrics::new());
     let (settings, mut errors) = set_up(source, &blocks, registry, &shared, true);
     if errors.is_empty()
-        && let Err(e) = group(&settings)
+        && let Err(e) = group(&settings, &DnsMetrics::new(&Metrics::new()))
     {
         errors.push(e);
     }
@@ -282,7 +291,7 @@ fn hosts_of(b: &BlockSettings) -> Vec<String> {
 }
 
 /// The duplicate and overlap checks, then one listener per `transport://host:port`.
-fn group(blocks: &[BlockSettings]) -> Result<Vec<ListenerSpec>, ConfigError> {
+fn group(blocks: &[BlockSettings], metrics: &DnsMetrics) -> Result<Vec<ListenerSpec>, ConfigError> {
     // Validation, in block and key order, as CoreDNS's overlap checker.
     let mut registered: HashMap<ZoneKey, ZoneKey> = HashMap::new();
     let mut unbound: HashMap<ZoneKey, ZoneKey> = HashMap::new();
@@ -362,12 +371,45 @@ fn group(blocks: &[BlockSettings]) -> Result<Vec<ListenerSpec>, ConfigError> {
     Ok(groups
         .into_iter()
         .map(|(label, g)| ListenerSpec {
-            dispatcher: Arc::new(Dispatcher::new(&label, g.sites, g.debug, g.stacktrace)),
+            dispatcher: Arc::new(Dispatcher::new(
+                &label,
+                g.sites,
+                g.debug,
+                g.stacktrace,
+                metrics.clone(),
+            )),
             label,
             host: g.host,
             port: g.port,
         })
         .collect())
+}
+
+/// `coredns_plugin_enabled` = 1 for every handler of every block that has `prometheus`, per
+/// listen address and zone, as CoreDNS's metrics plugin sets it when it starts (the family is
+/// reset first, as on a restart).
+fn enable_plugins(blocks: &[BlockSettings], metrics: &DnsMetrics) {
+    metrics.plugin_enabled.clear();
+    for b in blocks {
+        if !b.plugins.iter().any(|p| p.name() == "prometheus") {
+            continue;
+        }
+        for z in &b.zones {
+            for h in hosts_of(b) {
+                let host = if h.contains(':') { format!("[{h}]") } else { h };
+                let server = format!("{}://{host}:{}", z.transport.scheme(), z.port);
+                for p in &b.plugins {
+                    let labels: Labels = vec![
+                        ("server", server.clone()),
+                        ("zone", z.zone.clone()),
+                        ("view", String::new()),
+                        ("name", p.name().to_string()),
+                    ];
+                    metrics.plugin_enabled.get_or_create(&labels).set(1);
+                }
+            }
+        }
+    }
 }
 
 fn check_transport(z: &ZoneAddr) -> Result<(), ConfigError> {

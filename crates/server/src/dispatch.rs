@@ -9,12 +9,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use async_trait::async_trait;
+use ferrodns_plugin::vars::{DROPPED, DnsMetrics, Report, rcode_label};
 use ferrodns_plugin::{
     Chain, FastAnswer, Lookup, PluginError, Protocol, Reply, Request, WireQuery,
 };
@@ -52,11 +54,18 @@ pub struct Dispatcher {
     class_chaos: bool,
     debug: bool,
     stacktrace: bool,
+    metrics: DnsMetrics,
 }
 
 impl Dispatcher {
     /// A dispatcher for the listener labelled `label` (`dns://:53`).
-    pub fn new(label: &str, sites: Vec<Arc<Site>>, debug: bool, stacktrace: bool) -> Self {
+    pub fn new(
+        label: &str,
+        sites: Vec<Arc<Site>>,
+        debug: bool,
+        stacktrace: bool,
+        metrics: DnsMetrics,
+    ) -> Self {
         let class_chaos = sites.iter().any(|s| {
             s.chain
                 .plugins()
@@ -73,6 +82,7 @@ impl Dispatcher {
             class_chaos,
             debug,
             stacktrace,
+            metrics,
         }
     }
 
@@ -102,6 +112,12 @@ impl Dispatcher {
             Intake::Accept(m) => m,
         };
         let opt_size = wire::request_opt_size(&raw);
+        let seen = Seen {
+            protocol,
+            ipv6: src.is_ipv6(),
+            request_size: raw.len(),
+            start: Instant::now(),
+        };
         let size = match protocol {
             Protocol::Tcp => usize::from(u16::MAX),
             Protocol::Udp => msg
@@ -112,20 +128,20 @@ impl Dispatcher {
                 .max(512),
         };
         let Some(q) = msg.queries.first() else {
-            return self.error_reply(&msg, ResponseCode::ServFail, size, opt_size);
+            return self.dropped(&msg, ResponseCode::ServFail, size, opt_size, &seen);
         };
         if !self.class_chaos && q.query_class() != DNSClass::IN {
-            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
+            return self.dropped(&msg, ResponseCode::Refused, size, opt_size, &seen);
         }
         if msg.edns.as_ref().is_some_and(|e| e.version() != 0) {
             return Some(wire::badvers(&msg));
         }
         let Some(site) = self.select(&ferrodns_plugin::text::name_lower(q.name()), q.query_type())
         else {
-            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
+            return self.dropped(&msg, ResponseCode::Refused, size, opt_size, &seen);
         };
         if site.chain.is_empty() {
-            return self.error_reply(&msg, ResponseCode::Refused, size, opt_size);
+            return self.dropped(&msg, ResponseCode::Refused, size, opt_size, &seen);
         }
         let mut req = Request::new(
             (*msg).clone(),
@@ -163,7 +179,8 @@ impl Dispatcher {
                         panic.message
                     ),
                 }
-                return self.error_reply(&msg, ResponseCode::ServFail, size, opt_size);
+                self.metrics.panics.inc();
+                return self.dropped(&msg, ResponseCode::ServFail, size, opt_size, &seen);
             }
         };
         match reply {
@@ -175,6 +192,9 @@ impl Dispatcher {
                     Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size, opt_size),
                 },
             },
+            Err(PluginError {
+                reply: Some(mut m), ..
+            }) => self.finish(&msg, &mut m, size, opt_size),
             Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) => {
                 if client_write(rc) {
                     None
@@ -243,6 +263,35 @@ impl Dispatcher {
         hook.answer(q, out)
     }
 
+    /// An error reply the server writes on its own, counted in the metrics under the zone
+    /// `dropped` as CoreDNS's `errorAndMetricsFunc` does.
+    fn dropped(
+        &self,
+        req: &Message,
+        rcode: ResponseCode,
+        size: usize,
+        opt_size: Option<u16>,
+        seen: &Seen,
+    ) -> Option<Vec<u8>> {
+        let mut m = wire::rcode_reply(req, rcode);
+        wire::echo_opt(req, &mut m);
+        self.metrics.report(&Report {
+            server: &self.label,
+            zone: DROPPED,
+            view: "",
+            proto: seen.protocol,
+            ipv6: seen.ipv6,
+            qtype: req.queries.first().map_or(0, |q| u16::from(q.query_type())),
+            dnssec_ok: req.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+            rcode: rcode_label(u16::from(rcode)),
+            plugin: "",
+            response_size: ferrodns_plugin::wire::uncompressed_len(&m).unwrap_or(0),
+            request_size: seen.request_size,
+            duration: seen.start.elapsed(),
+        });
+        self.error_reply(req, rcode, size, opt_size)
+    }
+
     fn error_reply(
         &self,
         req: &Message,
@@ -281,6 +330,14 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// What the dispatcher notes of a request for its metrics.
+struct Seen {
+    protocol: Protocol,
+    ipv6: bool,
+    request_size: usize,
+    start: Instant,
 }
 
 /// Lookups through the server: a new query for the name, with the client's EDNS size and DO

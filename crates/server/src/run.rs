@@ -1,4 +1,4 @@
-//! A running instance: lifecycle hooks, sockets, serving tasks, and an orderly stop.
+//! A running instance: lifecycle hooks, sockets, serving tasks, reload, and an orderly stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,9 +8,36 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, Instance};
+use crate::config::{ConfigError, Instance, ListenerSpec};
 use crate::dispatch::Dispatcher;
 use crate::{http, tcp, udp};
+
+/// Serving tasks that stop together.
+struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Tasks {
+    fn new() -> (Tasks, watch::Receiver<bool>) {
+        let (stop, rx) = watch::channel(false);
+        (
+            Tasks {
+                stop,
+                handles: Vec::new(),
+            },
+            rx,
+        )
+    }
+
+    /// Tell the tasks to stop and wait (briefly) for them.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.handles {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
 
 /// A listener as it is actually bound.
 pub struct Bound {
@@ -21,22 +48,20 @@ pub struct Bound {
     /// Banner lines.
     pub banner: Vec<String>,
     dispatch: Arc<ArcSwap<Dispatcher>>,
+    tasks: Tasks,
 }
 
-impl Bound {
-    /// Serve a new dispatcher from now on (used by reload).
-    pub fn swap(&self, d: Arc<Dispatcher>) {
-        self.dispatch.store(d);
-    }
+/// The HTTP listeners of an instance.
+struct HttpListeners {
+    addrs: Vec<(String, SocketAddr)>,
+    tasks: Tasks,
 }
 
 /// A started instance.
 pub struct Server {
     instance: Instance,
     bound: Vec<Bound>,
-    http_addrs: Vec<(String, SocketAddr)>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    http: HttpListeners,
 }
 
 /// How many UDP sockets (and so receive loops) each listener gets.
@@ -44,6 +69,60 @@ pub fn workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+fn listen_err(proto: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
+    ConfigError(format!("listen {proto} {addr}: {e}"))
+}
+
+/// Bind one listener's sockets (one UDP socket per worker and a TCP listener, all on one port)
+/// and start serving them.
+fn bind_listener(spec: &ListenerSpec) -> Result<Bound, ConfigError> {
+    let want = spec.bind_addr()?;
+    let first = udp::bind(want).map_err(|e| listen_err("udp", want, e))?;
+    let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
+    let mut udp_sockets = vec![first];
+    for _ in 1..workers() {
+        udp_sockets.push(udp::bind(addr).map_err(|e| listen_err("udp", addr, e))?);
+    }
+    let tcp_listener = tcp::bind(addr).map_err(|e| listen_err("tcp", addr, e))?;
+    let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
+    let (mut tasks, stop) = Tasks::new();
+    for s in udp_sockets {
+        let s = tokio::net::UdpSocket::from_std(s).map_err(|e| listen_err("udp", addr, e))?;
+        tasks
+            .handles
+            .push(tokio::spawn(udp::serve(s, dispatch.clone(), stop.clone())));
+    }
+    let l =
+        tokio::net::TcpListener::from_std(tcp_listener).map_err(|e| listen_err("tcp", addr, e))?;
+    tasks
+        .handles
+        .push(tokio::spawn(tcp::serve(l, dispatch.clone(), stop)));
+    Ok(Bound {
+        label: spec.label.clone(),
+        addr,
+        // With port 0 the banner shows the port actually bound.
+        banner: spec.banner(addr.port()),
+        dispatch,
+        tasks,
+    })
+}
+
+/// Bind and serve every HTTP address the instance's plugins registered.
+fn start_http(instance: &Instance) -> Result<HttpListeners, ConfigError> {
+    let (mut tasks, stop) = Tasks::new();
+    let mut addrs = Vec::new();
+    for (addr, paths) in instance.shared.http.routes() {
+        let l = http::bind(&addr)?;
+        let local = l.local_addr().map_err(|e| ConfigError(e.to_string()))?;
+        let l = tokio::net::TcpListener::from_std(l).map_err(|e| ConfigError(e.to_string()))?;
+        tasks
+            .handles
+            .push(tokio::spawn(http::serve(l, paths, stop.clone())));
+        addrs.push((addr, local));
+    }
+    Ok(HttpListeners { addrs, tasks })
 }
 
 impl Server {
@@ -55,59 +134,97 @@ impl Server {
                 .await
                 .map_err(|e| ConfigError(e.to_string()))?;
         }
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         let mut bound = Vec::new();
         for spec in &instance.listeners {
-            let want = spec.bind_addr()?;
-            let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
-            let first = udp::bind(want).map_err(|e| listen_err("udp", want, e))?;
-            let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
-            let mut udp_sockets = vec![first];
-            for _ in 1..workers() {
-                udp_sockets.push(udp::bind(addr).map_err(|e| listen_err("udp", addr, e))?);
+            match bind_listener(spec) {
+                Ok(b) => bound.push(b),
+                Err(e) => {
+                    for b in bound {
+                        b.tasks.stop().await;
+                    }
+                    return Err(e);
+                }
             }
-            let tcp_listener = tcp::bind(addr).map_err(|e| listen_err("tcp", addr, e))?;
-            for s in udp_sockets {
-                let s =
-                    tokio::net::UdpSocket::from_std(s).map_err(|e| listen_err("udp", addr, e))?;
-                tasks.push(tokio::spawn(udp::serve(
-                    s,
-                    dispatch.clone(),
-                    stop_rx.clone(),
-                )));
-            }
-            let l = tokio::net::TcpListener::from_std(tcp_listener)
-                .map_err(|e| listen_err("tcp", addr, e))?;
-            tasks.push(tokio::spawn(tcp::serve(
-                l,
-                dispatch.clone(),
-                stop_rx.clone(),
-            )));
-            // With port 0 the banner shows the port actually bound.
-            let banner = spec.banner(addr.port());
-            bound.push(Bound {
-                label: spec.label.clone(),
-                addr,
-                banner,
-                dispatch,
-            });
         }
-        let mut http_addrs = Vec::new();
-        for (addr, paths) in instance.shared.http.routes() {
-            let l = http::bind(&addr)?;
-            let local = l.local_addr().map_err(|e| ConfigError(e.to_string()))?;
-            let l = tokio::net::TcpListener::from_std(l).map_err(|e| ConfigError(e.to_string()))?;
-            tasks.push(tokio::spawn(http::serve(l, paths, stop_rx.clone())));
-            http_addrs.push((addr, local));
-        }
+        let http = start_http(&instance)?;
+        instance.enable_plugin_metrics();
         Ok(Server {
             instance,
             bound,
-            http_addrs,
-            stop,
-            tasks,
+            http,
         })
+    }
+
+    /// Replace the running instance with `next`, as CoreDNS's restart does, without dropping
+    /// a query: the old instance's restart hooks run, then the new one's startup hooks; new
+    /// addresses are bound before anything changes; listeners whose address stays keep their
+    /// sockets and are handed the new dispatcher; HTTP listeners are opened anew beside the old
+    /// ones (SO_REUSEPORT) before those close; removed addresses stop; the old instance's
+    /// shutdown hooks run last. On any failure the old instance keeps serving as it was and its
+    /// restart-failed hooks run.
+    pub async fn reload(&mut self, next: Instance) -> Result<(), ConfigError> {
+        let old_hooks = self.instance.shared.lifecycles();
+        for h in &old_hooks {
+            h.on_restart().await;
+        }
+        let fail = |e: ConfigError| async {
+            for h in &old_hooks {
+                h.on_restart_failed().await;
+            }
+            Err(e)
+        };
+        for hook in next.shared.lifecycles() {
+            if let Err(e) = hook.on_startup().await {
+                return fail(ConfigError(e.to_string())).await;
+            }
+        }
+        let mut fresh = Vec::new();
+        for spec in &next.listeners {
+            if self.bound.iter().any(|b| b.label == spec.label) {
+                continue;
+            }
+            match bind_listener(spec) {
+                Ok(b) => fresh.push(b),
+                Err(e) => {
+                    for b in fresh {
+                        b.tasks.stop().await;
+                    }
+                    return fail(e).await;
+                }
+            }
+        }
+        let http = match start_http(&next) {
+            Ok(h) => h,
+            Err(e) => {
+                for b in fresh {
+                    b.tasks.stop().await;
+                }
+                return fail(e).await;
+            }
+        };
+        // Commit.
+        let old_http = std::mem::replace(&mut self.http, http);
+        old_http.tasks.stop().await;
+        let mut kept = Vec::new();
+        for mut b in self.bound.drain(..) {
+            match next.listeners.iter().find(|s| s.label == b.label) {
+                Some(spec) => {
+                    b.dispatch.store(spec.dispatcher.clone());
+                    b.banner = spec.banner(b.addr.port());
+                    kept.push(b);
+                }
+                None => b.tasks.stop().await,
+            }
+        }
+        kept.extend(fresh);
+        kept.sort_by(|a, b| a.label.cmp(&b.label));
+        self.bound = kept;
+        let old = std::mem::replace(&mut self.instance, next);
+        self.instance.enable_plugin_metrics();
+        for h in old.shared.lifecycles() {
+            h.on_shutdown().await;
+        }
+        Ok(())
     }
 
     /// The bound listeners, sorted by label.
@@ -117,10 +234,10 @@ impl Server {
 
     /// The HTTP listeners (configured address, bound address).
     pub fn http_listeners(&self) -> &[(String, SocketAddr)] {
-        &self.http_addrs
+        &self.http.addrs
     }
 
-    /// The loaded instance.
+    /// The running instance.
     pub fn instance(&self) -> &Instance {
         &self.instance
     }
@@ -137,8 +254,8 @@ impl Server {
         out
     }
 
-    /// Stop: shutdown hooks, final-shutdown hooks, then close every listener and wait (briefly)
-    /// for the serving loops to end.
+    /// Stop: shutdown hooks, final-shutdown hooks (DNS is still served meanwhile, as during
+    /// health's lameduck), then close every listener and wait (briefly) for the serving loops.
     pub async fn stop(self) {
         let hooks = self.instance.shared.lifecycles();
         for h in &hooks {
@@ -147,13 +264,9 @@ impl Server {
         for h in &hooks {
             h.on_final_shutdown().await;
         }
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        self.http.tasks.stop().await;
+        for b in self.bound {
+            b.tasks.stop().await;
         }
     }
-}
-
-fn listen_err(proto: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
-    ConfigError(format!("listen {proto} {addr}: {e}"))
 }

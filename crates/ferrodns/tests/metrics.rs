@@ -1,0 +1,69 @@
+//! The prometheus plugin end to end: two blocks naming one address share one listener, and the
+//! queries they serve show up in CoreDNS's families.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+fn scrape(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    write!(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out
+}
+
+#[test]
+fn blocks_share_the_metrics_listener_and_queries_are_counted() {
+    let free = |_| {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let (dns, http) = (free(0), free(1));
+    let corefile = format!(
+        "example.org:{dns} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{http}\n    whoami\n}}\n\
+         .:{dns} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{http}\n    errors\n}}\n"
+    );
+    let srv = Running::start(&corefile, &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], dns));
+    udp(addr, &query("www.example.org.", RecordType::A));
+    udp(
+        addr,
+        &with_edns(query("www.example.org.", RecordType::MX), 1232, true, 0),
+    );
+    // The root block's chain ends after errors: SERVFAIL written by the server.
+    udp(addr, &query("other.test.", RecordType::A));
+    let body = scrape(http);
+    let server = format!("dns://127.0.0.1:{dns}");
+    for want in [
+        format!(
+            "coredns_dns_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"}} 1"
+        ),
+        format!(
+            "coredns_dns_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",proto=\"udp\",family=\"1\",type=\"MX\"}} 1"
+        ),
+        format!(
+            "coredns_dns_do_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\"}} 1"
+        ),
+        format!(
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",rcode=\"NOERROR\",plugin=\"whoami\"}} 2"
+        ),
+        format!(
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"SERVFAIL\",plugin=\"\"}} 1"
+        ),
+        format!(
+            "coredns_plugin_enabled{{server=\"{server}\",zone=\"example.org.\",view=\"\",name=\"whoami\"}} 1"
+        ),
+        "coredns_panics_total 0".to_string(),
+        "coredns_build_info{version=".to_string(),
+    ] {
+        assert!(body.contains(&want), "missing {want}\n{body}");
+    }
+    drop(srv);
+}

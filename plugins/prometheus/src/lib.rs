@@ -1,0 +1,204 @@
+//! # prometheus
+//!
+//! Exports the process's metrics in the Prometheus text format on `/metrics`, and counts every
+//! request that passes through the block's chain in CoreDNS's `coredns_dns_*` families (see
+//! [`ferrodns_plugin::vars`]), as CoreDNS's *prometheus* (metrics) plugin does.
+//!
+//! Blocks naming the same address share one listener. The `plugin` label of
+//! `coredns_dns_responses_total` is the name of the handler right after this one when a handler
+//! wrote the reply, and empty when the server wrote it (an error rcode), as in CoreDNS.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrodns_plugin::vars::{DnsMetrics, Labels, Report, rcode_label};
+use ferrodns_plugin::wire::{client_write, uncompressed_len};
+use ferrodns_plugin::{
+    Descriptor, HttpHandler, HttpResponse, Metrics, Next, Plugin, PluginError, Reply, Request,
+    Setup, SetupError, async_trait,
+};
+
+/// The directive name.
+pub const NAME: &str = "prometheus";
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// CoreDNS's default address.
+pub const DEFAULT_ADDR: &str = "localhost:9153";
+
+/// What a block's `prometheus` line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `host:port` to serve `/metrics` on.
+    pub addr: String,
+}
+
+/// Read the directive (once per block): `prometheus [ADDRESS] { runtime_metrics }`.
+pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
+    let mut cfg = Config {
+        addr: DEFAULT_ADDR.to_string(),
+    };
+    let mut seen = false;
+    while c.next() {
+        if seen {
+            return Err(SetupError::once(NAME));
+        }
+        seen = true;
+        let args = c.remaining_args();
+        match args.as_slice() {
+            [] => {}
+            [addr] => {
+                check_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
+                cfg.addr = addr.clone();
+            }
+            _ => return Err(SetupError::plugin(NAME, c.arg_err())),
+        }
+        while c.next_block() {
+            match c.val() {
+                "runtime_metrics" => {
+                    if !c.remaining_args().is_empty() {
+                        return Err(SetupError::plugin(NAME, c.arg_err()));
+                    }
+                }
+                "tls" => {
+                    return Err(SetupError::plugin(
+                        NAME,
+                        c.err("tls for the metrics endpoint is not supported by ferrodns yet"),
+                    ));
+                }
+                other => {
+                    return Err(SetupError::plugin(
+                        NAME,
+                        c.err(format_args!("unknown option: {other}")),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Go's `net.SplitHostPort` acceptance, with its error texts.
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let missing = || format!("address {addr}: missing port in address");
+    if let Some(rest) = addr.strip_prefix('[') {
+        let Some((_, after)) = rest.split_once(']') else {
+            return Err(format!("address {addr}: missing ']' in address"));
+        };
+        return match after.strip_prefix(':') {
+            Some(_) => Ok(()),
+            None => Err(missing()),
+        };
+    }
+    match addr.rsplit_once(':') {
+        None => Err(missing()),
+        Some((host, _)) if host.contains(':') => {
+            Err(format!("address {addr}: too many colons in address"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cfg = parse(c)?;
+    let metrics = c.metrics().clone();
+    let dns = DnsMetrics::new(&metrics);
+    let build: Labels = vec![
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("revision", String::new()),
+        ("goversion", "rust".to_string()),
+    ];
+    dns.build_info.get_or_create(&build).set(1);
+    c.http()
+        .route(&cfg.addr, "/metrics", Arc::new(Exporter(metrics)));
+    let mut zones = c.zone_names();
+    // Longest first, so the first match is the longest.
+    zones.sort_by_key(|z| std::cmp::Reverse(z.len()));
+    c.add_plugin(Arc::new(Prometheus { zones, dns }));
+    Ok(())
+}
+
+/// Serves `/metrics`.
+struct Exporter(Metrics);
+
+impl HttpHandler for Exporter {
+    fn handle(&self) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body: self.0.encode().into_bytes(),
+        }
+    }
+}
+
+/// The request handler: counts what passes through.
+pub struct Prometheus {
+    zones: Vec<String>,
+    dns: DnsMetrics,
+}
+
+impl Prometheus {
+    /// The block zone a name falls in (longest match), else `.`.
+    fn zone_of(&self, qname: &str) -> &str {
+        self.zones
+            .iter()
+            .find(|z| {
+                z.as_str() == "."
+                    || qname == z.as_str()
+                    || (qname.ends_with(z.as_str())
+                        && qname.as_bytes().get(qname.len() - z.len() - 1) == Some(&b'.'))
+            })
+            .map(String::as_str)
+            .unwrap_or(".")
+    }
+}
+
+#[async_trait]
+impl Plugin for Prometheus {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let start = Instant::now();
+        let request_size = req.raw.len();
+        let qname = req.name_lower();
+        let writer = next.peek().unwrap_or("");
+        let result = next.serve(req).await;
+        let (rcode, size, plugin) = match &result {
+            Ok(Reply::Message(m)) => (
+                u16::from(m.metadata.response_code),
+                uncompressed_len(m).unwrap_or(0),
+                writer,
+            ),
+            Ok(Reply::Wire(b)) => match ferrodns_plugin::proto::op::Message::from_vec(b) {
+                Ok(m) => (
+                    u16::from(m.metadata.response_code),
+                    uncompressed_len(&m).unwrap_or(b.len()),
+                    writer,
+                ),
+                Err(_) => (0, b.len(), writer),
+            },
+            Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) if !client_write(*rc) => {
+                (u16::from(*rc), 0, "")
+            }
+            _ => (0, 0, ""),
+        };
+        self.dns.report(&Report {
+            server: &req.server,
+            zone: self.zone_of(&qname),
+            view: "",
+            proto: req.protocol,
+            ipv6: req.src.is_ipv6(),
+            qtype: u16::from(req.qtype()),
+            dnssec_ok: req.do_bit(),
+            rcode: rcode_label(rcode),
+            plugin,
+            response_size: size,
+            request_size,
+            duration: start.elapsed(),
+        });
+        result
+    }
+}
