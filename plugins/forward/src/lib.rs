@@ -1,0 +1,538 @@
+//! # forward
+//!
+//! CoreDNS's *forward* plugin: proxy queries for names under FROM to upstream resolvers, with
+//! health checking, connection reuse, policies, failover and `max_concurrent`.
+//!
+//! ```text
+//! forward FROM TO... {
+//!     except IGNORED_NAMES...
+//!     force_tcp
+//!     prefer_udp
+//!     expire DURATION
+//!     max_age DURATION
+//!     max_idle_conns INTEGER
+//!     read_timeout DURATION
+//!     max_fails INTEGER
+//!     max_connect_attempts INTEGER
+//!     doh_method GET|POST
+//!     tls CERT KEY CA
+//!     tls_servername NAME
+//!     policy random|round_robin|sequential
+//!     health_check DURATION [no_rec] [domain FQDN]
+//!     max_concurrent MAX
+//!     next RCODE_1 [RCODE_2] [RCODE_3...]
+//!     next_on_nodata
+//!     failfast_all_unhealthy_upstreams
+//!     failover RCODE_1 [RCODE_2] [RCODE_3...]
+//!     source_address IP
+//!     resolver IP[:PORT]...
+//! }
+//! ```
+//!
+//! The client's query bytes go upstream unchanged except for a fresh random ID; the reply's
+//! bytes come back unchanged except for the client's ID (the server then echoes the client's
+//! OPT record and truncates to its size).
+
+pub mod config;
+pub mod doh;
+pub mod metrics;
+pub mod msg;
+mod resolve;
+pub mod tls;
+pub mod upstream;
+
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
+use ferrodns_plugin::{
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Protocol, Reply, Request, Setup, SetupError,
+    async_trait,
+};
+use rand::seq::SliceRandom;
+
+pub use config::{Config, Policy, Scheme};
+use metrics::ForwardMetrics;
+use upstream::{ExchangeError, Proto, Settings, Upstream};
+
+/// The directive name.
+pub const NAME: &str = "forward";
+
+/// The tracing target of this plugin's log lines.
+pub const TARGET: &str = "plugin/forward";
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// How long one query may keep trying upstreams (CoreDNS's `defaultTimeout`).
+pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Connection cleanup tick (CoreDNS's default expire).
+const CLEANUP_TICK: Duration = Duration::from_secs(10);
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let configs = config::parse_all(c).map_err(|e| SetupError::plugin(NAME, e))?;
+    let metrics = ForwardMetrics::register(c.metrics());
+    for cfg in configs {
+        if cfg.to_entries > config::MAX_UPSTREAMS {
+            return Err(SetupError::plugin(
+                NAME,
+                format!(
+                    "more than {} TOs configured: {}",
+                    config::MAX_UPSTREAMS,
+                    cfg.to_entries
+                ),
+            ));
+        }
+        let f =
+            Arc::new(Forward::new(cfg, metrics.clone()).map_err(|e| SetupError::plugin(NAME, e))?);
+        c.add_lifecycle(Arc::new(Hooks {
+            forward: f.clone(),
+            cleanup: Mutex::new(None),
+        }));
+        c.add_plugin(f);
+    }
+    Ok(())
+}
+
+/// One `forward` stanza at work.
+pub struct Forward {
+    cfg: Config,
+    upstreams: Vec<Arc<Upstream>>,
+    robin: AtomicU32,
+    concurrent: AtomicI64,
+    metrics: ForwardMetrics,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("from", &self.cfg.from)
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forward {
+    /// A forwarder for a parsed stanza. Fails for transports not implemented here.
+    pub fn new(cfg: Config, metrics: ForwardMetrics) -> Result<Self, String> {
+        let mut tls_config = None;
+        for u in &cfg.upstreams {
+            match u.scheme {
+                Scheme::Dns => {}
+                Scheme::Tls => {
+                    if tls_config.is_none() {
+                        let args = cfg.tls.clone().unwrap_or_default();
+                        tls_config = Some(tls::build_config(&args)?);
+                    }
+                }
+                Scheme::Https => {
+                    if tls_config.is_none() {
+                        let args = cfg.tls.clone().unwrap_or_default();
+                        tls_config = Some(tls::build_config(&args)?);
+                    }
+                }
+            }
+        }
+        let settings = Arc::new(Settings {
+            expire: cfg.expire,
+            max_age: cfg.max_age,
+            max_idle_conns: cfg.max_idle_conns,
+            read_timeout: cfg.read_timeout,
+            source: cfg.source_address,
+            hc_recursion_desired: cfg.hc_recursion_desired,
+            hc_domain: cfg.hc_domain.clone(),
+            hc_tcp: cfg.force_tcp,
+            hc_interval: cfg.hc_interval,
+        });
+        let mut upstreams = Vec::with_capacity(cfg.upstreams.len());
+        for u in &cfg.upstreams {
+            let client = match &tls_config {
+                Some(config) if u.scheme != Scheme::Dns => {
+                    let name = u.server_name.as_deref().or(cfg.tls_servername.as_deref());
+                    Some(tls::TlsClient {
+                        config: config.clone(),
+                        server_name: tls::server_name(name, u.socket.map(|s| s.ip()))?,
+                    })
+                }
+                _ => None,
+            };
+            let (tls, doh) = match (u.scheme, client, u.socket) {
+                (Scheme::Tls, client, _) => (client, None),
+                (Scheme::Https, Some(client), Some(target)) => (
+                    None,
+                    Some(doh::Doh::new(
+                        target,
+                        u.addr.clone(),
+                        cfg.doh_method == "GET",
+                        client,
+                        cfg.source_address,
+                        cfg.expire,
+                    )),
+                ),
+                (Scheme::Https, _, _) => {
+                    return Err(format!(
+                        "invalid DNS-over-HTTPS address: https://{}",
+                        u.addr
+                    ));
+                }
+                _ => (None, None),
+            };
+            upstreams.push(Arc::new(Upstream::new(
+                u.addr.clone(),
+                u.socket,
+                settings.clone(),
+                tls,
+                doh,
+                Arc::new(metrics.clone()),
+            )));
+        }
+        Ok(Forward {
+            cfg,
+            upstreams,
+            robin: AtomicU32::new(0),
+            concurrent: AtomicI64::new(0),
+            metrics,
+        })
+    }
+
+    /// The stanza's settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The upstreams in configured order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// The upstreams in the order the policy gives for one query.
+    pub fn list(&self) -> Vec<Arc<Upstream>> {
+        let mut l = self.upstreams.clone();
+        match self.cfg.policy {
+            Policy::Sequential => {}
+            Policy::Random => match l.len() {
+                0 | 1 => {}
+                2 => {
+                    if rand::random::<bool>() {
+                        l.swap(0, 1);
+                    }
+                }
+                _ => l.shuffle(&mut rand::rng()),
+            },
+            Policy::RoundRobin => {
+                if !l.is_empty() {
+                    let n = l.len() as u32;
+                    let i =
+                        (self.robin.fetch_add(1, Ordering::Relaxed).wrapping_add(1) % n) as usize;
+                    let first = l.remove(i);
+                    l.insert(0, first);
+                }
+            }
+        }
+        l
+    }
+
+    /// Whether the query name is for this forwarder: at or below FROM and not below an
+    /// `except` name (FROM itself always matches).
+    fn matches(&self, name: &str) -> bool {
+        if !is_subdomain(name, &self.cfg.from) {
+            return false;
+        }
+        if name == self.cfg.from {
+            return true;
+        }
+        !self.cfg.ignored.iter().any(|i| is_subdomain(name, i))
+    }
+
+    /// Stop health checking and close every connection.
+    pub fn stop(&self) {
+        for u in &self.upstreams {
+            u.stop();
+        }
+    }
+
+    /// One exchange with an upstream including CoreDNS's retries of a closed cached connection
+    /// and, with `prefer_udp`, of a truncated reply over TCP. The reply is already inspected.
+    async fn connect(
+        &self,
+        up: &Upstream,
+        query: &[u8],
+        question: &msg::Question,
+        client: Protocol,
+        size: usize,
+        deadline: Instant,
+    ) -> Result<(Bytes, msg::ReplyInfo), String> {
+        let mut force_tcp = self.cfg.force_tcp;
+        let mut closed_retries = 0;
+        loop {
+            let proto = if force_tcp || up.stream_only() {
+                Proto::Tcp
+            } else if self.cfg.prefer_udp {
+                Proto::Udp
+            } else {
+                match client {
+                    Protocol::Udp => Proto::Udp,
+                    Protocol::Tcp => Proto::Tcp,
+                }
+            };
+            let bufsize = if proto == Proto::Udp && client == Protocol::Tcp {
+                65535
+            } else {
+                size.max(512)
+            };
+            let start = Instant::now();
+            let reply = match up.exchange(query, proto, bufsize, deadline).await {
+                Ok(r) => r,
+                Err(ExchangeError::CachedClosed) if closed_retries < 8 => {
+                    closed_retries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let (reply, info) = match msg::inspect(&reply) {
+                Ok(info) => (reply, info),
+                Err((msg::Malformed::Overflow, partial)) if proto == Proto::Udp => {
+                    let tc = msg::truncated_reply(&reply, partial.as_ref());
+                    let info = msg::inspect(&tc).map_err(|_| "dns: overflow".to_string())?;
+                    (Bytes::from(tc), info)
+                }
+                Err((msg::Malformed::Overflow, _)) => {
+                    return Err("dns: overflow unpacking uint16".into());
+                }
+                Err((msg::Malformed::Bad, _)) => return Err("dns: bad rdata".into()),
+            };
+            let rcode = ferrodns_plugin::text::rcode_name(info.rcode)
+                .map(str::to_string)
+                .unwrap_or_else(|| info.rcode.to_string());
+            self.metrics
+                .observe(&up.addr, &rcode, start.elapsed().as_secs_f64());
+            let _ = question;
+            if info.truncated && !force_tcp && self.cfg.prefer_udp {
+                force_tcp = true;
+                continue;
+            }
+            return Ok((reply, info));
+        }
+    }
+}
+
+/// `name` is `zone` or below it (both lowercased and fully qualified).
+fn is_subdomain(name: &str, zone: &str) -> bool {
+    if zone == "." || name == zone {
+        return true;
+    }
+    name.len() > zone.len()
+        && name.ends_with(zone)
+        && name.as_bytes()[name.len() - zone.len() - 1] == b'.'
+}
+
+/// CoreDNS's `SetRcode(req, FORMERR)`: a reply to the request with only its question.
+fn formerr(req: &Request) -> Message {
+    let m = req.message();
+    let mut r = Message::new(m.metadata.id, MessageType::Response, m.metadata.op_code);
+    r.metadata.recursion_desired = m.metadata.recursion_desired;
+    r.metadata.checking_disabled = m.metadata.checking_disabled;
+    r.metadata.response_code = ResponseCode::FormErr;
+    r.queries = m.queries.clone();
+    r
+}
+
+#[async_trait]
+impl Plugin for Forward {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let name = req.name_lower();
+        if !self.matches(&name) {
+            return next.serve(req).await;
+        }
+        let (max, ref max_text) = self.cfg.max_concurrent;
+        let _slot = if max > 0 {
+            let guard = Slot::take(&self.concurrent);
+            if guard.count > max {
+                self.metrics.rejected();
+                return Err(PluginError::with_rcode(
+                    ResponseCode::Refused,
+                    format!("concurrent queries exceeded maximum {max_text}"),
+                ));
+            }
+            Some(guard)
+        } else {
+            None
+        };
+
+        let query: Vec<u8> = req.wire().into_owned();
+        let Some(question) = msg::question_of(&query) else {
+            return Ok(Reply::message(formerr(req)));
+        };
+        let client_id = req.id();
+        let client = req.protocol;
+        let size = usize::from(req.size());
+
+        let list = self.list();
+        let n = self.upstreams.len();
+        let deadline = Instant::now() + QUERY_DEADLINE;
+        let max_attempts = match self.cfg.max_connect_attempts {
+            Some(m) => u64::from(m),
+            None => 2 * list.len() as u64,
+        };
+        let mut attempts = 0u64;
+        let mut fails = 0usize;
+        let mut failovers = 0usize;
+        let mut i = 0usize;
+        let mut last_err: Option<String> = None;
+
+        while Instant::now() < deadline && (max_attempts == 0 || attempts < max_attempts) {
+            if i >= list.len() {
+                i = 0;
+                fails = 0;
+            }
+            let mut up = list[i].clone();
+            i += 1;
+            if up.down(self.cfg.max_fails) {
+                fails += 1;
+                if fails < n {
+                    continue;
+                }
+                self.metrics.broken();
+                if self.cfg.failfast {
+                    break;
+                }
+                let pick = rand::random_range(0..n);
+                up = self.upstreams[pick].clone();
+            }
+            req.set_metadata("forward/upstream", up.addr.clone());
+
+            let outcome = self
+                .connect(&up, &query, &question, client, size, deadline)
+                .await;
+            let (reply, info) = match outcome {
+                Ok(r) => {
+                    last_err = None;
+                    r
+                }
+                Err(e) => {
+                    last_err = Some(e);
+                    if self.cfg.max_fails != 0 {
+                        up.healthcheck();
+                    }
+                    if max_attempts > 0 {
+                        attempts += 1;
+                        if attempts >= max_attempts {
+                            break;
+                        }
+                    }
+                    if fails < n {
+                        continue;
+                    }
+                    break;
+                }
+            };
+
+            if !msg::matches(&info, &question) {
+                return Ok(Reply::message(formerr(req)));
+            }
+
+            if self.cfg.failover_rcodes.contains(&info.rcode) {
+                failovers += 1;
+                if failovers < n {
+                    continue;
+                }
+            }
+
+            if next.peek() == Some(NAME) {
+                if self.cfg.next_rcodes.contains(&info.rcode) {
+                    return next.serve(req).await;
+                }
+                if self.cfg.next_on_nodata && info.rcode == 0 && info.answers == 0 {
+                    return next.serve(req).await;
+                }
+            }
+
+            let out = match reply.try_into_mut() {
+                Ok(mut m) => {
+                    m[0..2].copy_from_slice(&client_id.to_be_bytes());
+                    m.freeze()
+                }
+                Err(shared) => {
+                    let mut m = BytesMut::from(&shared[..]);
+                    m[0..2].copy_from_slice(&client_id.to_be_bytes());
+                    m.freeze()
+                }
+            };
+            return Ok(Reply::Wire(out));
+        }
+
+        Err(PluginError::servfail(
+            last_err.unwrap_or_else(|| "no healthy proxies".to_string()),
+        ))
+    }
+}
+
+/// A counted in-flight query for `max_concurrent`.
+struct Slot<'a> {
+    counter: &'a AtomicI64,
+    count: i64,
+}
+
+impl<'a> Slot<'a> {
+    fn take(counter: &'a AtomicI64) -> Self {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        Slot { counter, count }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Startup and shutdown of one forwarder: the connection cleanup tick, and closing everything.
+struct Hooks {
+    forward: Arc<Forward>,
+    cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Lifecycle for Hooks {
+    async fn on_startup(&self) -> Result<(), SetupError> {
+        let ups: Vec<std::sync::Weak<Upstream>> =
+            self.forward.upstreams.iter().map(Arc::downgrade).collect();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CLEANUP_TICK);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let mut alive = false;
+                for u in &ups {
+                    if let Some(u) = u.upgrade() {
+                        alive = true;
+                        u.cleanup();
+                    }
+                }
+                if !alive {
+                    return;
+                }
+            }
+        });
+        if let Ok(mut c) = self.cleanup.lock() {
+            *c = Some(task);
+        }
+        Ok(())
+    }
+
+    async fn on_shutdown(&self) {
+        if let Ok(mut c) = self.cleanup.lock()
+            && let Some(t) = c.take()
+        {
+            t.abort();
+        }
+        self.forward.stop();
+    }
+}
