@@ -1,0 +1,525 @@
+//! The request path (lookup, hit, miss, stale, prefetch) and the write path (classify, clamp the
+//! TTLs, store) of the cache.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
+use ferrodns_plugin::proto::serialize::binary::BinEncodable;
+use ferrodns_plugin::{FastHook, Next, Plugin, PluginError, Protocol, Reply, Request, async_trait};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::Cache;
+use crate::classify::{self, Type};
+use crate::entry::{self, ClientBits, Entry, Kind};
+use crate::flight::{self, FlightKey, Role};
+use crate::metrics::CacheMetrics;
+
+/// What the write path needs to know about the request a reply is for.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    /// The question name in wire form, case as sent.
+    pub qname: Vec<u8>,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub do_bit: bool,
+    pub ad: bool,
+    pub key: u64,
+    pub metrics: Arc<CacheMetrics>,
+}
+
+/// The outcome of a verifying write: whether the entry was refreshed, the reply for the client
+/// and the entry stored.
+type Verified = (bool, Option<Message>, Option<Arc<Entry>>);
+
+enum JobKind {
+    /// A prefetch of a fresh entry, or the refresh of a stale one (`stale`), counted from `now`.
+    Prefetch { stale: bool, now: Instant },
+    /// The refresh of `serve_stale verify` with a timeout: its result goes back to the waiter.
+    Verify { tx: oneshot::Sender<Verified> },
+}
+
+/// Work handed to this cache inside a lookup through the server (see [`Cache::spawn_job`]).
+struct Job {
+    owner: usize,
+    req: Request,
+    ctx: Ctx,
+    entry: Arc<Entry>,
+    recheck: Duration,
+    kind: JobKind,
+}
+
+tokio::task_local! {
+    static JOB: RefCell<Option<Job>>;
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The request as sent on: a copy with AD set (CoreDNS asks upstreams for AD).
+fn refresh_request(req: &Request) -> Request {
+    let mut up = req.clone();
+    if !up.message().metadata.authentic_data {
+        up.message_mut().metadata.authentic_data = true;
+    }
+    up
+}
+
+/// The reply as a message, if the chain gave one.
+fn decoded(out: &mut Result<Reply, PluginError>) -> Option<Message> {
+    match out {
+        Ok(r @ (Reply::Message(_) | Reply::Wire(_))) => r.decoded().cloned(),
+        _ => None,
+    }
+}
+
+impl Cache {
+    fn owner_id(&self) -> usize {
+        self as *const Cache as usize
+    }
+
+    /// CoreDNS's `request.Match`: one question, QR set, same name (any case), type and class.
+    fn reply_matches(ctx: &Ctx, m: &Message) -> bool {
+        if m.queries.len() != 1 || m.metadata.message_type != MessageType::Response {
+            return false;
+        }
+        let q = &m.queries[0];
+        u16::from(q.query_type()) == ctx.qtype
+            && u16::from(q.query_class()) == ctx.qclass
+            && q.name()
+                .to_bytes()
+                .is_ok_and(|n| n.eq_ignore_ascii_case(&ctx.qname))
+    }
+
+    /// The caching writer: classify, set every TTL to the cache duration, store when allowed,
+    /// and return the reply for the client (AD cleared unless the client set DO or AD).
+    pub(crate) fn write(
+        &self,
+        ctx: &Ctx,
+        mut msg: Message,
+        prefetch: bool,
+    ) -> (Message, Option<Arc<Entry>>) {
+        let mt = classify::cache_type(&msg, unix_now());
+        let has_key = classify::cacheable(&msg, mt);
+        let dur = classify::duration(&self.cfg, &msg, mt);
+        let ttl = dur.as_secs().min(u64::from(u32::MAX)) as u32;
+        for r in msg
+            .answers
+            .iter_mut()
+            .chain(msg.authorities.iter_mut())
+            .chain(msg.additionals.iter_mut())
+        {
+            r.ttl = ttl;
+        }
+        // The upstream's OPT is not passed on: the server gives the reply the client's.
+        msg.edns = None;
+        let mut item = None;
+        if has_key && !dur.is_zero() {
+            if Self::reply_matches(ctx, &msg) {
+                item = self.set(ctx, &msg, mt, ttl, prefetch);
+                ctx.metrics.entries_success.set(self.pcache.len() as i64);
+                ctx.metrics.entries_denial.set(self.ncache.len() as i64);
+            } else {
+                ctx.metrics.drops.inc();
+            }
+        }
+        if !ctx.do_bit && !ctx.ad {
+            msg.metadata.authentic_data = false;
+        }
+        (msg, item)
+    }
+
+    fn set(
+        &self,
+        ctx: &Ctx,
+        msg: &Message,
+        mt: Type,
+        ttl: u32,
+        prefetch: bool,
+    ) -> Option<Arc<Entry>> {
+        let kind = match mt {
+            Type::NoError | Type::Delegation => Kind::Success,
+            Type::NameError | Type::NoData | Type::ServerError => Kind::Denial,
+            _ => return None,
+        };
+        let except = match kind {
+            Kind::Success => &self.pexcept,
+            Kind::Denial => &self.nexcept,
+        };
+        if entry::in_zones(&ctx.qname, except) {
+            return None;
+        }
+        let (wire, offsets, qname_len) = entry::encode(msg)?;
+        let answering = classify::answers_question(msg);
+        let now = Instant::now();
+        let mut last_known_good = None;
+        if kind == Kind::Success
+            && self.cfg.prefer_positive
+            && !answering
+            && let Some(prev) = self.pcache.get(ctx.key)
+        {
+            last_known_good = prev.answering_entry(&ctx.qname, ctx.qtype, ctx.qclass);
+        }
+        let e = Arc::new(Entry {
+            wire: wire.into_boxed_slice(),
+            ttl_offsets: offsets.into_boxed_slice(),
+            qname_len,
+            qtype: ctx.qtype,
+            qclass: ctx.qclass,
+            rcode: msg.metadata.response_code.low(),
+            ad: msg.metadata.authentic_data,
+            ra: msg.metadata.recursion_available,
+            orig_ttl: ttl,
+            stored: now,
+            answering,
+            last_known_good,
+            freq: Mutex::new((now, 0)),
+            refreshing: Default::default(),
+            retry_after: Mutex::new(None),
+        });
+        match kind {
+            Kind::Success => {
+                if self.pcache.add(ctx.key, e.clone()) {
+                    ctx.metrics.evictions_success.inc();
+                }
+                if (!self.cfg.prefer_positive && prefetch)
+                    || (self.cfg.prefer_positive && answering)
+                {
+                    self.ncache.remove(ctx.key);
+                }
+            }
+            Kind::Denial => {
+                if self.ncache.add(ctx.key, e.clone()) {
+                    ctx.metrics.evictions_denial.inc();
+                }
+            }
+        }
+        Some(e)
+    }
+
+    /// The writer of stale refreshes: only a matching, untruncated NOERROR/NXDOMAIN (or, with
+    /// `prefer_positive`, an answering NOERROR) refreshes the entry and is passed on.
+    pub(crate) fn verify_write(&self, ctx: &Ctx, msg: Message, prefetch: bool) -> Verified {
+        if msg.metadata.truncation || !Self::reply_matches(ctx, &msg) {
+            return (false, None, None);
+        }
+        if self.cfg.prefer_positive {
+            let usable = classify::cache_type(&msg, unix_now()) == Type::NoError
+                && classify::answers_question(&msg);
+            if usable {
+                let (m, item) = self.write(ctx, msg, prefetch);
+                return (true, Some(m), item);
+            }
+            self.write(ctx, msg, true);
+            return (false, None, None);
+        }
+        let t = classify::cache_type(&msg, unix_now());
+        if matches!(t, Type::OtherError | Type::Meta | Type::Update) {
+            return (false, None, None);
+        }
+        let rc = msg.metadata.response_code;
+        if rc != ResponseCode::NoError && rc != ResponseCode::NXDomain {
+            return (false, None, None);
+        }
+        let (m, item) = self.write(ctx, msg, prefetch);
+        (true, Some(m), item)
+    }
+
+    /// A hit's reply in wire form.
+    fn hit_reply(&self, req: &Request, ctx: &Ctx, e: &Entry, ttl: u32) -> Reply {
+        let bits = ClientBits {
+            id: req.id(),
+            flags: entry::message_flags(req.message()),
+            do_bit: ctx.do_bit,
+            qname: &ctx.qname,
+        };
+        let mut out = Vec::with_capacity(e.wire.len());
+        e.write_reply(&mut out, &bits, ttl);
+        Reply::Wire(Bytes::from(out))
+    }
+
+    /// Ask the rest of the chain and write the reply through the cache.
+    async fn fetch(&self, req: &Request, next: Next<'_>, ctx: &Ctx) -> Result<Reply, PluginError> {
+        let mut up = refresh_request(req);
+        let mut out = next.serve(&mut up).await;
+        match decoded(&mut out) {
+            Some(m) => Ok(Reply::message(self.write(ctx, m, false).0)),
+            None => out,
+        }
+    }
+
+    /// A miss: one request per key goes on, identical ones wait for it.
+    async fn miss(&self, req: &Request, next: Next<'_>, ctx: &Ctx) -> Result<Reply, PluginError> {
+        let fk = FlightKey {
+            key: ctx.key,
+            ad: ctx.ad,
+            name: ctx.qname.to_ascii_lowercase().into_boxed_slice(),
+        };
+        match self.flights.join(fk) {
+            Role::Leader(leader) => {
+                let out = self.fetch(req, next, ctx).await;
+                leader.publish(Arc::new(out.clone()));
+                out
+            }
+            Role::Alone => self.fetch(req, next, ctx).await,
+            Role::Follower(rx) => match flight::wait(rx).await {
+                Some(outcome) => {
+                    let mut out = (*outcome).clone();
+                    if let Ok(Reply::Message(m)) = &mut out {
+                        m.metadata.id = req.id();
+                        m.metadata.recursion_desired = req.message().metadata.recursion_desired;
+                        m.queries = req.message().queries.clone();
+                    }
+                    out
+                }
+                None => self.fetch(req, next, ctx).await,
+            },
+        }
+    }
+
+    async fn hit(
+        &self,
+        req: &Request,
+        next: Next<'_>,
+        ctx: &Ctx,
+        e: Arc<Entry>,
+        mut now: Instant,
+    ) -> Result<Reply, PluginError> {
+        let ttl = e.ttl(now);
+        let stale = ttl <= 0;
+        if stale {
+            if self.cfg.verify_stale {
+                let recheck = self.cfg.stale_recheck;
+                let track = !recheck.is_zero();
+                if !track || e.begin_refresh(now, recheck) {
+                    if self.cfg.verify_stale_timeout.is_zero() {
+                        let mut up = refresh_request(req);
+                        let mut out = next.serve(&mut up).await;
+                        let (refreshed, client, _) = match decoded(&mut out) {
+                            Some(m) => self.verify_write(ctx, m, false),
+                            None => (false, None, None),
+                        };
+                        if track {
+                            e.end_refresh(Instant::now(), recheck, refreshed);
+                        }
+                        if refreshed && let Some(m) = client {
+                            return Ok(Reply::message(m));
+                        }
+                    } else if let Some(reply) = self.verify_with_timeout(req, ctx, &e).await {
+                        return Ok(reply);
+                    }
+                }
+            }
+            // Counted from the moment the entry expired, as CoreDNS does.
+            now = now
+                .checked_sub(Duration::from_secs(ttl.unsigned_abs()))
+                .unwrap_or(now);
+            if !self.cfg.verify_stale {
+                self.try_prefetch(req, ctx, &e, now, true);
+            }
+            ctx.metrics.served_stale.inc();
+        } else if self.should_prefetch(&e, now) {
+            self.try_prefetch(req, ctx, &e, now, false);
+        }
+        Ok(self.hit_reply(req, ctx, &e, self.hit_ttl(&e, ttl)))
+    }
+
+    /// `serve_stale verify` with a timeout: refresh in the background, serve its result if it
+    /// comes in time and refreshed the entry, else the stale entry.
+    async fn verify_with_timeout(&self, req: &Request, ctx: &Ctx, e: &Arc<Entry>) -> Option<Reply> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            owner: self.owner_id(),
+            req: refresh_request(req),
+            ctx: ctx.clone(),
+            entry: e.clone(),
+            recheck: self.cfg.stale_recheck,
+            kind: JobKind::Verify { tx },
+        };
+        if !self.spawn_job(req, job, req.protocol) {
+            // No way to run it in the background here: the stale entry is served.
+            return None;
+        }
+        match tokio::time::timeout(self.cfg.verify_stale_timeout, rx).await {
+            Ok(Ok((true, client, item))) => match (item, client) {
+                (Some(item), _) => {
+                    let now = Instant::now();
+                    let ttl = if self.cfg.keepttl {
+                        item.orig_ttl
+                    } else {
+                        item.ttl(now).max(0) as u32
+                    };
+                    Some(self.hit_reply(req, ctx, &item, ttl))
+                }
+                (None, Some(m)) => Some(Reply::message(m)),
+                (None, None) => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn try_prefetch(&self, req: &Request, ctx: &Ctx, e: &Arc<Entry>, now: Instant, stale: bool) {
+        let recheck = if stale {
+            self.cfg.stale_recheck
+        } else {
+            Duration::ZERO
+        };
+        if !e.begin_refresh(Instant::now(), recheck) {
+            return;
+        }
+        let mut up = refresh_request(req);
+        // CoreDNS's prefetch writer reports a TCP client, so a forwarder asks over TCP.
+        up.protocol = Protocol::Tcp;
+        let job = Job {
+            owner: self.owner_id(),
+            req: up,
+            ctx: ctx.clone(),
+            entry: e.clone(),
+            recheck,
+            kind: JobKind::Prefetch { stale, now },
+        };
+        if !self.spawn_job(req, job, Protocol::Tcp) {
+            e.end_refresh(Instant::now(), recheck, false);
+        }
+    }
+
+    /// Run `job` in the background. The plugin API gives a handler no owned handle on the rest
+    /// of its chain, so the job travels through a lookup of the same question through the
+    /// server (which reaches this cache again) in a task-local slot; the cache takes it there
+    /// and runs it against its `next`. False when the request has no lookup handle.
+    fn spawn_job(&self, req: &Request, job: Job, protocol: Protocol) -> bool {
+        let Some(up) = req.upstream() else {
+            return false;
+        };
+        let Some(q) = req.question().cloned() else {
+            return false;
+        };
+        let mut from = job.req.clone();
+        from.protocol = protocol;
+        tokio::spawn(JOB.scope(RefCell::new(Some(job)), async move {
+            let _ = up.lookup(&from, q.name().clone(), q.query_type()).await;
+            // If the lookup never reached the cache, end the refresh it started.
+            let left = JOB.with(|j| j.borrow_mut().take());
+            if let Some(job) = left {
+                job.entry.end_refresh(Instant::now(), job.recheck, false);
+            }
+        }));
+        true
+    }
+
+    fn take_job(&self) -> Option<Job> {
+        let me = self.owner_id();
+        JOB.try_with(|j| {
+            let mut slot = j.borrow_mut();
+            if slot.as_ref().is_some_and(|job| job.owner == me) {
+                slot.take()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+    }
+
+    async fn run_job(&self, job: Job, next: Next<'_>) -> Result<Reply, PluginError> {
+        let Job {
+            mut req,
+            ctx,
+            entry,
+            recheck,
+            kind,
+            ..
+        } = job;
+        match kind {
+            JobKind::Prefetch { stale, now } => {
+                ctx.metrics.prefetch.inc();
+                let mut out = next.serve(&mut req).await;
+                let refreshed = match decoded(&mut out) {
+                    Some(m) if stale => self.verify_write(&ctx, m, true).0,
+                    Some(m) => {
+                        self.write(&ctx, m, true);
+                        true
+                    }
+                    None => !stale,
+                };
+                if refreshed && let Some(fresh) = self.exists(ctx.key) {
+                    let hits = entry.hits();
+                    match fresh.freq.lock() {
+                        Ok(mut f) => *f = (now, hits),
+                        Err(p) => *p.into_inner() = (now, hits),
+                    }
+                }
+                entry.end_refresh(Instant::now(), recheck, refreshed);
+            }
+            JobKind::Verify { tx } => {
+                let mut out = next.serve(&mut req).await;
+                let verified = match decoded(&mut out) {
+                    Some(m) => self.verify_write(&ctx, m, true),
+                    None => (false, None, None),
+                };
+                if !recheck.is_zero() {
+                    entry.end_refresh(Instant::now(), recheck, verified.0);
+                }
+                let _ = tx.send(verified);
+            }
+        }
+        Ok(Reply::Drop)
+    }
+
+    fn exists(&self, key: u64) -> Option<Arc<Entry>> {
+        self.ncache.get(key).or_else(|| self.pcache.get(key))
+    }
+}
+
+#[async_trait]
+impl Plugin for Cache {
+    fn name(&self) -> &'static str {
+        crate::NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        if let Some(job) = self.take_job() {
+            return self.run_job(job, next).await;
+        }
+        let Some(q) = req.question() else {
+            return next.serve(req).await;
+        };
+        let Ok(qname) = q.name().to_bytes() else {
+            return next.serve(req).await;
+        };
+        if !entry::in_zones(&qname, &self.zones) {
+            return next.serve(req).await;
+        }
+        let (qtype, qclass) = (u16::from(q.query_type()), u16::from(q.query_class()));
+        let md = &req.message().metadata;
+        let (cd, ad) = (md.checking_disabled, md.authentic_data);
+        let do_bit = req.do_bit();
+        let ctx = Ctx {
+            key: entry::key(&qname, qtype, qclass, do_bit, cd),
+            qname,
+            qtype,
+            qclass,
+            do_bit,
+            ad,
+            metrics: self.metrics_for(&req.server),
+        };
+        let now = Instant::now();
+        let hit = self.lookup(ctx.key, &ctx.qname, qtype, qclass, now);
+        Self::count_lookup(&ctx.metrics, hit.as_ref().map(|h| h.1));
+        match hit {
+            None => self.miss(req, next, &ctx).await,
+            Some((e, _)) => self.hit(req, next, &ctx, e, now).await,
+        }
+    }
+
+    fn fast_hook(&self) -> Option<&dyn FastHook> {
+        Some(self)
+    }
+}
