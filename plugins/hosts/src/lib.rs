@@ -1,0 +1,466 @@
+//! # hosts
+//!
+//! Serves A, AAAA and PTR answers from a hosts(5) file and from hosts lines written in the
+//! Corefile, as CoreDNS's *hosts* plugin does.
+//!
+//! ```text
+//! hosts [FILE [ZONES...]] {
+//!     [INLINE]
+//!     ttl SECONDS
+//!     no_reverse
+//!     reload DURATION
+//!     fallthrough [ZONES...]
+//!     fallthrough_unsupported
+//! }
+//! ```
+//!
+//! * Names under the zones get their addresses (AA set, owner the lowercased query name); a name
+//!   `*.zone` matches one more label. A name with addresses of the other family or a query of
+//!   another type gets an empty NOERROR answer (unless `fallthrough_unsupported`).
+//! * PTR queries are answered from the generated reverse data whatever the zones; with no data
+//!   they go to the next plugin.
+//! * Anything else falls through when `fallthrough` covers the name, else it is SERVFAIL.
+
+mod hostsfile;
+pub mod names;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::rr::rdata::{A, AAAA, PTR};
+use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
+use ferrodns_plugin::{
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
+    async_trait,
+};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
+
+pub use hostsfile::{HostsMap, Hostsfile, ReadOutcome, parse as parse_hosts};
+pub use names::Fall;
+
+/// The directive name.
+pub const NAME: &str = "hosts";
+
+/// The tracing target of the lines this plugin logs.
+pub const TARGET: &str = "plugin/hosts";
+
+/// The default file.
+pub const DEFAULT_PATH: &str = "/etc/hosts";
+
+/// The default TTL of the answers.
+pub const DEFAULT_TTL: u32 = 3600;
+
+/// How often the file is checked by default.
+pub const DEFAULT_RELOAD: Duration = Duration::from_secs(5);
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// What a `hosts` directive configures.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The hosts file.
+    pub path: String,
+    /// The zones served.
+    pub origins: Vec<String>,
+    /// The inline lines, as written (arguments joined by one space).
+    pub inline: Vec<String>,
+    /// `fallthrough` zones.
+    pub fall: Fall,
+    /// `fallthrough_unsupported`.
+    pub fall_unsupported: bool,
+    /// Generate PTR data (off with `no_reverse`).
+    pub reverse: bool,
+    /// The answers' TTL.
+    pub ttl: u32,
+    /// How often the file is checked (zero: never).
+    pub reload: Duration,
+}
+
+/// Go's error text for a failed `os.Stat`.
+fn stat_error(path: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let what = match e.kind() {
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::NotADirectory => "not a directory".to_string(),
+        ErrorKind::InvalidFilename => "file name too long".to_string(),
+        _ => {
+            let s = e.to_string();
+            match s.split_once(" (os error") {
+                Some((a, _)) => a.to_lowercase(),
+                None => s,
+            }
+        }
+    };
+    format!("stat {path}: {what}")
+}
+
+/// Read the block's `hosts` directive. Errors are returned without the `plugin/hosts: ` prefix
+/// (except the once-per-block error, which carries it).
+pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
+    let mut cfg = Config {
+        path: DEFAULT_PATH.to_string(),
+        origins: Vec::new(),
+        inline: Vec::new(),
+        fall: Fall::default(),
+        fall_unsupported: false,
+        reverse: true,
+        ttl: DEFAULT_TTL,
+        reload: DEFAULT_RELOAD,
+    };
+    let block_zones = c.zone_names();
+    let mut seen = false;
+    while c.next() {
+        if seen {
+            return Err(SetupError::once(NAME));
+        }
+        seen = true;
+        let mut args = c.remaining_args();
+        if !args.is_empty() {
+            cfg.path = args.remove(0);
+            match std::fs::metadata(&cfg.path) {
+                Ok(m) if m.is_dir() => {
+                    tracing::warn!(target: TARGET, "Hosts file {} is a directory", ferrodns_plugin::text::go_quote(&cfg.path));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(target: TARGET, "File does not exist: {}", cfg.path);
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "unable to access hosts file '{}': {}",
+                        cfg.path,
+                        stat_error(&cfg.path, &e)
+                    );
+                    return Err(c.err(msg));
+                }
+            }
+        }
+        cfg.origins = origins(&args, &block_zones);
+        while c.next_block() {
+            match c.val() {
+                "fallthrough" => {
+                    let a = c.remaining_args();
+                    cfg.fall.set_from_args(&a);
+                }
+                "fallthrough_unsupported" => {
+                    if !c.remaining_args().is_empty() {
+                        return Err(c.arg_err());
+                    }
+                    cfg.fall_unsupported = true;
+                }
+                "no_reverse" => cfg.reverse = false,
+                "ttl" => {
+                    let rest = c.remaining_args();
+                    let Some(first) = rest.first() else {
+                        return Err(c.err("ttl needs a time in second"));
+                    };
+                    let Ok(ttl) = go_atoi(first) else {
+                        return Err(c.err("ttl needs a number of second"));
+                    };
+                    if ttl <= 0 || ttl > 65535 {
+                        return Err(c.err("ttl provided is invalid"));
+                    }
+                    cfg.ttl = ttl as u32;
+                }
+                "reload" => {
+                    let rest = c.remaining_args();
+                    if rest.len() != 1 {
+                        return Err(c.err("reload needs a duration (zero seconds to disable)"));
+                    }
+                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
+                    match parse_duration(&rest[0]) {
+                        Ok(d) => cfg.reload = d,
+                        Err(DurationError::Negative(_)) => {
+                            let msg = format!("invalid negative duration for reload '{}'", rest[0]);
+                            return Err(c.err(msg));
+                        }
+                        Err(_) => {
+                            let msg = format!("invalid duration for reload '{}'", rest[0]);
+                            return Err(c.err(msg));
+                        }
+                    }
+                }
+                other => {
+                    if cfg.fall.zones.is_empty() {
+                        let mut line = vec![other.to_string()];
+                        line.extend(c.remaining_args());
+                        cfg.inline.push(line.join(" "));
+                        continue;
+                    }
+                    let msg = format!("unknown property '{other}'");
+                    return Err(c.err(msg));
+                }
+            }
+        }
+    }
+    if cfg.fall_unsupported && cfg.fall.zones.is_empty() {
+        return Err(c.err("fallthrough_unsupported requires fallthrough"));
+    }
+    Ok(cfg)
+}
+
+/// Go's `strconv.Atoi` (sign allowed, decimal digits only).
+fn go_atoi(s: &str) -> Result<i64, ()> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    s.parse::<i64>().map_err(|_| ())
+}
+
+/// `plugin.OriginsFromArgsOrServerBlock`.
+pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return block_zones
+            .iter()
+            .map(|z| {
+                ferrodns_plugin::corefile::normalize_exact(z)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| z.clone())
+            })
+            .collect();
+    }
+    args.iter()
+        .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
+        .collect()
+}
+
+/// The plugin's metric families.
+#[derive(Clone)]
+pub struct HostsMetrics {
+    /// `coredns_hosts_entries{hostsfile}`.
+    pub entries: Family<Vec<(String, String)>, Gauge>,
+    /// `coredns_hosts_reload_timestamp_seconds`.
+    pub reload: Gauge<f64, AtomicU64>,
+}
+
+impl HostsMetrics {
+    /// Register (or find) the families on a registry.
+    pub fn register(m: &ferrodns_plugin::Metrics) -> Self {
+        HostsMetrics {
+            entries: m.register(
+                "coredns_hosts_entries",
+                "The combined number of entries in hosts and Corefile.",
+                Family::default,
+            ),
+            reload: m.register(
+                "coredns_hosts_reload_timestamp_seconds",
+                "The timestamp of the last reload of hosts file.",
+                Gauge::default,
+            ),
+        }
+    }
+
+    /// Fresh families on no registry (for tests).
+    pub fn unregistered() -> Self {
+        HostsMetrics {
+            entries: Family::default(),
+            reload: Gauge::default(),
+        }
+    }
+}
+
+/// The handler.
+pub struct Hosts {
+    /// The hosts data.
+    pub data: Arc<Hostsfile>,
+    zones: Vec<String>,
+    fall: Fall,
+    fall_unsupported: bool,
+    ttl: u32,
+    reload: Duration,
+    metrics: HostsMetrics,
+}
+
+impl Hosts {
+    /// A handler for a parsed configuration (the file is not read yet; see [`Hosts::read`]).
+    pub fn new(cfg: Config, metrics: HostsMetrics) -> Self {
+        let data = Arc::new(Hostsfile::new(
+            cfg.path.clone(),
+            cfg.origins.clone(),
+            cfg.reverse,
+            &cfg.inline,
+        ));
+        Hosts {
+            data,
+            zones: cfg.origins,
+            fall: cfg.fall,
+            fall_unsupported: cfg.fall_unsupported,
+            ttl: cfg.ttl,
+            reload: cfg.reload,
+            metrics,
+        }
+    }
+
+    /// Re-read the file if it changed and update the metrics (blocking I/O).
+    pub fn read(&self) -> ReadOutcome {
+        read_and_record(&self.data, &self.metrics)
+    }
+
+    fn answer(&self, req: &Request, answers: Vec<Record>) -> Message {
+        let md = &req.message().metadata;
+        let mut msg = Message::new(md.id, MessageType::Response, md.op_code);
+        if md.op_code == OpCode::Query {
+            msg.metadata.recursion_desired = md.recursion_desired;
+            msg.metadata.checking_disabled = md.checking_disabled;
+        }
+        msg.metadata.authoritative = true;
+        msg.metadata.response_code = ResponseCode::NoError;
+        if let Some(q) = req.message().queries.first() {
+            msg.queries.push(q.clone());
+        }
+        msg.answers = answers;
+        msg
+    }
+
+    fn addresses(&self, owner: &Name, ips: Vec<IpAddr>) -> Vec<Record> {
+        ips.into_iter()
+            .map(|ip| {
+                let data = match ip {
+                    IpAddr::V4(v4) => RData::A(A(v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+                };
+                Record::from_rdata(owner.clone(), self.ttl, data)
+            })
+            .collect()
+    }
+
+    fn other_records_exist(&self, qname: &str) -> bool {
+        !self.data.lookup_host(qname, true).is_empty()
+            || !self.data.lookup_host(qname, false).is_empty()
+    }
+}
+
+fn read_and_record(data: &Hostsfile, metrics: &HostsMetrics) -> ReadOutcome {
+    let (outcome, mtime) = data.read();
+    if let ReadOutcome::Loaded(n) = outcome {
+        tracing::debug!(target: TARGET, "Parsed hosts file into {n} entries");
+        metrics
+            .entries
+            .get_or_create(&vec![("hostsfile".to_string(), data.path.clone())])
+            .set(n as i64);
+        if let Some(t) = mtime {
+            metrics.reload.set(hostsfile::unix_seconds(t));
+        }
+    }
+    outcome
+}
+
+/// Reads the file at startup, then every `reload` until shutdown.
+pub struct HostsLifecycle {
+    data: Arc<Hostsfile>,
+    metrics: HostsMetrics,
+    reload: Duration,
+    stop: watch::Sender<bool>,
+}
+
+#[async_trait]
+impl Lifecycle for HostsLifecycle {
+    async fn on_startup(&self) -> Result<(), SetupError> {
+        let data = self.data.clone();
+        let metrics = self.metrics.clone();
+        let _ = tokio::task::spawn_blocking(move || read_and_record(&data, &metrics)).await;
+        if self.reload.is_zero() {
+            return Ok(());
+        }
+        let data = self.data.clone();
+        let metrics = self.metrics.clone();
+        let period = self.reload;
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => {
+                        let d = data.clone();
+                        let m = metrics.clone();
+                        let _ = tokio::task::spawn_blocking(move || read_and_record(&d, &m)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn on_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cfg = parse(c).map_err(|e| {
+        if e.0.starts_with("plugin/") {
+            e
+        } else {
+            SetupError::plugin(NAME, e)
+        }
+    })?;
+    let metrics = HostsMetrics::register(c.metrics());
+    let hosts = Hosts::new(cfg, metrics.clone());
+    let (stop, _) = watch::channel(false);
+    c.add_lifecycle(Arc::new(HostsLifecycle {
+        data: hosts.data.clone(),
+        metrics,
+        reload: hosts.reload,
+        stop,
+    }));
+    c.add_plugin(Arc::new(hosts));
+    Ok(())
+}
+
+#[async_trait]
+impl Plugin for Hosts {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let qname = req.name_lower();
+        let qtype = req.qtype();
+        let in_zone = names::zone_match(&self.zones, &qname).is_some();
+        if !in_zone && qtype != RecordType::PTR {
+            return next.serve(req).await;
+        }
+        let owner = req.qname().to_lowercase();
+        let answers = match qtype {
+            RecordType::PTR => {
+                let names = names::address_from_reverse(&qname)
+                    .map(|ip| self.data.lookup_addr(ip))
+                    .unwrap_or_default();
+                if names.is_empty() {
+                    return next.serve(req).await;
+                }
+                names
+                    .iter()
+                    .filter_map(|n| Name::from_ascii(n).ok())
+                    .map(|n| Record::from_rdata(owner.clone(), self.ttl, RData::PTR(PTR(n))))
+                    .collect()
+            }
+            RecordType::A => self.addresses(&owner, self.data.lookup_host(&qname, true)),
+            RecordType::AAAA => self.addresses(&owner, self.data.lookup_host(&qname, false)),
+            _ => {
+                if self.fall_unsupported && self.fall.through(&qname) {
+                    return next.serve(req).await;
+                }
+                Vec::new()
+            }
+        };
+        if answers.is_empty() && !self.other_records_exist(&qname) {
+            if self.fall.through(&qname) {
+                return next.serve(req).await;
+            }
+            return Ok(Reply::Rcode(ResponseCode::ServFail));
+        }
+        Ok(Reply::message(self.answer(req, answers)))
+    }
+}
