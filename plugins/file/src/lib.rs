@@ -1,0 +1,403 @@
+//! # file
+//!
+//! Serves zones from RFC 1035 zone files as CoreDNS's *file* plugin does: authoritative answers,
+//! CNAME chasing inside the zone (names outside it are looked up through the server), wildcards,
+//! DNAME, referrals with glue, NXDOMAIN and NODATA with the SOA. AXFR and IXFR are refused.
+//! Zone files are checked for a new SOA serial every minute by default.
+//!
+//! ```text
+//! file DBFILE [ZONES...] {
+//!     reload DURATION
+//!     reload_by_mtime
+//!     fallthrough [ZONES...]
+//! }
+//! ```
+
+pub mod dnssec;
+pub mod lookup;
+pub mod master;
+pub mod names;
+pub mod zone;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::rr::{Name, RecordType};
+use ferrodns_plugin::{
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
+    async_trait,
+};
+use tokio::sync::watch;
+
+pub use lookup::{Outcome, Upstream, lookup};
+pub use names::Fall;
+pub use zone::{ParseError, ZoneData, parse as parse_zone};
+
+/// The directive name.
+pub const NAME: &str = "file";
+
+/// The tracing target of the lines this plugin logs.
+pub const TARGET: &str = "plugin/file";
+
+/// How often zone files are checked by default.
+pub const DEFAULT_RELOAD: Duration = Duration::from_secs(60);
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// One zone served from a file, with its data swapped whole on reload.
+#[derive(Debug)]
+pub struct Zone {
+    /// The origin as configured (`example.org.`).
+    pub origin: String,
+    /// The file.
+    pub file: String,
+    /// How often the file is checked (zero: never).
+    pub reload: Duration,
+    /// Reload every period whatever the serial (`reload_by_mtime`, as upstream behaves).
+    pub by_mtime: bool,
+    data: RwLock<Arc<ZoneData>>,
+}
+
+impl Zone {
+    /// The current data.
+    pub fn data(&self) -> Arc<ZoneData> {
+        match self.data.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, d: ZoneData) {
+        match self.data.write() {
+            Ok(mut g) => *g = Arc::new(d),
+            Err(p) => *p.into_inner() = Arc::new(d),
+        }
+    }
+
+    /// One reload check (blocking I/O): read the file and take it if its SOA serial changed
+    /// (any serial but 0 with `reload_by_mtime`). A broken file keeps the old data. Returns
+    /// whether new data was taken.
+    pub fn reload_now(&self) -> bool {
+        let serial = if self.by_mtime {
+            if let Err(e) = std::fs::metadata(&self.file) {
+                tracing::error!(target: TARGET, "Failed to stat zone \"{}\" in \"{}\": {}", self.origin, self.file, go_io_error("stat", &self.file, &e));
+                return false;
+            }
+            Some(0)
+        } else {
+            self.data().serial()
+        };
+        let text = match std::fs::read(&self.file) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                tracing::error!(target: TARGET, "Failed to open zone \"{}\" in \"{}\": {}", self.origin, self.file, go_io_error("open", &self.file, &e));
+                return false;
+            }
+        };
+        let Ok(origin) = Name::from_ascii(&self.origin) else {
+            return false;
+        };
+        match zone::parse(&text, &origin, &self.file, serial) {
+            Ok(z) => {
+                let s = z.serial().unwrap_or(0);
+                self.set(z);
+                tracing::info!(target: TARGET, "Successfully reloaded zone \"{}\" in \"{}\" with {} SOA serial", self.origin, self.file, s);
+                true
+            }
+            Err(ParseError::SameSerial(_)) => false,
+            Err(ParseError::Other(e)) => {
+                tracing::error!(target: TARGET, "Parsing zone \"{}\": {}", self.origin, e);
+                false
+            }
+        }
+    }
+}
+
+/// Go's text for a failed file operation (`open FILE: no such file or directory`).
+pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let what = match e.kind() {
+        ErrorKind::NotFound => "no such file or directory".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::NotADirectory => "not a directory".to_string(),
+        ErrorKind::IsADirectory => "is a directory".to_string(),
+        _ => {
+            let s = e.to_string();
+            match s.split_once(" (os error") {
+                Some((a, _)) => a.to_lowercase(),
+                None => s,
+            }
+        }
+    };
+    format!("{op} {path}: {what}")
+}
+
+/// What the block's `file` lines configure.
+#[derive(Debug)]
+pub struct Config {
+    /// The zones, in order.
+    pub zones: Vec<Arc<Zone>>,
+    /// `fallthrough` zones.
+    pub fall: Fall,
+}
+
+/// Read the block's `file` lines and load the zone files. Errors are returned without the
+/// `plugin/file: ` prefix.
+pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
+    let block_zones = c.zone_names();
+    let mut zones: Vec<Arc<Zone>> = Vec::new();
+    let mut fall = Fall::default();
+    let mut open_err: Option<String> = None;
+    let mut reload = DEFAULT_RELOAD;
+    let mut by_mtime = false;
+    while c.next() {
+        if !c.next_arg() {
+            return Err(c.arg_err());
+        }
+        let file = c.val().to_string();
+        let args = c.remaining_args();
+        let origins = origins(&args, &block_zones);
+        let text = match std::fs::read(&file) {
+            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Err(e) => {
+                open_err = Some(go_io_error("open", &file, &e));
+                None
+            }
+        };
+        let mut loaded: Vec<(String, ZoneData)> = Vec::new();
+        for o in &origins {
+            let name = Name::from_ascii(o).map_err(|e| SetupError::new(e.to_string()))?;
+            let data = match (&text, &open_err) {
+                (Some(t), None) => zone::parse(t, &name, &file, Some(0))
+                    .map_err(|e| SetupError::new(e.to_string()))?,
+                _ => ZoneData::empty(name.to_lowercase()),
+            };
+            loaded.push((o.clone(), data));
+        }
+        while c.next_block() {
+            match c.val() {
+                "fallthrough" => {
+                    let a = c.remaining_args();
+                    fall.set_from_args(&a);
+                }
+                "reload" => {
+                    let t = c.remaining_args();
+                    let Some(first) = t.first() else {
+                        return Err(SetupError::new("reload duration value is expected"));
+                    };
+                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
+                    reload = match parse_duration(first) {
+                        Ok(d) => d,
+                        // Go accepts a negative period here (and its ticker then panics at
+                        // startup); taking it as "no reload" is the closest safe behaviour.
+                        Err(DurationError::Negative(_)) => Duration::ZERO,
+                        Err(e) => return Err(SetupError::plugin(NAME, e)),
+                    };
+                }
+                "reload_by_mtime" => by_mtime = true,
+                "upstream" => {
+                    c.remaining_args();
+                }
+                other => {
+                    let msg = format!("unknown property '{other}'");
+                    return Err(c.err(msg));
+                }
+            }
+        }
+        for (origin, data) in loaded {
+            let z = Arc::new(Zone {
+                origin: origin.clone(),
+                file: file.clone(),
+                reload,
+                by_mtime,
+                data: RwLock::new(Arc::new(data)),
+            });
+            match zones.iter_mut().find(|x| x.origin == origin) {
+                Some(slot) => *slot = z,
+                None => zones.push(z),
+            }
+        }
+    }
+    if let Some(e) = open_err {
+        if reload.is_zero() {
+            return Err(SetupError::plugin(NAME, e));
+        }
+        tracing::warn!(
+            target: TARGET,
+            "Failed to open {}: trying again in {}",
+            ferrodns_plugin::text::go_quote(&e),
+            ferrodns_plugin::duration::format(reload)
+        );
+    }
+    Ok(Config { zones, fall })
+}
+
+/// `plugin.OriginsFromArgsOrServerBlock`.
+fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return block_zones
+            .iter()
+            .map(|z| {
+                ferrodns_plugin::corefile::normalize_exact(z)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| z.clone())
+            })
+            .collect();
+    }
+    args.iter()
+        .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
+        .collect()
+}
+
+/// Checks the zone files every period until shutdown.
+pub struct ReloadLifecycle {
+    zones: Vec<Arc<Zone>>,
+    stop: watch::Sender<bool>,
+}
+
+#[async_trait]
+impl Lifecycle for ReloadLifecycle {
+    async fn on_startup(&self) -> Result<(), SetupError> {
+        for z in &self.zones {
+            if z.reload.is_zero() {
+                continue;
+            }
+            let z = z.clone();
+            let mut stop = self.stop.subscribe();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(z.reload);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tick.tick() => {
+                            let zz = z.clone();
+                            let _ = tokio::task::spawn_blocking(move || zz.reload_now()).await;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn on_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cfg = parse(c).map_err(|e| SetupError::plugin(NAME, e))?;
+    let (stop, _) = watch::channel(false);
+    c.add_lifecycle(Arc::new(ReloadLifecycle {
+        zones: cfg.zones.clone(),
+        stop,
+    }));
+    c.add_plugin(Arc::new(File::new(cfg)));
+    Ok(())
+}
+
+/// The handler.
+#[derive(Debug)]
+pub struct File {
+    zones: Vec<Arc<Zone>>,
+    names: Vec<String>,
+    fall: Fall,
+}
+
+impl File {
+    /// A handler serving these zones.
+    pub fn new(cfg: Config) -> Self {
+        let names = cfg.zones.iter().map(|z| z.origin.clone()).collect();
+        File {
+            zones: cfg.zones,
+            names,
+            fall: cfg.fall,
+        }
+    }
+
+    /// The zone serving `qname`, if any.
+    pub fn zone_for(&self, qname: &str) -> Option<&Arc<Zone>> {
+        let origin = names::zone_match(&self.names, qname)?;
+        self.zones.iter().find(|z| z.origin == origin)
+    }
+}
+
+fn reply_skeleton(req: &Request) -> Message {
+    let md = &req.message().metadata;
+    let mut msg = Message::new(md.id, MessageType::Response, md.op_code);
+    if md.op_code == OpCode::Query {
+        msg.metadata.recursion_desired = md.recursion_desired;
+        msg.metadata.checking_disabled = md.checking_disabled;
+    }
+    msg.metadata.authoritative = true;
+    if let Some(q) = req.message().queries.first() {
+        msg.queries.push(q.clone());
+    }
+    msg
+}
+
+#[async_trait]
+impl Plugin for File {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        let qname_text = req.name_lower();
+        let Some(zone) = self.zone_for(&qname_text) else {
+            return next.serve(req).await;
+        };
+        let qtype = req.qtype();
+        if qtype == RecordType::AXFR || qtype == RecordType::IXFR {
+            return Ok(Reply::Rcode(ResponseCode::Refused));
+        }
+        if req.message().metadata.op_code == OpCode::Notify {
+            tracing::info!(
+                target: TARGET,
+                "Dropping notify from {} for {}",
+                ferrodns_plugin::text::ip_text(req.src.ip()),
+                zone.origin
+            );
+            return Ok(Reply::Rcode(ResponseCode::NoError));
+        }
+        let mut qname = req.qname().to_lowercase();
+        qname.set_fqdn(true);
+        let data = zone.data();
+        let dnssec = req.do_bit();
+        let (answer, ns, extra, outcome) = lookup(&data, &*req, &qname, qtype, dnssec).await;
+
+        if answer.is_empty()
+            && matches!(outcome, Outcome::NameError | Outcome::Success)
+            && self.fall.through(&qname_text)
+        {
+            return next.serve(req).await;
+        }
+
+        let mut m = reply_skeleton(req);
+        m.metadata.response_code = ResponseCode::NoError;
+        match outcome {
+            Outcome::Success | Outcome::NoData => {}
+            Outcome::NameError => m.metadata.response_code = ResponseCode::NXDomain,
+            Outcome::Delegation => {
+                if answer.is_empty() {
+                    m.metadata.authoritative = false;
+                }
+            }
+            Outcome::ServerFailure => {
+                if answer.is_empty() {
+                    return Ok(Reply::Rcode(ResponseCode::ServFail));
+                }
+                m.metadata.response_code = ResponseCode::ServFail;
+            }
+        }
+        m.answers = answer;
+        m.authorities = ns;
+        m.additionals = extra;
+        Ok(Reply::message(m))
+    }
+}

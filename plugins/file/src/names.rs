@@ -1,0 +1,127 @@
+//! Name helpers with miekg/dns semantics on presentation-format names: zone matching
+//! (`plugin.Zones.Matches`), fallthrough zones (`fall.F`) and reverse names.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The labels of a presentation-format name, split on unescaped dots, lowercased.
+fn labels(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push('\\');
+                if let Some(n) = chars.next() {
+                    cur.push(n.to_ascii_lowercase());
+                }
+            }
+            '.' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c.to_ascii_lowercase()),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// miekg/dns `IsSubDomain(parent, child)`: every label of `parent` ends `child`, compared
+/// without case.
+pub fn is_subdomain(parent: &str, child: &str) -> bool {
+    let p = labels(parent);
+    let c = labels(child);
+    p.len() <= c.len() && c[c.len() - p.len()..] == p[..]
+}
+
+/// `plugin.Zones.Matches`: the longest zone `qname` is in, if any.
+pub fn zone_match<'a>(zones: &'a [String], qname: &str) -> Option<&'a str> {
+    let mut best: Option<&str> = None;
+    for z in zones {
+        if is_subdomain(z, qname) && best.is_none_or(|b| z.len() > b.len()) {
+            best = Some(z);
+        }
+    }
+    best
+}
+
+/// A `fallthrough [ZONES...]` setting (`fall.F`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fall {
+    /// The zones falling through; empty means never.
+    pub zones: Vec<String>,
+}
+
+impl Fall {
+    /// Set from the option's arguments: none means the root zone.
+    pub fn set_from_args(&mut self, args: &[String]) {
+        let args: Vec<String> = if args.is_empty() {
+            vec![".".to_string()]
+        } else {
+            args.to_vec()
+        };
+        self.zones = args
+            .iter()
+            .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
+            .collect();
+    }
+
+    /// Whether a query for `qname` falls through.
+    pub fn through(&self, qname: &str) -> bool {
+        zone_match(&self.zones, qname).is_some()
+    }
+}
+
+/// `dnsutil.ExtractAddressFromReverse`: the address a reverse name stands for, if it is a
+/// complete one.
+pub fn address_from_reverse(name: &str) -> Option<IpAddr> {
+    if let Some(search) = name.strip_suffix(".in-addr.arpa.") {
+        let mut parts: Vec<&str> = search.split('.').collect();
+        parts.reverse();
+        return parts.join(".").parse::<Ipv4Addr>().ok().map(IpAddr::V4);
+    }
+    if let Some(search) = name.strip_suffix(".ip6.arpa.") {
+        let mut parts: Vec<&str> = search.split('.').collect();
+        parts.reverse();
+        let groups: Vec<String> = parts.chunks_exact(4).map(|c| c.concat()).collect();
+        let ip = groups.join(":").parse::<Ipv6Addr>().ok()?;
+        return Some(canonical(IpAddr::V6(ip)));
+    }
+    None
+}
+
+/// An address as Go's `net.IP.String` tells it apart: IPv4-mapped IPv6 addresses are IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// `replaceWithAsteriskLabel`: `*.` followed by the name without its first label; `None` for
+/// names of one label or the root.
+pub fn wildcard_of(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                let rest = &name[i + 1..];
+                if rest.is_empty() {
+                    return None;
+                }
+                return Some(format!("*.{rest}"));
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
