@@ -1,0 +1,80 @@
+//! # any
+//!
+//! RFC 8482 minimal answers to `ANY` queries, as CoreDNS's *any* plugin gives them: a query of
+//! type ANY is answered NOERROR with one `HINFO "ANY obsoleted" "See RFC 8482"` record owned by
+//! the query name (case kept), class IN, TTL 8482. Queries of any other type go to the next
+//! plugin.
+//!
+//! ```text
+//! any
+//! ```
+
+use std::sync::Arc;
+
+use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::rr::rdata::HINFO;
+use ferrodns_plugin::proto::rr::{DNSClass, RData, Record, RecordType};
+use ferrodns_plugin::{
+    Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
+};
+
+/// The directive name.
+pub const NAME: &str = "any";
+
+/// The TTL of the HINFO answer (the RFC's number).
+pub const TTL: u32 = 8482;
+
+/// The plugin's descriptor for the registry.
+pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+
+/// The handler.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Any;
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    // As upstream, only the first `any` line of the block is read.
+    c.next();
+    if c.next_arg() {
+        return Err(SetupError::plugin(NAME, c.arg_err()));
+    }
+    if c.next_block() {
+        let msg = format!("unknown property '{}'", c.val());
+        return Err(SetupError::plugin(NAME, c.err(msg)));
+    }
+    c.add_plugin(Arc::new(Any));
+    Ok(())
+}
+
+/// The reply to an ANY query: the request's header as miekg/dns's `SetReply` copies it and the
+/// HINFO record.
+pub fn reply_for(req: &Request) -> Message {
+    let md = &req.message().metadata;
+    let mut msg = Message::new(md.id, MessageType::Response, md.op_code);
+    if md.op_code == OpCode::Query {
+        msg.metadata.recursion_desired = md.recursion_desired;
+        msg.metadata.checking_disabled = md.checking_disabled;
+    }
+    msg.metadata.response_code = ResponseCode::NoError;
+    if let Some(q) = req.message().queries.first() {
+        msg.queries.push(q.clone());
+    }
+    let hinfo = HINFO::new("ANY obsoleted".to_string(), "See RFC 8482".to_string());
+    let mut rr = Record::from_rdata(req.qname(), TTL, RData::HINFO(hinfo));
+    rr.dns_class = DNSClass::IN;
+    msg.answers.push(rr);
+    msg
+}
+
+#[async_trait]
+impl Plugin for Any {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+        if req.qtype() != RecordType::ANY {
+            return next.serve(req).await;
+        }
+        Ok(Reply::message(reply_for(req)))
+    }
+}
