@@ -1,0 +1,60 @@
+//! Reading one resource record from its text, as miekg/dns's `NewRR` does (origin `.`, default
+//! TTL 3600, class IN), on hickory's zone-file parser.
+
+use ferrodns_plugin::proto::rr::{Name, Record};
+use ferrodns_plugin::proto::serialize::txt::Parser;
+
+/// Parse one record. An empty text (or only a comment) is an error here; miekg/dns returns no
+/// record and no error, which CoreDNS then fails on.
+pub fn parse_rr(text: &str) -> Result<Record, String> {
+    let input = format!("$TTL 3600\n{text}\n");
+    let (_, records) = Parser::new(input, None, Some(Name::root()))
+        .parse()
+        .map_err(|e| format!("dns: {e}"))?;
+    records
+        .into_values()
+        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .next()
+        .ok_or_else(|| "dns: no record in template output".to_string())
+}
+
+/// Go's `strconv.ParseUint(s, 10, bits)` with its error texts.
+pub fn parse_uint10(s: &str, bits: u32) -> Result<u64, String> {
+    let q = ferrodns_plugin::text::go_quote(s);
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {q}: invalid syntax"));
+    }
+    let max: u64 = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    match s.parse::<u64>() {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(format!(
+            "strconv.ParseUint: parsing {q}: value out of range"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrodns_plugin::proto::rr::{DNSClass, RecordType};
+
+    #[test]
+    fn records() {
+        let r = parse_rr("example.org. 60 IN A 10.0.0.1").unwrap();
+        assert_eq!(r.record_type(), RecordType::A);
+        assert_eq!(r.ttl, 60);
+        let r = parse_rr("example.org A 10.0.0.1").unwrap();
+        assert_eq!(r.ttl, 3600);
+        assert_eq!(r.dns_class, DNSClass::IN);
+        assert_eq!(r.name.to_string(), "example.org.");
+        let r =
+            parse_rr("invalid. 60 IN SOA ns.invalid. hostmaster.invalid. (1 60 60 60 60)").unwrap();
+        assert_eq!(r.record_type(), RecordType::SOA);
+        assert!(parse_rr("x. 60 IN A nope").is_err());
+        assert!(parse_rr("").is_err());
+    }
+}
