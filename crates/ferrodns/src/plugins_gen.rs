@@ -10,6 +10,14 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
+    r.add(ferrodns_plugin_any::DESCRIPTOR);
+    r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
+    r.add(ferrodns_plugin_rewrite::DESCRIPTOR);
+    r.add(ferrodns_plugin_cache::DESCRIPTOR);
+    r.add(ferrodns_plugin_template::DESCRIPTOR);
+    r.add(ferrodns_plugin_hosts::DESCRIPTOR);
+    r.add(ferrodns_plugin_file::DESCRIPTOR);
+    r.add(ferrodns_plugin_forward::DESCRIPTOR);
     r.add(ferrodns_plugin_whoami::DESCRIPTOR);
     r
 }
