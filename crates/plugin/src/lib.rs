@@ -54,6 +54,7 @@ mod http;
 mod lifecycle;
 mod lookup;
 mod metrics;
+pub mod names;
 mod reply;
 mod request;
 mod setup;

@@ -16,7 +16,6 @@
 pub mod dnssec;
 pub mod lookup;
 pub mod master;
-pub mod names;
 pub mod zone;
 
 use std::sync::{Arc, RwLock};
@@ -30,8 +29,9 @@ use ferrodns_plugin::{
 };
 use tokio::sync::watch;
 
+use ferrodns_plugin::names;
+pub use ferrodns_plugin::names::Fall;
 pub use lookup::{Outcome, Upstream, lookup};
-pub use names::Fall;
 pub use zone::{ParseError, ZoneData, parse as parse_zone};
 
 /// The directive name.

@@ -22,7 +22,6 @@
 //! * Anything else falls through when `fallthrough` covers the name, else it is SERVFAIL.
 
 mod hostsfile;
-pub mod names;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,8 +39,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
+use ferrodns_plugin::names;
+pub use ferrodns_plugin::names::Fall;
 pub use hostsfile::{HostsMap, Hostsfile, ReadOutcome, parse as parse_hosts};
-pub use names::Fall;
 
 /// The directive name.
 pub const NAME: &str = "hosts";

@@ -66,7 +66,7 @@ impl Fall {
         };
         self.zones = args
             .iter()
-            .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
+            .flat_map(|a| crate::corefile::normalize_exact(a))
             .collect();
     }
 
