@@ -112,9 +112,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     dns.build_info.get_or_create(&build).set(1);
     c.http()
         .route(&cfg.addr, "/metrics", Arc::new(Exporter(metrics)));
-    let mut zones = c.zone_names();
-    // Longest first, so the first match is the longest.
-    zones.sort_by_key(|z| std::cmp::Reverse(z.len()));
+    let zones = c.zone_names();
     c.add_plugin(Arc::new(Prometheus { zones, dns }));
     Ok(())
 }
@@ -136,22 +134,6 @@ impl HttpHandler for Exporter {
 pub struct Prometheus {
     zones: Vec<String>,
     dns: DnsMetrics,
-}
-
-impl Prometheus {
-    /// The block zone a name falls in (longest match), else `.`.
-    fn zone_of(&self, qname: &str) -> &str {
-        self.zones
-            .iter()
-            .find(|z| {
-                z.as_str() == "."
-                    || qname == z.as_str()
-                    || (qname.ends_with(z.as_str())
-                        && qname.as_bytes().get(qname.len() - z.len() - 1) == Some(&b'.'))
-            })
-            .map(String::as_str)
-            .unwrap_or(".")
-    }
 }
 
 #[async_trait]
@@ -187,7 +169,7 @@ impl Plugin for Prometheus {
         };
         self.dns.report(&Report {
             server: &req.server,
-            zone: self.zone_of(&qname),
+            zone: ferrodns_plugin::names::zone_match(&self.zones, &qname).unwrap_or("."),
             view: "",
             proto: req.protocol,
             ipv6: req.src.is_ipv6(),
