@@ -50,6 +50,8 @@ impl Metrics {
             };
         }
         let metric = make();
+        // The registry ends every help text with a period; CoreDNS's texts already have one.
+        let help = help.strip_suffix('.').unwrap_or(help);
         inner.registry.register(name, help, metric.clone());
         inner
             .families

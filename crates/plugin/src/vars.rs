@@ -235,6 +235,7 @@ mod tests {
         let text = m.encode();
         for want in [
             "# TYPE coredns_dns_requests counter",
+            "# HELP coredns_dns_requests Counter of DNS requests made per zone, protocol and family.\n",
             "coredns_dns_requests_total{server=\"dns://:53\",zone=\"example.org.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 1",
             "coredns_dns_do_requests_total{server=\"dns://:53\",zone=\"example.org.\",view=\"\"} 1",
             "coredns_dns_responses_total{server=\"dns://:53\",zone=\"example.org.\",view=\"\",rcode=\"NOERROR\",plugin=\"whoami\"} 1",
