@@ -394,6 +394,12 @@ impl Plugin for Errors {
         NAME
     }
 
+    /// A reply from the fast path (a cache hit) carries no error, so errors has nothing to log
+    /// there and does not keep the block off the fast path.
+    fn fast_transparent(&self) -> bool {
+        true
+    }
+
     async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
         let result = next.serve(req).await;
         if let Err(e) = &result {
