@@ -57,6 +57,7 @@ mod metrics;
 pub mod names;
 mod reply;
 mod request;
+pub mod response;
 mod setup;
 pub mod testkit;
 pub mod text;

@@ -3,31 +3,12 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::proto::op::{Message, OpCode, ResponseCode};
+use ferrodns_plugin::proto::op::{Message, ResponseCode};
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, RecordType};
 
 use crate::config::{Config, MIN_TTL};
 
-/// A reply's class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
-    /// A positive answer (or an empty NOERROR).
-    NoError,
-    /// NXDOMAIN.
-    NameError,
-    /// SERVFAIL or NOTIMP.
-    ServerError,
-    /// NOERROR without the asked type, with an SOA.
-    NoData,
-    /// A referral.
-    Delegation,
-    /// NOTIFY, AXFR, IXFR.
-    Meta,
-    /// UPDATE.
-    Update,
-    /// Anything else (REFUSED, FORMERR, expired signatures ...).
-    OtherError,
-}
+pub use ferrodns_plugin::response::Type;
 
 fn has_soa(m: &Message) -> bool {
     m.authorities
@@ -37,83 +18,11 @@ fn has_soa(m: &Message) -> bool {
 
 /// `Typify` followed by the cache's NODATA rule; `now` is the Unix time for RRSIG validity.
 pub fn cache_type(m: &Message, now: i64) -> Type {
-    let t = typify(m, now);
+    let t = ferrodns_plugin::response::typify(Some(m), now);
     if t == Type::NoError && has_soa(m) && is_nodata(m) {
         return Type::NoData;
     }
     t
-}
-
-fn typify(m: &Message, now: i64) -> Type {
-    let op = m.metadata.op_code;
-    if op == OpCode::Update {
-        return Type::Update;
-    }
-    if op == OpCode::Notify {
-        return Type::Meta;
-    }
-    if let Some(q) = m.queries.first()
-        && matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR)
-    {
-        return Type::Meta;
-    }
-    let do_bit = m.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
-    if do_bit && any_expired_rrsig(m, now) {
-        return Type::OtherError;
-    }
-    let rcode = m.metadata.response_code;
-    if !m.answers.is_empty() && rcode == ResponseCode::NoError {
-        return Type::NoError;
-    }
-    if !m.answers.is_empty() && rcode == ResponseCode::NXDomain {
-        return Type::OtherError;
-    }
-    let soa = has_soa(m);
-    let ns = m
-        .authorities
-        .iter()
-        .filter(|r| r.record_type() == RecordType::NS)
-        .count();
-    if soa && rcode == ResponseCode::NoError {
-        return Type::NoData;
-    }
-    if rcode == ResponseCode::NXDomain {
-        return Type::NameError;
-    }
-    if rcode == ResponseCode::ServFail || rcode == ResponseCode::NotImp {
-        return Type::ServerError;
-    }
-    if ns > 0 && rcode == ResponseCode::NoError {
-        return Type::Delegation;
-    }
-    if rcode == ResponseCode::NoError {
-        return Type::NoError;
-    }
-    Type::OtherError
-}
-
-fn any_expired_rrsig(m: &Message, now: i64) -> bool {
-    const YEAR68: i64 = 1 << 31;
-    m.answers
-        .iter()
-        .chain(&m.authorities)
-        .chain(&m.additionals)
-        .filter_map(|r| match &r.data {
-            RData::Unknown { code, rdata } if *code == RecordType::RRSIG => {
-                Some(rdata.anything.as_slice())
-            }
-            _ => None,
-        })
-        .any(|b| {
-            let (Some(exp), Some(inc)) = (b.get(8..12), b.get(12..16)) else {
-                return false;
-            };
-            let exp = i64::from(u32::from_be_bytes([exp[0], exp[1], exp[2], exp[3]]));
-            let inc = i64::from(u32::from_be_bytes([inc[0], inc[1], inc[2], inc[3]]));
-            let ti = inc + ((inc - now) / YEAR68) * YEAR68;
-            let te = exp + ((exp - now) / YEAR68) * YEAR68;
-            !(ti <= now && now <= te)
-        })
 }
 
 fn class_matches(rr: DNSClass, q: DNSClass) -> bool {

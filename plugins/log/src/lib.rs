@@ -23,10 +23,10 @@ use ferrodns_plugin::{
 };
 
 pub mod replacer;
-pub mod response;
 
+use ferrodns_plugin::response;
+pub use ferrodns_plugin::response::{Class, Type};
 pub use replacer::{Node, Recorded};
-pub use response::{Class, Type};
 
 /// The directive name.
 pub const NAME: &str = "log";

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrodns_plugin::proto::op::{Message, OpCode, ResponseCode};
-use ferrodns_plugin::proto::rr::{Record, RecordType};
-use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// The type of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,9 +205,9 @@ pub fn validity_period(inception: i64, expiration: i64, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrodns_plugin::proto::op::{Edns, MessageType, Query};
-    use ferrodns_plugin::proto::rr::rdata::{A, NS, NULL, SOA};
-    use ferrodns_plugin::proto::rr::{Name, RData};
+    use hickory_proto::op::{Edns, MessageType, Query};
+    use hickory_proto::rr::rdata::{A, NS, NULL, SOA};
+    use hickory_proto::rr::{Name, RData};
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).expect("name")
