@@ -48,82 +48,8 @@ pub fn normalize(s: &str) -> String {
     out
 }
 
-fn is_ddd(s: &[u8]) -> bool {
-    s.len() >= 3 && s[..3].iter().all(u8::is_ascii_digit)
-}
-
-/// miekg/dns's `IsDomainName`: whether `s` packs as a domain name.
-pub fn is_domain_name(s: &str) -> bool {
-    const LENMSG: usize = 256;
-    if s.is_empty() {
-        return false;
-    }
-    let mut owned = s.as_bytes().to_vec();
-    if owned.last() != Some(&b'.') || ends_with_escaped_dot(&owned) {
-        owned.push(b'.');
-    }
-    let b = &owned[..];
-    let (mut off, mut begin) = (0usize, 0usize);
-    let (mut was_dot, mut escape) = (false, false);
-    let mut i = 0usize;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                escape = !escape;
-                if off + 1 > LENMSG {
-                    return false;
-                }
-                if is_ddd(&b[i + 1..]) {
-                    i += 3;
-                    begin += 3;
-                } else {
-                    i += 1;
-                    begin += 1;
-                }
-                was_dot = false;
-            }
-            b'.' => {
-                escape = false;
-                if i == 0 && b.len() > 1 {
-                    return false;
-                }
-                if was_dot {
-                    return false;
-                }
-                was_dot = true;
-                let label_len = i.saturating_sub(begin);
-                if label_len >= 64 {
-                    return false;
-                }
-                off += 1 + label_len;
-                if off > LENMSG {
-                    return false;
-                }
-                begin = i + 1;
-            }
-            _ => {
-                escape = false;
-                was_dot = false;
-            }
-        }
-        i += 1;
-    }
-    !escape
-}
-
-/// miekg/dns's `IsFqdn` negation for a trailing escaped dot (`a\.` is not fully qualified).
-fn ends_with_escaped_dot(b: &[u8]) -> bool {
-    if b.last() != Some(&b'.') {
-        return false;
-    }
-    let mut n = 0;
-    let mut i = b.len() - 1;
-    while i > 0 && b[i - 1] == b'\\' {
-        n += 1;
-        i -= 1;
-    }
-    n % 2 == 1
-}
+/// miekg/dns's `IsDomainName`, as the parser checks zone keys.
+pub use ferrodns_plugin::corefile::is_domain_name;
 
 /// Go's `strconv.ParseUint(s, 0, bits)`: base prefixes `0x`, `0o`, `0b`, a leading `0` for
 /// octal, underscores only with a prefix. The error is Go's text.
