@@ -69,7 +69,7 @@ pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, WireQuery};
 pub use http::{HttpHandler, HttpRegistry, HttpResponse};
-pub use lifecycle::Lifecycle;
+pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use reply::Reply;

@@ -2,7 +2,11 @@
 //! final shutdown; on reload, restart before the new instance is built and restart-failed if it
 //! could not be.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use crate::SetupError;
 
@@ -22,4 +26,28 @@ pub trait Lifecycle: Send + Sync {
     async fn on_restart(&self) {}
     /// When a reload failed and this instance keeps serving.
     async fn on_restart_failed(&self) {}
+}
+
+/// Run `work` on a blocking thread every `period` (the first run one period from now) until
+/// `stop` changes: the reload tickers of plugins that re-read files (hosts, file, loadbalance).
+/// A run that takes longer than the period delays the next one instead of piling up.
+pub fn every<F>(period: Duration, mut stop: watch::Receiver<bool>, work: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {
+                    let w = work.clone();
+                    let _ = tokio::task::spawn_blocking(move || w()).await;
+                }
+            }
+        }
+    });
 }

@@ -125,3 +125,22 @@ pub fn wildcard_of(name: &str) -> Option<String> {
     }
     None
 }
+
+/// CoreDNS's `plugin.OriginsFromArgsOrServerBlock`: the zones given as arguments (normalised,
+/// CIDRs expanded), or else the block's own zones.
+pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return block_zones
+            .iter()
+            .map(|z| {
+                crate::corefile::normalize_exact(z)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| z.clone())
+            })
+            .collect();
+    }
+    args.iter()
+        .flat_map(|a| crate::corefile::normalize_exact(a))
+        .collect()
+}

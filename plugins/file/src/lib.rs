@@ -158,7 +158,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         }
         let file = c.val().to_string();
         let args = c.remaining_args();
-        let origins = origins(&args, &block_zones);
+        let origins = names::origins(&args, &block_zones);
         let text = match std::fs::read(&file) {
             Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
             Err(e) => {
@@ -234,24 +234,6 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     Ok(Config { zones, fall })
 }
 
-/// `plugin.OriginsFromArgsOrServerBlock`.
-fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
-    if args.is_empty() {
-        return block_zones
-            .iter()
-            .map(|z| {
-                ferrodns_plugin::corefile::normalize_exact(z)
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| z.clone())
-            })
-            .collect();
-    }
-    args.iter()
-        .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
-        .collect()
-}
-
 /// Checks the zone files every period until shutdown.
 pub struct ReloadLifecycle {
     zones: Vec<Arc<Zone>>,
@@ -266,20 +248,8 @@ impl Lifecycle for ReloadLifecycle {
                 continue;
             }
             let z = z.clone();
-            let mut stop = self.stop.subscribe();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(z.reload);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        _ = tick.tick() => {
-                            let zz = z.clone();
-                            let _ = tokio::task::spawn_blocking(move || zz.reload_now()).await;
-                        }
-                    }
-                }
+            ferrodns_plugin::every(z.reload, self.stop.subscribe(), move || {
+                z.reload_now();
             });
         }
         Ok(())

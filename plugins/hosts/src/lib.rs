@@ -141,7 +141,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                 }
             }
         }
-        cfg.origins = origins(&args, &block_zones);
+        cfg.origins = names::origins(&args, &block_zones);
         while c.next_block() {
             match c.val() {
                 "fallthrough" => {
@@ -212,24 +212,6 @@ fn go_atoi(s: &str) -> Result<i64, ()> {
         return Err(());
     }
     s.parse::<i64>().map_err(|_| ())
-}
-
-/// `plugin.OriginsFromArgsOrServerBlock`.
-pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
-    if args.is_empty() {
-        return block_zones
-            .iter()
-            .map(|z| {
-                ferrodns_plugin::corefile::normalize_exact(z)
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| z.clone())
-            })
-            .collect();
-    }
-    args.iter()
-        .flat_map(|a| ferrodns_plugin::corefile::normalize_exact(a))
-        .collect()
 }
 
 /// The plugin's metric families.
@@ -372,22 +354,8 @@ impl Lifecycle for HostsLifecycle {
         }
         let data = self.data.clone();
         let metrics = self.metrics.clone();
-        let period = self.reload;
-        let mut stop = self.stop.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tick.tick() => {
-                        let d = data.clone();
-                        let m = metrics.clone();
-                        let _ = tokio::task::spawn_blocking(move || read_and_record(&d, &m)).await;
-                    }
-                }
-            }
+        ferrodns_plugin::every(self.reload, self.stop.subscribe(), move || {
+            read_and_record(&data, &metrics);
         });
         Ok(())
     }

@@ -245,22 +245,9 @@ impl Lifecycle for WeightedLifecycle {
             return Ok(());
         }
         let weighted = w.clone();
-        let mut stop = self.stop.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(weighted.reload);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tick.tick() => {
-                        let w = weighted.clone();
-                        let r = tokio::task::spawn_blocking(move || w.update()).await;
-                        if let Ok(Err(e)) = r {
-                            tracing::error!(target: TARGET, "{e}");
-                        }
-                    }
-                }
+        ferrodns_plugin::every(weighted.reload, self.stop.subscribe(), move || {
+            if let Err(e) = weighted.update() {
+                tracing::error!(target: TARGET, "{e}");
             }
         });
         Ok(())
