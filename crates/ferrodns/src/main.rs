@@ -40,8 +40,12 @@ fn source(flags: &cli::Flags) -> Result<Source, String> {
             })
         }
         Some(path) => {
-            let text = std::fs::read(path)
-                .map_err(|e| format!("loading Caddyfile via flag: open {path}: {}", io_text(&e)))?;
+            let text = std::fs::read(path).map_err(|e| {
+                format!(
+                    "loading Caddyfile via flag: open {path}: {}",
+                    ferrodns_plugin::text::go_io_text(&e)
+                )
+            })?;
             Ok(Source {
                 filename: path.to_string(),
                 text,
@@ -55,17 +59,11 @@ fn source(flags: &cli::Flags) -> Result<Source, String> {
                 default_port: port,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Source::default_for(&port)),
-            Err(e) => Err(format!("open Corefile: {}", io_text(&e))),
+            Err(e) => Err(format!(
+                "open Corefile: {}",
+                ferrodns_plugin::text::go_io_text(&e)
+            )),
         },
-    }
-}
-
-/// An I/O error in Go's words (`no such file or directory`).
-fn io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_lowercase(),
-        None => s,
     }
 }
 

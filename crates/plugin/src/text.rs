@@ -201,6 +201,22 @@ pub fn ip_rfc3986(ip: IpAddr) -> String {
     if s.contains(':') { format!("[{s}]") } else { s }
 }
 
+/// An I/O error as Go prints it (`no such file or directory`): the OS message, lowercased and
+/// without Rust's `(os error N)`.
+pub fn go_io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.split_once(" (os error") {
+        Some((a, _)) => a.to_lowercase(),
+        None => s,
+    }
+}
+
+/// A failed file operation as Go's `*PathError` prints it (`open FILE: no such file or
+/// directory`).
+pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
+    format!("{op} {path}: {}", go_io_text(e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

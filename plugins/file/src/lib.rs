@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
+use ferrodns_plugin::text::go_io_error;
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,
@@ -113,25 +114,6 @@ impl Zone {
             }
         }
     }
-}
-
-/// Go's text for a failed file operation (`open FILE: no such file or directory`).
-pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    let what = match e.kind() {
-        ErrorKind::NotFound => "no such file or directory".to_string(),
-        ErrorKind::PermissionDenied => "permission denied".to_string(),
-        ErrorKind::NotADirectory => "not a directory".to_string(),
-        ErrorKind::IsADirectory => "is a directory".to_string(),
-        _ => {
-            let s = e.to_string();
-            match s.split_once(" (os error") {
-                Some((a, _)) => a.to_lowercase(),
-                None => s,
-            }
-        }
-    };
-    format!("{op} {path}: {what}")
 }
 
 /// What the block's `file` lines configure.

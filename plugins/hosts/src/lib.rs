@@ -82,24 +82,6 @@ pub struct Config {
     pub reload: Duration,
 }
 
-/// Go's error text for a failed `os.Stat`.
-fn stat_error(path: &str, e: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    let what = match e.kind() {
-        ErrorKind::PermissionDenied => "permission denied".to_string(),
-        ErrorKind::NotADirectory => "not a directory".to_string(),
-        ErrorKind::InvalidFilename => "file name too long".to_string(),
-        _ => {
-            let s = e.to_string();
-            match s.split_once(" (os error") {
-                Some((a, _)) => a.to_lowercase(),
-                None => s,
-            }
-        }
-    };
-    format!("stat {path}: {what}")
-}
-
 /// Read the block's `hosts` directive. Errors are returned without the `plugin/hosts: ` prefix
 /// (except the once-per-block error, which carries it).
 pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
@@ -135,7 +117,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     let msg = format!(
                         "unable to access hosts file '{}': {}",
                         cfg.path,
-                        stat_error(&cfg.path, &e)
+                        ferrodns_plugin::text::go_io_error("stat", &cfg.path, &e)
                     );
                     return Err(c.err(msg));
                 }
