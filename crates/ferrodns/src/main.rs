@@ -5,6 +5,10 @@ mod plugins_gen;
 
 use std::io::Read;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferrodns_plugin::{Control, CorefileInput};
+use tokio::sync::{mpsc, oneshot};
 
 use ferrodns_server::config::{self, Source};
 use ferrodns_server::{Server, logging};
@@ -136,13 +140,85 @@ fn main() -> ExitCode {
     runtime.block_on(serve(src, flags, registry))
 }
 
+/// A reload asked for by a plugin (`reload`), carried to the loop that owns the server.
+struct RestartRequest {
+    input: CorefileInput,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The binary's reload entry point, handed to every instance.
+struct Process {
+    flags: cli::Flags,
+    /// A Corefile read from stdin cannot be read again: a reload reuses its text.
+    stdin: Option<Source>,
+    requests: mpsc::Sender<RestartRequest>,
+}
+
+#[ferrodns_plugin::async_trait]
+impl Control for Process {
+    fn load(&self) -> Result<CorefileInput, String> {
+        let src = match &self.stdin {
+            Some(s) => s.clone(),
+            None => source(&self.flags)?,
+        };
+        Ok(CorefileInput {
+            filename: src.filename,
+            text: src.text,
+        })
+    }
+
+    async fn restart(&self, input: CorefileInput) -> Result<(), String> {
+        let (done, result) = oneshot::channel();
+        self.requests
+            .send(RestartRequest { input, done })
+            .await
+            .map_err(|_| "server is stopping".to_string())?;
+        result
+            .await
+            .unwrap_or_else(|_| Err("server is stopping".to_string()))
+    }
+}
+
+/// CoreDNS's restart: build an instance from `src` and swap it in, or keep the running one.
+async fn restart(
+    server: &mut Server,
+    src: Source,
+    registry: &ferrodns_plugin::Registry,
+    metrics: &ferrodns_plugin::Metrics,
+    control: &Arc<Process>,
+) -> Result<(), String> {
+    tracing::info!(target: "server", "Reloading");
+    let control: Arc<dyn Control> = control.clone();
+    let result = match config::load(src, registry, metrics, Some(control)) {
+        Ok(instance) => server.reload(instance).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(target: "server", "Reloading complete");
+            Ok(())
+        }
+        Err(e) => {
+            let msg = format!("starting with listener file descriptors: {e}");
+            tracing::error!(target: "server", "Restart failed: {msg}");
+            Err(msg)
+        }
+    }
+}
+
 async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Registry) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
 
     let metrics = ferrodns_plugin::Metrics::new();
-    // A Corefile read from stdin cannot be read again: a reload reuses its text.
-    let stdin_source = (src.filename == "stdin").then(|| src.clone());
-    let instance = match config::load(src, &registry, &metrics) {
+    registry.register_metrics(&metrics);
+    let (requests, mut restarts) = mpsc::channel(1);
+    let process = Arc::new(Process {
+        flags: flags.clone(),
+        stdin: (src.filename == "stdin").then(|| src.clone()),
+        requests,
+    });
+    let control: Arc<dyn Control> = process.clone();
+    let instance = match config::load(src, &registry, &metrics, Some(control)) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("{e}");
@@ -232,26 +308,22 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
             }
             _ = usr1.recv() => {
                 tracing::info!(target: "server", "SIGUSR1: Reloading");
-                let next = match &stdin_source {
-                    Some(s) => Ok(s.clone()),
-                    None => source(&flags),
-                };
-                match next {
+                match process.load() {
                     Err(msg) => {
                         tracing::error!(target: "server", "SIGUSR1: loading updated Caddyfile: {msg}");
                     }
                     Ok(next) => {
-                        tracing::info!(target: "server", "Reloading");
-                        let result = match config::load(next, &registry, &metrics) {
-                            Ok(instance) => server.reload(instance).await,
-                            Err(e) => Err(e),
-                        };
-                        match result {
-                            Ok(()) => tracing::info!(target: "server", "Reloading complete"),
-                            Err(e) => tracing::error!(target: "server", "Restart failed: {e}"),
+                        let next = Source { filename: next.filename, text: next.text, default_port: flags.port.clone() };
+                        if let Err(e) = restart(&mut server, next, &registry, &metrics, &process).await {
+                            tracing::error!(target: "server", "SIGUSR1: {e}");
                         }
                     }
                 }
+            }
+            Some(r) = restarts.recv() => {
+                let next = Source { filename: r.input.filename, text: r.input.text, default_port: flags.port.clone() };
+                let result = restart(&mut server, next, &registry, &metrics, &process).await;
+                let _ = r.done.send(result);
             }
         }
     }

@@ -11,7 +11,9 @@
 //! - add a request handler ([`Plugin`]) to the block's chain with [`Setup::add_plugin`];
 //! - change the block's listener settings (`bind` does this) with [`Setup::set_listen_hosts`];
 //! - register lifecycle hooks ([`Lifecycle`]): startup, shutdown, restart;
-//! - register metric families on the shared [`Metrics`] registry;
+//! - register metric families on the shared [`Metrics`] registry (families that must show at 0
+//!   from process start are registered by the descriptor's `metrics` hook);
+//! - report readiness to `ready` ([`Readiness`]); reach the process ([`Control`], [`Listening`]);
 //! - serve an HTTP path on a shared listener through [`HttpRegistry`] (health and prometheus on one
 //!   address share one listener).
 //!
@@ -41,7 +43,7 @@
 //!     Ok(())
 //! }
 //!
-//! pub const DESCRIPTOR: Descriptor = Descriptor { name: "hello", setup };
+//! pub const DESCRIPTOR: Descriptor = Descriptor::new("hello", setup);
 //! ```
 
 mod chain;
@@ -55,6 +57,7 @@ mod lifecycle;
 mod lookup;
 mod metrics;
 pub mod names;
+mod process;
 mod reply;
 mod request;
 pub mod response;
@@ -72,9 +75,10 @@ pub use http::{HttpHandler, HttpRegistry, HttpResponse};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;
 pub use metrics::Metrics;
+pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
 pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request};
-pub use setup::{BlockSettings, Descriptor, Registry, Setup, SetupError, Shared};
+pub use setup::{BlockSettings, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared};
 
 /// The Corefile token and key types setup functions see.
 pub use ferrodns_corefile as corefile;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrodns_corefile::ZoneAddr;
 
+use crate::process::{Control, CorefileInput, Listening, Readiness, ReadinessSet};
 use crate::{Dispenser, HttpRegistry, Lifecycle, Metrics, Plugin};
 
 /// A setup failure. Its text is printed as is, so it carries CoreDNS's wording, usually
@@ -36,13 +37,39 @@ impl SetupError {
 /// The signature of a plugin's setup function.
 pub type SetupFn = fn(&mut Setup<'_>) -> Result<(), SetupError>;
 
-/// What a plugin crate exports: its directive name and setup function.
+/// Registers a plugin's process-wide metric families.
+pub type MetricsFn = fn(&Metrics);
+
+/// What a plugin crate exports: its directive name, setup function and, optionally, the metric
+/// families it registers when the process starts.
 #[derive(Clone, Copy)]
 pub struct Descriptor {
     /// The directive name as written in the Corefile and in `plugin.cfg`.
     pub name: &'static str,
     /// Called once per server block that uses the directive.
     pub setup: SetupFn,
+    /// Called once when the process starts, whether or not a block uses the plugin: CoreDNS
+    /// registers its plugins' unlabelled families at start, so they show at 0 in `/metrics`.
+    pub metrics: Option<MetricsFn>,
+}
+
+impl Descriptor {
+    /// A plugin with no process-wide metrics.
+    pub const fn new(name: &'static str, setup: SetupFn) -> Descriptor {
+        Descriptor {
+            name,
+            setup,
+            metrics: None,
+        }
+    }
+
+    /// The same plugin, registering its families at process start with `f`.
+    pub const fn with_metrics(self, f: MetricsFn) -> Descriptor {
+        Descriptor {
+            metrics: Some(f),
+            ..self
+        }
+    }
 }
 
 impl std::fmt::Debug for Descriptor {
@@ -77,6 +104,15 @@ impl Registry {
     /// The descriptors in chain order.
     pub fn descriptors(&self) -> &[Descriptor] {
         &self.plugins
+    }
+
+    /// Register every plugin's process-wide metric families (at process start).
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        for d in &self.plugins {
+            if let Some(f) = d.metrics {
+                f(metrics);
+            }
+        }
     }
 
     /// The descriptor of a directive.
@@ -133,6 +169,14 @@ pub struct Shared {
     pub metrics: Metrics,
     /// HTTP routes of this instance, served on listeners shared by address.
     pub http: HttpRegistry,
+    /// The Corefile this instance was built from.
+    pub corefile: CorefileInput,
+    /// The binary's reload entry point (`None` in tests that build instances by hand).
+    pub control: Option<Arc<dyn Control>>,
+    /// This instance's DNS listeners, once bound.
+    pub listening: Listening,
+    /// Plugins that report readiness.
+    pub readiness: ReadinessSet,
     lifecycles: Mutex<Vec<Arc<dyn Lifecycle>>>,
     state: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
@@ -254,6 +298,11 @@ impl<'a> Setup<'a> {
     /// Register lifecycle hooks (startup, shutdown, restart).
     pub fn add_lifecycle(&self, hook: Arc<dyn Lifecycle>) {
         self.shared.add_lifecycle(hook);
+    }
+
+    /// Report this plugin's readiness to `ready`.
+    pub fn add_readiness(&self, name: &str, r: Arc<dyn Readiness>) {
+        self.shared.readiness.add(name, r);
     }
 
     /// The instance shared by every block.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use ferrodns_corefile::{ParseOptions, Transport, ZoneAddr};
 use ferrodns_plugin::vars::{DnsMetrics, Labels};
-use ferrodns_plugin::{BlockSettings, Chain, Dispenser, Metrics, Registry, Setup, Shared};
+use ferrodns_plugin::{
+    BlockSettings, Chain, Control, CorefileInput, Dispenser, Metrics, Registry, Setup, Shared,
+};
 
 use crate::dispatch::{Dispatcher, Site};
 
@@ -161,6 +163,7 @@ pub fn load(
     source: Source,
     registry: &Registry,
     metrics: &Metrics,
+    control: Option<Arc<dyn Control>>,
 ) -> Result<Instance, ConfigError> {
     let mut source = source;
     let mut blocks = parse(&source, registry)?;
@@ -173,7 +176,13 @@ pub fn load(
         blocks = parse(&source, registry)?;
     }
 
-    let shared = Arc::new(Shared::new(metrics.clone()));
+    let mut shared = Shared::new(metrics.clone());
+    shared.corefile = CorefileInput {
+        filename: source.filename.clone(),
+        text: source.text.clone(),
+    };
+    shared.control = control;
+    let shared = Arc::new(shared);
     let (settings, errors) = set_up(&source, &blocks, registry, &shared, false);
     if let Some(e) = errors.into_iter().next() {
         return Err(e);

@@ -8,6 +8,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use ferrodns_plugin::ListenAddr;
+
 use crate::config::{ConfigError, Instance, ListenerSpec};
 use crate::dispatch::Dispatcher;
 use crate::{http, tcp, udp};
@@ -125,6 +127,23 @@ fn start_http(instance: &Instance) -> Result<HttpListeners, ConfigError> {
     Ok(HttpListeners { addrs, tasks })
 }
 
+/// Tell the instance's plugins where its listeners are bound.
+fn publish(instance: &Instance, bound: &[Bound]) {
+    let addrs = instance
+        .listeners
+        .iter()
+        .filter_map(|spec| {
+            let b = bound.iter().find(|b| b.label == spec.label)?;
+            Some(ListenAddr {
+                host: spec.host.clone(),
+                port: spec.port,
+                bound: b.addr,
+            })
+        })
+        .collect();
+    instance.shared.listening.set(addrs);
+}
+
 impl Server {
     /// Run the startup hooks, open every listener and start serving. Must run inside a tokio
     /// runtime.
@@ -147,6 +166,7 @@ impl Server {
             }
         }
         let http = start_http(&instance)?;
+        publish(&instance, &bound);
         instance.enable_plugin_metrics();
         Ok(Server {
             instance,
@@ -219,6 +239,7 @@ impl Server {
         kept.extend(fresh);
         kept.sort_by(|a, b| a.label.cmp(&b.label));
         self.bound = kept;
+        publish(&next, &self.bound);
         let old = std::mem::replace(&mut self.instance, next);
         self.instance.enable_plugin_metrics();
         for h in old.shared.lifecycles() {

@@ -78,14 +78,8 @@ fn ahead_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.add(Descriptor {
-        name: "ahead",
-        setup: ahead_setup,
-    });
-    r.add(Descriptor {
-        name: "fast",
-        setup: fast_setup,
-    });
+    r.add(Descriptor::new("ahead", ahead_setup));
+    r.add(Descriptor::new("fast", fast_setup));
     r
 }
 
@@ -126,7 +120,7 @@ async fn start(corefile: &str) -> (Server, SocketAddr) {
         text: corefile.as_bytes().to_vec(),
         default_port: "53".into(),
     };
-    let instance = load(source, &registry(), &Metrics::new()).unwrap();
+    let instance = load(source, &registry(), &Metrics::new(), None).unwrap();
     let server = Server::start(instance).await.unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], server.listeners()[0].addr.port()));
     (server, addr)

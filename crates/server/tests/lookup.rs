@@ -82,14 +82,8 @@ fn ask(addr: SocketAddr, name: &str) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_go_through_the_server_and_cannot_loop() {
     let mut registry = Registry::new();
-    registry.add(Descriptor {
-        name: "chase",
-        setup: chase_setup,
-    });
-    registry.add(Descriptor {
-        name: "answer",
-        setup: answer_setup,
-    });
+    registry.add(Descriptor::new("chase", chase_setup));
+    registry.add(Descriptor::new("answer", answer_setup));
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
@@ -103,7 +97,7 @@ async fn lookups_go_through_the_server_and_cannot_loop() {
         text: corefile.into_bytes(),
         default_port: "53".into(),
     };
-    let instance = load(source, &registry, &Metrics::new()).unwrap();
+    let instance = load(source, &registry, &Metrics::new(), None).unwrap();
     let server = Server::start(instance).await.unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (chased, looped) =

@@ -38,10 +38,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.add(Descriptor {
-        name: "boom",
-        setup,
-    });
+    r.add(Descriptor::new("boom", setup));
     r
 }
 
@@ -62,7 +59,7 @@ async fn start(corefile: &str) -> Server {
         text: corefile.as_bytes().to_vec(),
         default_port: "53".into(),
     };
-    let instance = load(source, &registry(), &Metrics::new()).unwrap();
+    let instance = load(source, &registry(), &Metrics::new(), None).unwrap();
     Server::start(instance).await.unwrap()
 }
 
@@ -95,7 +92,7 @@ async fn duplicate_and_overlapping_zones_fail_startup_like_coredns() {
             text: text.as_bytes().to_vec(),
             default_port: "53".into(),
         };
-        match load(source, &registry(), &Metrics::new()) {
+        match load(source, &registry(), &Metrics::new(), None) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }

@@ -25,7 +25,7 @@ pub const NAME: &str = "any";
 pub const TTL: u32 = 8482;
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// The handler.
 #[derive(Debug, Clone, Copy, Default)]

@@ -25,7 +25,7 @@ use ferrodns_plugin::{Descriptor, Setup, SetupError};
 pub const NAME: &str = "bind";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// A host interface and its addresses, in the order the system lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]

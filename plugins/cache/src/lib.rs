@@ -30,7 +30,7 @@ use store::Store;
 pub const NAME: &str = "cache";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let zones = c.zone_names();

@@ -33,7 +33,7 @@ pub const TARGET: &str = "plugin/errors";
 pub const MAX_REGEXP_LEN: usize = 10000;
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// The level consolidated lines (and, with `show_first`, first errors) are logged at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

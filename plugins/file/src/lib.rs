@@ -45,7 +45,7 @@ pub const TARGET: &str = "plugin/file";
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(60);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// One zone served from a file, with its data swapped whole on reload.
 #[derive(Debug)]

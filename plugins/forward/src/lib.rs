@@ -64,7 +64,7 @@ pub const NAME: &str = "forward";
 pub const TARGET: &str = "plugin/forward";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// How long one query may keep trying upstreams (CoreDNS's `defaultTimeout`).
 pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);

@@ -59,7 +59,7 @@ pub const DEFAULT_TTL: u32 = 3600;
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(5);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// What a `hosts` directive configures.
 #[derive(Debug, Clone)]

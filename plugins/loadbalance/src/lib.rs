@@ -42,7 +42,7 @@ pub const TARGET: &str = "plugin/loadbalance";
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(30);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// A subnet of `prefer`, as Go's `net.ParseCIDR` reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use ferrodns_plugin::{
 pub const NAME: &str = "prometheus";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// CoreDNS's default address.
 pub const DEFAULT_ADDR: &str = "localhost:9153";

@@ -42,7 +42,7 @@ pub const NAME: &str = "rewrite";
 pub const TARGET: &str = "plugin/rewrite";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// The request handler: the rules of every `rewrite` line of a block, in order.
 #[derive(Debug, Clone)]

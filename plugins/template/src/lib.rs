@@ -44,7 +44,7 @@ use gotmpl::{Struct, Template, Value};
 pub const NAME: &str = "template";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// The longest regular expression accepted.
 pub const MAX_REGEXP_LEN: usize = 10000;

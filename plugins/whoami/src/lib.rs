@@ -23,7 +23,7 @@ use ferrodns_plugin::{
 pub const NAME: &str = "whoami";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor { name: NAME, setup };
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
 
 /// The request handler.
 #[derive(Debug, Clone, Copy, Default)]
