@@ -52,8 +52,10 @@ pub struct ListenAddr {
 /// open (as in CoreDNS), so a plugin that needs its own address waits for it here.
 #[derive(Clone)]
 pub struct Listening {
-    tx: Arc<watch::Sender<Option<Arc<Vec<ListenAddr>>>>>,
+    tx: Arc<watch::Sender<Option<Bound>>>,
 }
+
+type Bound = Arc<Vec<ListenAddr>>;
 
 impl Default for Listening {
     fn default() -> Self {
@@ -78,7 +80,7 @@ impl Listening {
     }
 
     /// The bound listeners, or `None` before they are bound.
-    pub fn get(&self) -> Option<Arc<Vec<ListenAddr>>> {
+    pub fn get(&self) -> Option<Bound> {
         self.tx.borrow().clone()
     }
 
