@@ -109,8 +109,10 @@ impl Listening {
 /// Plugins that report readiness, by plugin name.
 #[derive(Default, Clone)]
 pub struct ReadinessSet {
-    inner: Arc<Mutex<Vec<(String, Arc<dyn Readiness>)>>>,
+    inner: Arc<Mutex<Vec<Reporter>>>,
 }
+
+type Reporter = (String, Arc<dyn Readiness>);
 
 impl std::fmt::Debug for ReadinessSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,7 +133,7 @@ impl ReadinessSet {
     }
 
     /// Every plugin that reports readiness, in registration order.
-    pub fn all(&self) -> Vec<(String, Arc<dyn Readiness>)> {
+    pub fn all(&self) -> Vec<Reporter> {
         match self.inner.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
