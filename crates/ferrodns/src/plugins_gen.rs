@@ -6,7 +6,10 @@ use ferrodns_plugin::Registry;
 /// The plugins of this binary, in chain order.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    r.add(ferrodns_plugin_reload::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
+    r.add(ferrodns_plugin_ready::DESCRIPTOR);
+    r.add(ferrodns_plugin_health::DESCRIPTOR);
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
@@ -17,6 +20,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_template::DESCRIPTOR);
     r.add(ferrodns_plugin_hosts::DESCRIPTOR);
     r.add(ferrodns_plugin_file::DESCRIPTOR);
+    r.add(ferrodns_plugin_loop::DESCRIPTOR);
     r.add(ferrodns_plugin_forward::DESCRIPTOR);
     r.add(ferrodns_plugin_whoami::DESCRIPTOR);
     r

@@ -1,0 +1,13 @@
+//! The `reload` plugin (being written).
+
+use ferrodns_plugin::{Descriptor, Setup, SetupError};
+
+/// The directive name.
+pub const NAME: &str = "reload";
+
+fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    Err(SetupError::plugin(NAME, c.err("not implemented yet")))
+}
+
+/// The plugin's descriptor, listed in `plugin.cfg`.
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
