@@ -261,8 +261,14 @@ async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Regist
         tracing::error!(target: "server", "Could not write pidfile: {e}");
     }
     // The banner comes last so that it tells a watcher that everything is up, pidfile included.
+    // CoreDNS prints the zone lines, then runs its instance-startup hooks (reload logs the
+    // configuration's hash there), then the version lines.
     if !flags.quiet {
-        print!("{}{}", server.banner(), version_lines());
+        print!("{}", server.banner());
+    }
+    server.started().await;
+    if !flags.quiet {
+        print!("{}", version_lines());
     }
     let remove_pidfile = || {
         if let Some(p) = &flags.pidfile {

@@ -1,4 +1,5 @@
-//! Lifecycle hooks, in CoreDNS's order: startup before listeners open; on stop, shutdown then
+//! Lifecycle hooks, in CoreDNS's order: startup before listeners open; started once they serve;
+//! on stop, shutdown then
 //! final shutdown; on reload, restart before the new instance is built and restart-failed if it
 //! could not be.
 
@@ -18,6 +19,10 @@ pub trait Lifecycle: Send + Sync {
     async fn on_startup(&self) -> Result<(), SetupError> {
         Ok(())
     }
+    /// Once the instance's listeners serve (CoreDNS's instance-startup event): at process start
+    /// between the zone lines of the banner and the version lines, and at the end of every
+    /// successful reload.
+    async fn on_started(&self) {}
     /// When the instance stops serving (process stop, or replaced by a reload).
     async fn on_shutdown(&self) {}
     /// At process stop, after every shutdown hook (where `health` sleeps its lameduck).

@@ -245,7 +245,16 @@ impl Server {
         for h in old.shared.lifecycles() {
             h.on_shutdown().await;
         }
+        self.started().await;
         Ok(())
+    }
+
+    /// Run the instance's started hooks (after [`Server::start`], once the banner's zone lines
+    /// are out; [`Server::reload`] runs them itself).
+    pub async fn started(&self) {
+        for h in self.instance.shared.lifecycles() {
+            h.on_started().await;
+        }
     }
 
     /// The bound listeners, sorted by label.
