@@ -64,7 +64,13 @@ pub const NAME: &str = "forward";
 pub const TARGET: &str = "plugin/forward";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+
+/// CoreDNS registers this plugin's families when the process starts, so its unlabelled ones
+/// show at 0 even when no block uses it.
+fn register_metrics(m: &ferrodns_plugin::Metrics) {
+    metrics::ForwardMetrics::register(m);
+}
 
 /// How long one query may keep trying upstreams (CoreDNS's `defaultTimeout`).
 pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);

@@ -59,7 +59,13 @@ pub const DEFAULT_TTL: u32 = 3600;
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(5);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+
+/// CoreDNS registers this plugin's families when the process starts, so its unlabelled ones
+/// show at 0 even when no block uses it.
+fn register_metrics(m: &ferrodns_plugin::Metrics) {
+    HostsMetrics::register(m);
+}
 
 /// What a `hosts` directive configures.
 #[derive(Debug, Clone)]
