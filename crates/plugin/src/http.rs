@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// A response to an HTTP GET.
+/// A response to an HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// Status code, e.g. 200 or 503.
@@ -26,9 +26,51 @@ impl HttpResponse {
     }
 }
 
+/// Split `host:port` as Go's `net.SplitHostPort` does, with its error texts (`address x:
+/// missing port in address`): the check `health`, `ready` and `prometheus` make on their
+/// ADDRESS. The port is not checked here (Go only finds a bad one when it listens).
+pub fn split_host_port(addr: &str) -> Result<(&str, &str), String> {
+    let fail = |why: &str| {
+        Err(if addr.is_empty() {
+            why.to_string()
+        } else {
+            format!("address {addr}: {why}")
+        })
+    };
+    let Some(colon) = addr.rfind(':') else {
+        return fail("missing port in address");
+    };
+    let (host, j, k) = if addr.starts_with('[') {
+        let Some(end) = addr.find(']') else {
+            return fail("missing ']' in address");
+        };
+        if end + 1 != colon {
+            return if end + 1 < addr.len() && addr.as_bytes()[end + 1] == b':' {
+                fail("too many colons in address")
+            } else {
+                fail("missing port in address")
+            };
+        }
+        (&addr[1..end], 1, end + 1)
+    } else {
+        let host = &addr[..colon];
+        if host.contains(':') {
+            return fail("too many colons in address");
+        }
+        (host, 0, 0)
+    };
+    if addr[j..].contains('[') {
+        return fail("unexpected '[' in address");
+    }
+    if addr[k..].contains(']') {
+        return fail("unexpected ']' in address");
+    }
+    Ok((host, &addr[colon + 1..]))
+}
+
 /// Serves one path.
 pub trait HttpHandler: Send + Sync {
-    /// Answer a request for the registered path.
+    /// Answer a request for the registered path (any method, as Go's `http.ServeMux` routes).
     fn handle(&self) -> HttpResponse;
 }
 

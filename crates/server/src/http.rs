@@ -1,6 +1,7 @@
 //! Shared HTTP listeners: one per address named by any plugin (`health`, `prometheus`, `ready`),
-//! each serving the paths registered on it. A small HTTP/1.1 server: GET and HEAD, one request
-//! per connection, bounded header size and time.
+//! each serving the paths registered on it. A small HTTP/1.1 server: one request per connection,
+//! bounded header size and time. Paths are matched as Go's `http.ServeMux` does: any method,
+//! percent-decoded, a path that is not clean redirected (307) to its clean form, other paths 404.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -70,25 +71,75 @@ async fn one(mut stream: TcpStream, paths: &Paths) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let head = String::from_utf8_lossy(&buf);
+    let head_len = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+    // Read a declared body (bounded) so that closing does not reset the connection before the
+    // client has read the answer.
+    let body_len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut have = buf.len() - head_len;
+    while have < body_len {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        have += n;
+    }
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("/");
-    let path = target.split('?').next().unwrap_or("/");
-    let resp = match (method, paths.get(path)) {
-        ("GET" | "HEAD", Some(h)) => h.handle(),
-        ("GET" | "HEAD", None) => HttpResponse::text(404, "404 page not found\n"),
-        _ => HttpResponse::text(405, "Method Not Allowed\n"),
+    let (raw_path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut location = None;
+    let resp = match percent_decode(raw_path) {
+        None => HttpResponse::text(400, "400 Bad Request"),
+        Some(path) => {
+            let clean = clean_path(&path);
+            if clean != path {
+                let to = match query {
+                    Some(q) => format!("{clean}?{q}"),
+                    None => clean,
+                };
+                let body = if method == "GET" {
+                    format!("<a href=\"{to}\">Temporary Redirect</a>.\n\n")
+                } else {
+                    String::new()
+                };
+                location = Some(to);
+                HttpResponse {
+                    status: 307,
+                    content_type: "text/html; charset=utf-8",
+                    body: body.into_bytes(),
+                }
+            } else {
+                match paths.get(&path) {
+                    Some(h) => h.handle(),
+                    None => HttpResponse::text(404, "404 page not found\n"),
+                }
+            }
+        }
     };
     let reason = match resp.status {
         200 => "OK",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
         404 => "Not Found",
-        405 => "Method Not Allowed",
         503 => "Service Unavailable",
         _ => "",
     };
+    let location = location.map_or(String::new(), |l| format!("Location: {l}\r\n"));
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
         resp.status,
         reason,
         resp.content_type,
@@ -100,4 +151,61 @@ async fn one(mut stream: TcpStream, paths: &Paths) -> std::io::Result<()> {
     }
     stream.write_all(&out).await?;
     stream.shutdown().await
+}
+
+/// A request path with `%XX` escapes decoded, as Go's URL parser does; `None` for a malformed
+/// escape (Go answers 400).
+fn percent_decode(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The canonical form of a path as Go's `http.ServeMux` computes it: rooted, no empty, `.` or
+/// `..` elements, a trailing slash kept.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    if p.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_and_decoded_as_go_does() {
+        assert_eq!(clean_path("/health"), "/health");
+        assert_eq!(clean_path(""), "/");
+        assert_eq!(clean_path("//health"), "/health");
+        assert_eq!(clean_path("/a/./b/../health/"), "/a/health/");
+        assert_eq!(clean_path("/../health"), "/health");
+        assert_eq!(percent_decode("/heal%74h").as_deref(), Some("/health"));
+        assert_eq!(percent_decode("/x%zz"), None);
+        assert_eq!(percent_decode("/x%4"), None);
+    }
 }
