@@ -11,6 +11,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// The CoreDNS log line format.
 pub struct CoreDnsFormat;
 
+/// The target prefix that marks an event as fatal (`[FATAL]`); log such events at ERROR level.
+pub const FATAL_PREFIX: &str = "fatal:";
+
 /// CoreDNS's name for a level.
 pub fn level_name(level: &Level) -> &'static str {
     match *level {
@@ -34,9 +37,16 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        write!(writer, "[{}] ", level_name(meta.level()))?;
-        if meta.target().starts_with("plugin/") {
-            write!(writer, "{}: ", meta.target())?;
+        // tracing has no fatal level: an event whose target starts `fatal:` is one (CoreDNS's
+        // `log.Fatal`; the emitter exits after it). `fatal:plugin/loop` prints
+        // `[FATAL] plugin/loop: `.
+        let (level, target) = match meta.target().strip_prefix(FATAL_PREFIX) {
+            Some(t) => ("FATAL", t),
+            None => (level_name(meta.level()), meta.target()),
+        };
+        write!(writer, "[{level}] ")?;
+        if target.starts_with("plugin/") {
+            write!(writer, "{target}: ")?;
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
@@ -54,4 +64,45 @@ pub fn init(debug: bool) {
         .event_format(CoreDnsFormat)
         .with_writer(std::io::stdout)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::CoreDnsFormat;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn fatal_targets_print_as_fatal() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .event_format(CoreDnsFormat)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(sub, || {
+            tracing::error!(target: "fatal:plugin/loop", "Loop detected");
+            tracing::error!(target: "plugin/loop", "plain");
+            tracing::info!("hello");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[FATAL] plugin/loop: Loop detected\n[ERROR] plugin/loop: plain\n[INFO] hello\n"
+        );
+    }
 }
