@@ -16,7 +16,16 @@ pub struct Case {
     #[serde(default)]
     pub description: String,
     /// The Corefile given to both servers (placeholders substituted).
+    #[serde(default)]
     pub corefile: String,
+    /// Instead of `corefile`: a file to read it from, relative to the case file (so that an
+    /// example in `corefile-examples/` is tested as it is shipped).
+    pub corefile_file: Option<String>,
+    /// Run each server, its fake upstreams and the queries to it in a network namespace of its
+    /// own, with loopback up and these addresses added to it (for Corefiles that bind fixed
+    /// addresses and ports, like node-local-dns's). Needs root and `ip`.
+    #[serde(default)]
+    pub netns: Vec<String>,
     /// Extra files written next to the Corefile (`{DIR}`), by relative path.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
@@ -46,6 +55,13 @@ pub struct Case {
     pub query: Vec<Query>,
     /// Metrics to scrape and compare after the queries.
     pub metrics: Option<Metrics>,
+    /// HTTP requests (`health`, `ready`), sent in order to both servers after the queries.
+    #[serde(default)]
+    pub http: Vec<Http>,
+    /// Both servers must end by themselves within this many milliseconds once both were
+    /// started (`loop` finding a loop): their exit statuses and everything they printed are
+    /// compared instead of replies.
+    pub exit_within_ms: Option<u64>,
     /// Self-test only: a different Corefile for ferrodns, to prove that differences are caught.
     pub selftest_ferrodns_corefile: Option<String>,
     /// Self-test only: text the case's diff must contain.
@@ -351,6 +367,9 @@ pub struct Upstream {
     /// Rules, tried in order; the first that matches (and is not used up) answers.
     #[serde(default)]
     pub rule: Vec<Rule>,
+    /// A fixed `ip:port` to listen on (UDP and TCP) instead of a fresh loopback port; for
+    /// `netns` cases whose Corefile names its upstreams.
+    pub address: Option<String>,
 }
 
 /// What a fake upstream does with a query.
@@ -424,6 +443,28 @@ pub struct Metrics {
     pub ignore: Vec<String>,
 }
 
+/// One HTTP request sent to both servers: their statuses and bodies must be equal, and equal to
+/// `status` / `body` when given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// `host:port` with placeholders (`127.0.0.1:{PORT2}`).
+    pub address: String,
+    /// The request target (`/health`, `/ready?x=1`).
+    pub path: String,
+    /// The method (default `GET`).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Status asserted on both servers.
+    pub status: Option<u16>,
+    /// Body asserted on both servers.
+    pub body: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
 /// A loaded case.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -439,8 +480,13 @@ pub struct Loaded {
 pub fn load(path: &Path, root: &Path) -> Result<Loaded> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let case: Case =
+    let mut case: Case =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if let Some(f) = &case.corefile_file {
+        let file = path.parent().unwrap_or(Path::new(".")).join(f);
+        case.corefile = std::fs::read_to_string(&file)
+            .with_context(|| format!("{}: reading {}", path.display(), file.display()))?;
+    }
     let rel = path.strip_prefix(root).unwrap_or(path);
     let id = rel.with_extension("").to_string_lossy().replace('\\', "/");
     for (i, q) in case.query.iter().enumerate() {
@@ -454,6 +500,13 @@ pub fn load(path: &Path, root: &Path) -> Result<Loaded> {
     if case.startup == Startup::Reject && !case.query.is_empty() {
         bail!(
             "{}: a rejected Corefile cannot have queries",
+            path.display()
+        );
+    }
+    if case.exit_within_ms.is_some() && (case.startup == Startup::Reject || !case.query.is_empty())
+    {
+        bail!(
+            "{}: a case with exit_within_ms cannot be rejected or have queries",
             path.display()
         );
     }

@@ -126,8 +126,17 @@ impl Server {
         port: u16,
         env: &BTreeMap<String, String>,
         timeout: Duration,
+        netns: Option<&str>,
     ) -> Result<(Server, Started)> {
-        let mut cmd = Command::new(bin);
+        let mut cmd = match netns {
+            // `ip netns exec` joins the namespace and execs the server in place (same pid).
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["-conf", "Corefile", "-dns.port", &port.to_string()])
             .current_dir(dir)
             .env_clear()
@@ -326,6 +335,43 @@ impl Server {
             }),
             _ => None,
         }
+    }
+
+    /// Wait until `deadline` for the process to end; how it ended (as [`Server::exited`]), its
+    /// output then read to the end.
+    pub fn wait_exit(&mut self, deadline: Instant) -> Option<String> {
+        loop {
+            if let Some(how) = self.exited() {
+                self.wait_eof(Duration::from_millis(500));
+                return Some(how);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every line printed so far except the version and platform lines (which differ between
+    /// the two servers by design); stderr lines are prefixed with `stderr: `.
+    pub fn output(&self) -> Vec<String> {
+        let o = self.shared.lock();
+        let mut version_seen = false;
+        let mut out = Vec::new();
+        for (s, l) in &o.lines {
+            if *s == Stream::Stdout && is_version_line(l) {
+                version_seen = true;
+                continue;
+            }
+            if *s == Stream::Stdout && version_seen && is_platform_line(l) {
+                continue;
+            }
+            out.push(match s {
+                Stream::Stdout => l.clone(),
+                Stream::Stderr => format!("stderr: {l}"),
+            });
+        }
+        out
     }
 }
 

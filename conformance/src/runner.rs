@@ -15,6 +15,7 @@ use regex::Regex;
 use crate::case::{Case, ErrorMatch, Loaded, Logs, Startup};
 use crate::client;
 use crate::compare::{self, REF, SUT};
+use crate::netns::Netns;
 use crate::process::{Server, Started, TempDir, free_port};
 use crate::upstream::FakeUpstream;
 
@@ -165,6 +166,8 @@ struct Side {
     upstreams: Vec<FakeUpstream>,
     vars: Vec<(String, String)>,
     dir: TempDir,
+    /// The side's own network namespace (`netns` cases), deleted last.
+    netns: Option<Netns>,
 }
 
 impl Side {
@@ -214,6 +217,9 @@ fn port_placeholders(case: &Case) -> Vec<String> {
     if let Some(m) = &case.metrics {
         texts.push(&m.address);
     }
+    for h in &case.http {
+        texts.push(&h.address);
+    }
     let mut names = vec!["PORT".to_string()];
     if let Some(re) = re {
         for t in texts {
@@ -223,7 +229,10 @@ fn port_placeholders(case: &Case) -> Vec<String> {
         }
     }
     for q in &case.query {
-        names.push(q.port.trim_matches(['{', '}']).to_string());
+        // A literal port (`port = "53"`) is not a placeholder.
+        if q.port.starts_with('{') {
+            names.push(q.port.trim_matches(['{', '}']).to_string());
+        }
     }
     names.sort();
     names.dedup();
@@ -239,9 +248,24 @@ fn start_side(name: &'static str, bin: &Path, case: &Case, corefile: &str) -> Re
         for p in port_placeholders(case) {
             vars.push((p, free_port()?.to_string()));
         }
+        let netns = if case.netns.is_empty() {
+            None
+        } else {
+            Some(Netns::create(name, &case.netns)?)
+        };
         let mut upstreams = Vec::new();
         for (i, u) in case.upstream.iter().enumerate() {
-            let up = FakeUpstream::start(&u.rule)?;
+            let at = match &u.address {
+                Some(a) => Some(
+                    a.parse::<SocketAddr>()
+                        .with_context(|| format!("upstream address {a}"))?,
+                ),
+                None => None,
+            };
+            let up = match &netns {
+                Some(ns) => ns.run(|| FakeUpstream::start(&u.rule, at))??,
+                None => FakeUpstream::start(&u.rule, at)?,
+            };
             let port = up.addr().port().to_string();
             if i == 0 {
                 vars.push(("UPSTREAM_PORT".into(), port.clone()));
@@ -271,7 +295,14 @@ fn start_side(name: &'static str, bin: &Path, case: &Case, corefile: &str) -> Re
             .find(|(k, _)| k == "PORT")
             .and_then(|(_, v)| v.parse().ok())
             .context("no PORT")?;
-        let (server, started) = Server::start(bin, dir.path(), port, &env, STARTUP_TIMEOUT)?;
+        let (server, started) = Server::start(
+            bin,
+            dir.path(),
+            port,
+            &env,
+            STARTUP_TIMEOUT,
+            netns.as_ref().map(Netns::name),
+        )?;
         if let Started::Failed { text, .. } = &started
             && text.to_ascii_lowercase().contains("address already in use")
         {
@@ -285,6 +316,7 @@ fn start_side(name: &'static str, bin: &Path, case: &Case, corefile: &str) -> Re
             upstreams,
             vars,
             dir,
+            netns,
         });
     }
     bail!("{name}: ports kept being taken; last output:\n{last_text}")
@@ -308,6 +340,10 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
             }
         }
     }
+    if let Some(ms) = case.exit_within_ms {
+        exits(ms, &mut a, &mut b, &mut d);
+        return Ok(d);
+    }
     let both_ready = startup(case, &a, &b, &mut d);
     if both_ready {
         for (i, q) in case.query.iter().enumerate() {
@@ -322,17 +358,29 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
                 .with_context(|| format!("query {}: bad server address", i + 1))?;
             let mut targets = Vec::new();
             for side in [&a, &b] {
+                // A placeholder, or a literal port (`netns` cases listen on fixed ports).
                 let port: u16 = side
                     .value(port_key)
-                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(port_key)
+                    .parse()
+                    .ok()
                     .with_context(|| format!("query {}: no port {port_key}", i + 1))?;
                 targets.push(SocketAddr::new(ip, port));
             }
             for proto in q.transport.each() {
                 let timeout = Duration::from_millis(q.timeout_ms);
-                let out = match proto {
-                    crate::case::Proto::Udp => client::udp(&msg, &targets, timeout),
-                    crate::case::Proto::Tcp => client::tcp(&msg, &targets, timeout),
+                let send = |targets: &[SocketAddr]| match proto {
+                    crate::case::Proto::Udp => client::udp(&msg, targets, timeout),
+                    crate::case::Proto::Tcp => client::tcp(&msg, targets, timeout),
+                };
+                let out = match (&a.netns, &b.netns) {
+                    // Each side from inside its own namespace (so not from the same port).
+                    (Some(na), Some(nb)) => {
+                        let mut out = na.run(|| send(&targets[..1]))?;
+                        out.extend(nb.run(|| send(&targets[1..]))?);
+                        out
+                    }
+                    _ => send(&targets),
                 };
                 let (oa, ob) = (&out[0], &out[1]);
                 if s.verbose {
@@ -370,11 +418,22 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
         }
         if case.upstream_queries == Logs::Compare {
             for (i, (ua, ub)) in a.upstreams.iter().zip(&b.upstreams).enumerate() {
+                // Labels of 10 digits or more are random (`loop`'s probe): `{number}`.
+                // Probes of several blocks race each other: they are compared as a multiset,
+                // after the other queries, which are compared in order.
                 let show = |u: &FakeUpstream| -> Vec<String> {
-                    u.seen()
+                    let (mut probes, mut rest): (Vec<String>, Vec<String>) = u
+                        .seen()
                         .iter()
                         .map(|s| format!("{} {} {}", s.proto, s.name, s.qtype))
-                        .collect()
+                        .map(|l| match LONG_NUMBER.as_ref() {
+                            Some(re) => re.replace_all(&l, "{number}").into_owned(),
+                            None => l,
+                        })
+                        .partition(|l| l.contains("{number}.{number}.") && l.ends_with(" HINFO"));
+                    probes.sort();
+                    rest.extend(probes);
+                    rest
                 };
                 let diff = compare::lines(&show(ua), &show(ub));
                 if !diff.is_empty() {
@@ -385,6 +444,9 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
                     d.extend(diff.into_iter().map(|l| format!("    {l}")));
                 }
             }
+        }
+        for (i, h) in case.http.iter().enumerate() {
+            d.extend(http_request(i, h, &a, &b));
         }
         if let Some(m) = &case.metrics {
             d.extend(metrics(m, &a, &b));
@@ -563,6 +625,61 @@ fn normalize_log(side: &Side, line: &str) -> String {
     }
 }
 
+static EPHEMERAL_PORT: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
+    Regex::new(r"(\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9A-Fa-f:.%]+\]):[0-9]{1,5}\b").ok()
+});
+static LONG_NUMBER: std::sync::LazyLock<Option<Regex>> =
+    std::sync::LazyLock::new(|| Regex::new(r"\b[0-9]{10,}\b").ok());
+
+/// A line of a server that exited by itself, normalised as a log line and further: client
+/// ports the case does not know (`127.0.0.1:{port}`) and long random numbers (`loop`'s probe
+/// labels, `{number}`).
+fn normalize_exit_line(side: &Side, line: &str) -> String {
+    let mut s = normalize_log(side, line);
+    if let Some(re) = EPHEMERAL_PORT.as_ref() {
+        s = re.replace_all(&s, "${1}:{port}").into_owned();
+    }
+    if let Some(re) = LONG_NUMBER.as_ref() {
+        s = re.replace_all(&s, "{number}").into_owned();
+    }
+    s
+}
+
+/// `exit_within_ms` cases: both must end by themselves in time, with the same status, having
+/// printed the same log lines and stderr (as multisets; the banner is left out, as the exit may
+/// come before it is printed).
+fn exits(ms: u64, a: &mut Side, b: &mut Side, d: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    let ended = [a.server.wait_exit(deadline), b.server.wait_exit(deadline)];
+    for (name, e) in [REF, SUT].iter().zip(&ended) {
+        if e.is_none() {
+            d.push(format!("process: {name} kept running for {ms} ms"));
+        }
+    }
+    if let [Some(ea), Some(eb)] = &ended
+        && ea != eb
+    {
+        d.push(format!("process: {REF} exited ({ea}), {SUT} exited ({eb})"));
+    }
+    let get = |side: &Side| -> Vec<String> {
+        let mut v: Vec<String> = side
+            .server
+            .output()
+            .iter()
+            // Log lines and stderr only: the banner may or may not be out before the exit.
+            .filter(|l| !is_go_noise(l) && (l.starts_with('[') || l.starts_with("stderr: ")))
+            .map(|l| normalize_exit_line(side, l))
+            .collect();
+        v.sort();
+        v
+    };
+    let diff = compare::lines(&get(a), &get(b));
+    if !diff.is_empty() {
+        d.push(format!("output differs (- {REF}, + {SUT}):"));
+        d.extend(diff.into_iter().map(|l| format!("    {l}")));
+    }
+}
+
 fn logs(a: &Side, b: &Side) -> Vec<String> {
     // Lines may still be on their way after the last reply: wait until both have been quiet
     // for a while (the same moment for both, so the waits overlap).
@@ -656,12 +773,21 @@ fn scrape(addr: &str) -> Result<Families> {
         .collect())
 }
 
+/// Scrape one side's metrics (from inside its namespace, if it has one).
+fn scrape_side(address: &str, side: &Side) -> Result<Families> {
+    let addr = substitute(address, &side.vars);
+    match &side.netns {
+        Some(ns) => ns.run(|| scrape(&addr)).and_then(|r| r),
+        None => scrape(&addr),
+    }
+}
+
 fn metrics(m: &crate::case::Metrics, a: &Side, b: &Side) -> Vec<String> {
-    let fa = match scrape(&substitute(&m.address, &a.vars)) {
+    let fa = match scrape_side(&m.address, a) {
         Ok(f) => f,
         Err(e) => return vec![format!("metrics: scraping {REF}: {e:#}")],
     };
-    let fb = match scrape(&substitute(&m.address, &b.vars)) {
+    let fb = match scrape_side(&m.address, b) {
         Ok(f) => f,
         Err(e) => return vec![format!("metrics: scraping {SUT}: {e:#}")],
     };
@@ -692,6 +818,71 @@ fn metrics(m: &crate::case::Metrics, a: &Side, b: &Side) -> Vec<String> {
                 }
             }
         }
+    }
+    d
+}
+
+/// One HTTP request and its answer: (status, body).
+fn fetch(address: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    let sock: SocketAddr = address
+        .parse()
+        .with_context(|| format!("http address {address:?}"))?;
+    let mut c = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
+    c.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no HTTP status in {head:?}"))?;
+    // Bodies are compared as sent, without chunked framing (neither server chunks these).
+    Ok((status, body.to_string()))
+}
+
+/// Send one `[[http]]` request to both servers and compare their answers.
+fn http_request(i: usize, h: &crate::case::Http, a: &Side, b: &Side) -> Vec<String> {
+    let label = format!("http {}: {} {} on {}", i + 1, h.method, h.path, h.address);
+    let mut answers = Vec::new();
+    for (name, side) in [(REF, a), (SUT, b)] {
+        let addr = substitute(&h.address, &side.vars);
+        let got = match &side.netns {
+            Some(ns) => ns.run(|| fetch(&addr, &h.method, &h.path)).and_then(|r| r),
+            None => fetch(&addr, &h.method, &h.path),
+        };
+        match got {
+            Ok((status, body)) => answers.push((status, side.normalize(&body))),
+            Err(e) => return vec![label, format!("    {name}: {e:#}")],
+        }
+    }
+    let mut d = Vec::new();
+    let ((sa, ba), (sb, bb)) = (&answers[0], &answers[1]);
+    if sa != sb {
+        d.push(format!("    status: {REF} {sa}, {SUT} {sb}"));
+    }
+    if ba != bb {
+        d.push(format!("    body: {REF} {ba:?}, {SUT} {bb:?}"));
+    }
+    for (name, (status, body)) in [(REF, &answers[0]), (SUT, &answers[1])] {
+        if let Some(want) = h.status
+            && *status != want
+        {
+            d.push(format!("    {name}: status {status}, expected {want}"));
+        }
+        if let Some(want) = &h.body
+            && body != want
+        {
+            d.push(format!("    {name}: body {body:?}, expected {want:?}"));
+        }
+    }
+    if !d.is_empty() {
+        d.insert(0, label);
     }
     d
 }
@@ -798,6 +989,22 @@ mod tests {
         );
         assert_eq!(f("x 1.5e-05s"), "x {duration}");
         assert_eq!(f("3 errors in last 30s"), "3 errors in last 30s");
+    }
+
+    #[test]
+    fn exit_lines_lose_client_ports_and_random_numbers() {
+        let (p, n) = (
+            EPHEMERAL_PORT.as_ref().unwrap(),
+            LONG_NUMBER.as_ref().unwrap(),
+        );
+        let line = "Loop (127.0.0.1:33917 -> :{PORT}) detected. Query: \"HINFO 1231942753485924138.2371801054993442968.\"";
+        let s = p.replace_all(line, "${1}:{port}").into_owned();
+        let s = n.replace_all(&s, "{number}").into_owned();
+        assert_eq!(
+            s,
+            "Loop (127.0.0.1:{port} -> :{PORT}) detected. Query: \"HINFO {number}.{number}.\""
+        );
+        assert_eq!(p.replace_all("[::1]:53 x", "${1}:{port}"), "[::1]:{port} x");
     }
 
     #[test]

@@ -41,12 +41,18 @@ pub struct FakeUpstream {
 }
 
 impl FakeUpstream {
-    /// Start on a fresh loopback port.
-    pub fn start(rules: &[Rule]) -> Result<FakeUpstream> {
+    /// Start on `at`, or on a fresh loopback port.
+    pub fn start(rules: &[Rule], at: Option<SocketAddr>) -> Result<FakeUpstream> {
         for r in rules {
             check_rule(r)?;
         }
-        let (udp, tcp) = bind_pair()?;
+        let (udp, tcp) = match at {
+            Some(a) => (
+                UdpSocket::bind(a).with_context(|| format!("upstream udp {a}"))?,
+                TcpListener::bind(a).with_context(|| format!("upstream tcp {a}"))?,
+            ),
+            None => bind_pair()?,
+        };
         let addr = udp.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(State {
@@ -147,16 +153,25 @@ fn serve_udp(sock: UdpSocket, stop: &AtomicBool, state: &Mutex<State>) {
     }
 }
 
-fn serve_tcp(l: TcpListener, stop: &AtomicBool, state: &Mutex<State>) {
+/// Each connection on a thread of its own: a forwarder keeps several open (one per block, its
+/// health checks), and answering them one at a time would stall all but the first.
+fn serve_tcp(l: TcpListener, stop: &Arc<AtomicBool>, state: &Arc<Mutex<State>>) {
+    let mut conns = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         match l.accept() {
-            Ok((c, _)) => serve_conn(c, stop, state),
+            Ok((c, _)) => {
+                let (stop, state) = (stop.clone(), state.clone());
+                conns.push(std::thread::spawn(move || serve_conn(c, &stop, &state)));
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
+        conns.retain(|t: &JoinHandle<()>| !t.is_finished());
+    }
+    for t in conns {
+        let _ = t.join();
     }
 }
 
-/// One connection at a time is enough for scripted cases.
 fn serve_conn(mut c: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
     let _ = c.set_nonblocking(false);
     let _ = c.set_read_timeout(Some(Duration::from_millis(50)));
@@ -348,7 +363,7 @@ mod tests {
             ),
             rule("action = \"answer\"\nrcode = \"SERVFAIL\""),
         ];
-        let up = FakeUpstream::start(&rules).unwrap();
+        let up = FakeUpstream::start(&rules, None).unwrap();
         let q = wire::build_query(&wire::QueryParts {
             id: 9,
             opcode: 0,
@@ -389,7 +404,7 @@ mod tests {
                 "name = \"tc.test.\"\naction = \"truncate\"\nanswer = [\"tc.test. 1 IN A 192.0.2.9\"]",
             ),
         ];
-        let up = FakeUpstream::start(&rules).unwrap();
+        let up = FakeUpstream::start(&rules, None).unwrap();
         let q = |name: &str| {
             wire::build_query(&wire::QueryParts {
                 id: 5,
