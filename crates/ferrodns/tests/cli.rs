@@ -212,3 +212,109 @@ fn unsafe_free_kill(pid: i32, sig: &str) {
         .success();
     assert!(ok, "kill -{sig} {pid}");
 }
+
+/// SIGTERM stops after answering what is in flight: a query waiting on a slow upstream, over
+/// UDP and over TCP, still gets its answer.
+#[test]
+fn sigterm_answers_queries_in_flight() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::time::Duration;
+
+    // A slow upstream: answers every query 1 s late, with one A record.
+    let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let up_tcp = TcpListener::bind(up_addr).unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    let answer = |q: &[u8]| {
+        let mut m = hickory_proto::op::Message::from_vec(q).unwrap();
+        let name = m.queries[0].name().clone();
+        m.metadata.message_type = hickory_proto::op::MessageType::Response;
+        m.answers.push(hickory_proto::rr::Record::from_rdata(
+            name,
+            60,
+            hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::new(192, 0, 2, 9)),
+        ));
+        m.to_vec().unwrap()
+    };
+    {
+        let seen_tx = seen_tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = up.recv_from(&mut buf) {
+                let _ = seen_tx.send(());
+                std::thread::sleep(Duration::from_secs(1));
+                let _ = up.send_to(&answer(&buf[..n]), from);
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        for c in up_tcp.incoming() {
+            let Ok(mut c) = c else { return };
+            let seen_tx = seen_tx.clone();
+            std::thread::spawn(move || {
+                let mut len = [0u8; 2];
+                while c.read_exact(&mut len).is_ok() {
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if c.read_exact(&mut q).is_err() {
+                        return;
+                    }
+                    let _ = seen_tx.send(());
+                    std::thread::sleep(Duration::from_secs(1));
+                    let r = answer(&q);
+                    let mut out = (r.len() as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&r);
+                    let _ = c.write_all(&out);
+                }
+            });
+        }
+    });
+
+    let srv = Running::start(
+        &format!(".:0 {{\n    bind 127.0.0.1\n    forward . {up_addr}\n}}\n"),
+        &[],
+    );
+    let addr = srv.addr();
+    let id = srv.child.id() as i32;
+    let client_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client_udp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client_udp
+        .send_to(&query("slow.udp.", RecordType::A).to_vec().unwrap(), addr)
+        .unwrap();
+    let mut client_tcp = TcpStream::connect(addr).unwrap();
+    client_tcp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let wire = query("slow.tcp.", RecordType::A).to_vec().unwrap();
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&wire);
+    client_tcp.write_all(&framed).unwrap();
+    // Both are at the upstream: they are in flight.
+    for _ in 0..2 {
+        seen_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    unsafe_free_kill(id, "TERM");
+    let mut buf = [0u8; 1500];
+    let (n, _) = client_udp
+        .recv_from(&mut buf)
+        .expect("UDP answer after SIGTERM");
+    let r = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.answers.len(), 1);
+    let mut len = [0u8; 2];
+    client_tcp
+        .read_exact(&mut len)
+        .expect("TCP answer after SIGTERM");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    client_tcp.read_exact(&mut body).unwrap();
+    assert_eq!(
+        hickory_proto::op::Message::from_vec(&body)
+            .unwrap()
+            .answers
+            .len(),
+        1
+    );
+    let mut srv = srv;
+    assert_eq!(srv.child.wait().unwrap().code(), Some(0));
+}

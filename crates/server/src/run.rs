@@ -36,9 +36,20 @@ impl Tasks {
     async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.handles {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            let _ = tokio::time::timeout(GRACE + Duration::from_secs(1), t).await;
         }
     }
+}
+
+/// How long a stopping listener waits for the queries it is answering (CoreDNS's graceful
+/// shutdown timeout).
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Wait until every one of `total` permits is back (the work holding them is done), or
+/// [`GRACE`] passed.
+pub(crate) async fn drain(permits: &tokio::sync::Semaphore, total: usize) {
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(GRACE, permits.acquire_many(total)).await;
 }
 
 /// A listener as it is actually bound.

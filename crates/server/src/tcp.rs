@@ -86,6 +86,8 @@ pub async fn serve(
             connection(stream, peer, dispatch, stop).await;
         });
     }
+    // Connections finish the query they are answering, then close.
+    crate::run::drain(&slots, MAX_CONNECTIONS).await;
 }
 
 async fn connection(

@@ -72,7 +72,7 @@ pub async fn serve(
     let mut ready = Ready::default();
     let mut name = String::with_capacity(256);
     let mut out = Vec::with_capacity(usize::from(u16::MAX));
-    loop {
+    'serve: loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -106,8 +106,8 @@ pub async fn serve(
             let raw = Bytes::copy_from_slice(bytes);
             let permit = tokio::select! {
                 biased;
-                _ = stop.changed() => return,
-                p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = stop.changed() => break 'serve,
+                p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'serve },
             };
             let socket = socket.clone();
             let dispatch = current.clone();
@@ -122,6 +122,9 @@ pub async fn serve(
         }
         ready.flush(&socket, fd).await;
     }
+    ready.flush(&socket, fd).await;
+    // Answer what is in flight before the socket goes (CoreDNS's graceful stop, bounded).
+    crate::run::drain(&in_flight, MAX_IN_FLIGHT).await;
 }
 
 /// Replies answered in the loop, kept back to back in one buffer until the batch is sent.
