@@ -1,0 +1,3 @@
+//! `node-cache` (being written).
+
+fn main() {}
