@@ -1,6 +1,4 @@
-//! CoreDNS's command line, parsed the way Go's `flag` package does: `-name value`,
-//! `-name=value`, `--name`, booleans without a value, parsing stops at the first non-flag
-//! argument or `--`.
+//! CoreDNS's command line (parsed as Go's `flag` package does, see [`crate::goflag`]).
 
 /// The flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,7 +8,7 @@ pub struct Flags {
     pub conf: Option<String>,
     /// `-dns.port` / `-p`.
     pub port: String,
-    /// `-pidfile`.
+    /// `-pidfile` (an empty value is no pidfile).
     pub pidfile: Option<String>,
     /// `-quiet`.
     pub quiet: bool,
@@ -39,101 +37,72 @@ impl Default for Flags {
     }
 }
 
-/// Why the command line was refused (printed with the usage text, exit status 2), or a request
-/// for help (exit status 0).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlagError {
-    /// `-h` or `-help`.
-    Help,
-    /// The message Go prints.
-    Bad(String),
+pub use crate::goflag::FlagError;
+use crate::goflag::{FlagSet, Values};
+
+/// Add CoreDNS's own flags (`-conf`, `-dns.port`/`-p`, `-pidfile`, `-quiet`, `-version`,
+/// `-plugins`) to a set: the `ferrodns` binary's and `node-cache`'s, which inherits them.
+pub fn define_coredns(set: &mut FlagSet) {
+    set.value(
+        "conf",
+        "string",
+        "",
+        "Corefile to load (default \"Corefile\")",
+    )
+    .value("dns.port", "string", "53", "Default port")
+    .value("p", "string", "53", "Default port")
+    .value("pidfile", "string", "", "Path to write pid file")
+    .bool("plugins", false, "List installed plugins")
+    .bool("quiet", false, "Quiet mode (no initialization output)")
+    .bool("version", false, "Show version");
+}
+
+fn flag_set() -> FlagSet {
+    let mut set = FlagSet::new();
+    define_coredns(&mut set);
+    set.bool(
+        "validate",
+        false,
+        "Check the Corefile and every plugin's setup, bind nothing, then exit",
+    );
+    set
 }
 
 /// The usage text, as Go's flag package prints it.
 pub fn usage(program: &str) -> String {
-    format!(
-        "Usage of {program}:\n  \
--conf string\n    \tCorefile to load (default \"Corefile\")\n  \
--dns.port string\n    \tDefault port (default \"53\")\n  \
--p string\n    \tDefault port (default \"53\")\n  \
--pidfile string\n    \tPath to write pid file\n  \
--plugins\n    \tList installed plugins\n  \
--quiet\n    \tQuiet mode (no initialization output)\n  \
--validate\n    \tCheck the Corefile and every plugin's setup, bind nothing, then exit\n  \
--version\n    \tShow version\n"
-    )
+    format!("Usage of {program}:\n{}", flag_set().defaults())
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, FlagError> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(FlagError::Bad(format!(
-            "invalid boolean value {v:?} for -{name}: parse error"
-        ))),
+impl Flags {
+    /// CoreDNS's flags out of parsed values (`-dns.port` and `-p` are one setting: the one
+    /// given last wins, as they share a variable in CoreDNS).
+    pub fn from_values(v: &Values, order: &[String]) -> Flags {
+        let port = order
+            .iter()
+            .rev()
+            .find_map(|a| {
+                let body = a.trim_start_matches('-');
+                let name = body.split('=').next().unwrap_or(body);
+                matches!(name, "dns.port" | "p").then(|| v.get(name).to_string())
+            })
+            .unwrap_or_else(|| "53".to_string());
+        Flags {
+            conf: v.is_set("conf").then(|| v.get("conf").to_string()),
+            port,
+            pidfile: (!v.get("pidfile").is_empty()).then(|| v.get("pidfile").to_string()),
+            quiet: v.on("quiet"),
+            version: v.on("version"),
+            plugins: v.on("plugins"),
+            validate: v.on("validate"),
+            rest: v.rest.clone(),
+        }
     }
 }
 
 /// Parse the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
-    let mut f = Flags::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            break;
-        }
-        let body = a.strip_prefix("--").unwrap_or(&a[1..]);
-        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-            return Err(FlagError::Bad(format!("bad flag syntax: {a}")));
-        }
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        i += 1;
-        let mut value = |name: &str| -> Result<String, FlagError> {
-            if let Some(v) = &inline {
-                return Ok(v.clone());
-            }
-            match args.get(i) {
-                Some(v) => {
-                    i += 1;
-                    Ok(v.clone())
-                }
-                None => Err(FlagError::Bad(format!("flag needs an argument: -{name}"))),
-            }
-        };
-        match name {
-            "conf" => f.conf = Some(value(name)?),
-            "dns.port" | "p" => f.port = value(name)?,
-            "pidfile" => f.pidfile = Some(value(name)?),
-            "quiet" | "version" | "plugins" | "validate" => {
-                let on = match &inline {
-                    Some(v) => parse_bool(name, v)?,
-                    None => true,
-                };
-                match name {
-                    "quiet" => f.quiet = on,
-                    "version" => f.version = on,
-                    "plugins" => f.plugins = on,
-                    _ => f.validate = on,
-                }
-            }
-            "h" | "help" => return Err(FlagError::Help),
-            other => {
-                return Err(FlagError::Bad(format!(
-                    "flag provided but not defined: -{other}"
-                )));
-            }
-        }
-    }
-    f.rest = args[i..].to_vec();
-    Ok(f)
+    let v = flag_set().parse(args)?;
+    Ok(Flags::from_values(&v, args))
 }
 
 #[cfg(test)]

@@ -1,75 +1,11 @@
 //! `ferrodns`: serve DNS from a CoreDNS Corefile, with CoreDNS's command line.
 
-mod cli;
-mod plugins_gen;
-
-use std::io::Read;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use ferrodns_plugin::{Control, CorefileInput};
-use tokio::sync::{mpsc, oneshot};
-
-use ferrodns_server::config::{self, Source};
-use ferrodns_server::{Server, logging};
-
-fn version_lines() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!(
-        "ferrodns-{}\n{}/{}, rust\n",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::OS,
-        arch
-    )
-}
-
-/// Find the Corefile as CoreDNS does: `-conf` (or `stdin`), else `Corefile` in the working
-/// directory, else the built-in default.
-fn source(flags: &cli::Flags) -> Result<Source, String> {
-    let port = flags.port.clone();
-    match flags.conf.as_deref() {
-        Some("stdin") => {
-            let mut text = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut text)
-                .map_err(|e| format!("loading Caddyfile via flag: read stdin: {e}"))?;
-            Ok(Source {
-                filename: "stdin".to_string(),
-                text,
-                default_port: port,
-            })
-        }
-        Some(path) => {
-            let text = std::fs::read(path).map_err(|e| {
-                format!(
-                    "loading Caddyfile via flag: open {path}: {}",
-                    ferrodns_plugin::text::go_io_text(&e)
-                )
-            })?;
-            Ok(Source {
-                filename: path.to_string(),
-                text,
-                default_port: port,
-            })
-        }
-        None => match std::fs::read("Corefile") {
-            Ok(text) => Ok(Source {
-                filename: "Corefile".to_string(),
-                text,
-                default_port: port,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Source::default_for(&port)),
-            Err(e) => Err(format!(
-                "open Corefile: {}",
-                ferrodns_plugin::text::go_io_text(&e)
-            )),
-        },
-    }
-}
+use ferrodns::app::{self, Hooks};
+use ferrodns::cli;
+use ferrodns_server::config;
+use ferrodns_server::logging;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -93,7 +29,7 @@ fn main() -> ExitCode {
         eprintln!("extra command line arguments: [{}]", flags.rest.join(" "));
         return ExitCode::FAILURE;
     }
-    let registry = plugins_gen::registry();
+    let registry = ferrodns::registry();
     if flags.plugins {
         let mut names: Vec<&str> = registry.descriptors().iter().map(|d| d.name).collect();
         names.sort_unstable();
@@ -103,11 +39,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if flags.version {
-        print!("{}", version_lines());
+        print!("{}", app::version_lines());
         return ExitCode::SUCCESS;
     }
     logging::init(false);
-    let src = match source(&flags) {
+    let src = match app::source(&flags) {
         Ok(s) => s,
         Err(msg) => {
             eprintln!("{msg}");
@@ -137,200 +73,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(src, flags, registry))
-}
-
-/// A reload asked for by a plugin (`reload`), carried to the loop that owns the server.
-struct RestartRequest {
-    input: CorefileInput,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
-/// The binary's reload entry point, handed to every instance.
-struct Process {
-    flags: cli::Flags,
-    /// A Corefile read from stdin cannot be read again: a reload reuses its text.
-    stdin: Option<Source>,
-    requests: mpsc::Sender<RestartRequest>,
-}
-
-#[ferrodns_plugin::async_trait]
-impl Control for Process {
-    fn load(&self) -> Result<CorefileInput, String> {
-        let src = match &self.stdin {
-            Some(s) => s.clone(),
-            None => source(&self.flags)?,
-        };
-        Ok(CorefileInput {
-            filename: src.filename,
-            text: src.text,
-        })
-    }
-
-    async fn restart(&self, input: CorefileInput) -> Result<(), String> {
-        let (done, result) = oneshot::channel();
-        self.requests
-            .send(RestartRequest { input, done })
-            .await
-            .map_err(|_| "server is stopping".to_string())?;
-        result
-            .await
-            .unwrap_or_else(|_| Err("server is stopping".to_string()))
-    }
-}
-
-/// CoreDNS's restart: build an instance from `src` and swap it in, or keep the running one.
-async fn restart(
-    server: &mut Server,
-    src: Source,
-    registry: &ferrodns_plugin::Registry,
-    metrics: &ferrodns_plugin::Metrics,
-    control: &Arc<Process>,
-) -> Result<(), String> {
-    tracing::info!(target: "server", "Reloading");
-    let control: Arc<dyn Control> = control.clone();
-    let result = match config::load(src, registry, metrics, Some(control)) {
-        Ok(instance) => server.reload(instance).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => {
-            tracing::info!(target: "server", "Reloading complete");
-            Ok(())
-        }
-        Err(e) => {
-            let msg = format!("starting with listener file descriptors: {e}");
-            tracing::error!(target: "server", "Restart failed: {msg}");
-            Err(msg)
-        }
-    }
-}
-
-async fn serve(src: Source, flags: cli::Flags, registry: ferrodns_plugin::Registry) -> ExitCode {
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let metrics = ferrodns_plugin::Metrics::new();
-    registry.register_metrics(&metrics);
-    let (requests, mut restarts) = mpsc::channel(1);
-    let process = Arc::new(Process {
-        flags: flags.clone(),
-        stdin: (src.filename == "stdin").then(|| src.clone()),
-        requests,
-    });
-    let control: Arc<dyn Control> = process.clone();
-    let instance = match config::load(src, &registry, &metrics, Some(control)) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Install the handlers before anything is bound so no signal kills us half-started.
-    let sigs = [
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::quit(),
-        SignalKind::hangup(),
-        SignalKind::user_defined1(),
-    ];
-    let mut streams = Vec::new();
-    for k in sigs {
-        match signal(k) {
-            Ok(s) => streams.push(s),
-            Err(e) => {
-                eprintln!("installing signal handler: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let [mut term, mut int, mut quit, mut hup, mut usr1] = match <[_; 5]>::try_from(streams) {
-        Ok(a) => a,
-        Err(_) => return ExitCode::FAILURE,
-    };
-
-    let mut server = match Server::start(instance).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(p) = &flags.pidfile
-        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
-    {
-        tracing::error!(target: "server", "Could not write pidfile: {e}");
-    }
-    // The banner comes last so that it tells a watcher that everything is up, pidfile included.
-    // CoreDNS prints the zone lines, then runs its instance-startup hooks (reload logs the
-    // configuration's hash there), then the version lines.
-    if !flags.quiet {
-        print!("{}", server.banner());
-    }
-    server.started().await;
-    if !flags.quiet {
-        print!("{}", version_lines());
-    }
-    let remove_pidfile = || {
-        if let Some(p) = &flags.pidfile {
-            let _ = std::fs::remove_file(p);
-        }
-    };
-    // With nothing to listen on (every address excepted by bind) CoreDNS has no server to wait
-    // for and exits at once, successfully; so do we.
-    if server.listeners().is_empty() {
-        server.stop().await;
-        remove_pidfile();
-        return ExitCode::SUCCESS;
-    }
-
-    loop {
-        tokio::select! {
-            _ = term.recv() => {
-                tracing::info!(target: "server", "SIGTERM: Shutting down servers then terminating");
-                server.stop().await;
-                remove_pidfile();
-                return ExitCode::SUCCESS;
-            }
-            _ = int.recv() => {
-                tracing::info!(target: "server", "SIGINT: Shutting down");
-                tokio::select! {
-                    _ = server.stop() => {}
-                    _ = int.recv() => {
-                        tracing::info!(target: "server", "SIGINT: Force quit");
-                        remove_pidfile();
-                        return ExitCode::from(2);
-                    }
-                }
-                remove_pidfile();
-                return ExitCode::SUCCESS;
-            }
-            _ = quit.recv() => {
-                tracing::info!(target: "server", "SIGQUIT: Quitting process immediately");
-                remove_pidfile();
-                return ExitCode::SUCCESS;
-            }
-            _ = hup.recv() => {
-                // CoreDNS traps SIGHUP and ignores it.
-            }
-            _ = usr1.recv() => {
-                tracing::info!(target: "server", "SIGUSR1: Reloading");
-                match process.load() {
-                    Err(msg) => {
-                        tracing::error!(target: "server", "SIGUSR1: loading updated Caddyfile: {msg}");
-                    }
-                    Ok(next) => {
-                        let next = Source { filename: next.filename, text: next.text, default_port: flags.port.clone() };
-                        if let Err(e) = restart(&mut server, next, &registry, &metrics, &process).await {
-                            tracing::error!(target: "server", "SIGUSR1: {e}");
-                        }
-                    }
-                }
-            }
-            Some(r) = restarts.recv() => {
-                let next = Source { filename: r.input.filename, text: r.input.text, default_port: flags.port.clone() };
-                let result = restart(&mut server, next, &registry, &metrics, &process).await;
-                let _ = r.done.send(result);
-            }
-        }
-    }
+    runtime.block_on(app::serve(
+        src,
+        flags,
+        registry,
+        ferrodns_plugin::Metrics::new(),
+        Hooks::default(),
+    ))
 }

@@ -298,6 +298,13 @@ impl Server {
     /// Stop: shutdown hooks, final-shutdown hooks (DNS is still served meanwhile, as during
     /// health's lameduck), then close every listener and wait (briefly) for the serving loops.
     pub async fn stop(self) {
+        self.shutdown_hooks().await;
+        self.close().await;
+    }
+
+    /// The shutdown, then final-shutdown hooks (CoreDNS's shutdown callbacks; health's
+    /// lameduck), while everything still serves.
+    pub async fn shutdown_hooks(&self) {
         let hooks = self.instance.shared.lifecycles();
         for h in &hooks {
             h.on_shutdown().await;
@@ -305,6 +312,11 @@ impl Server {
         for h in &hooks {
             h.on_final_shutdown().await;
         }
+    }
+
+    /// Close every listener, after the queries in flight are answered (bounded), and wait
+    /// (briefly) for the serving loops.
+    pub async fn close(self) {
         self.http.tasks.stop().await;
         for b in self.bound {
             b.tasks.stop().await;

@@ -1,0 +1,299 @@
+//! Serving a Corefile as CoreDNS's `coremain.Run` does: find the Corefile, load it, bind, print
+//! the banner, write the pidfile, then handle signals (SIGUSR1 and the `reload` plugin reload,
+//! SIGTERM/SIGINT/SIGQUIT stop) until the end. `node-cache` runs the same loop with its own
+//! process-exit hooks (its network teardown), as upstream adds its teardown to Caddy's.
+
+use crate::cli;
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferrodns_plugin::{Control, CorefileInput};
+use tokio::sync::{mpsc, oneshot};
+
+use ferrodns_server::Server;
+use ferrodns_server::config::{self, Source};
+
+/// The `-version` lines.
+pub fn version_lines() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "ferrodns-{}\n{}/{}, rust\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        arch
+    )
+}
+
+/// Find the Corefile as CoreDNS does: `-conf` (or `stdin`), else `Corefile` in the working
+/// directory, else the built-in default.
+pub fn source(flags: &cli::Flags) -> Result<Source, String> {
+    let port = flags.port.clone();
+    match flags.conf.as_deref() {
+        Some("stdin") => {
+            let mut text = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut text)
+                .map_err(|e| format!("loading Caddyfile via flag: read stdin: {e}"))?;
+            Ok(Source {
+                filename: "stdin".to_string(),
+                text,
+                default_port: port,
+            })
+        }
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                format!(
+                    "loading Caddyfile via flag: open {path}: {}",
+                    ferrodns_plugin::text::go_io_text(&e)
+                )
+            })?;
+            Ok(Source {
+                filename: path.to_string(),
+                text,
+                default_port: port,
+            })
+        }
+        None => match std::fs::read("Corefile") {
+            Ok(text) => Ok(Source {
+                filename: "Corefile".to_string(),
+                text,
+                default_port: port,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Source::default_for(&port)),
+            Err(e) => Err(format!(
+                "open Corefile: {}",
+                ferrodns_plugin::text::go_io_text(&e)
+            )),
+        },
+    }
+}
+
+/// A reload asked for by a plugin (`reload`), carried to the loop that owns the server.
+struct RestartRequest {
+    input: CorefileInput,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The binary's reload entry point, handed to every instance.
+struct Process {
+    flags: cli::Flags,
+    /// A Corefile read from stdin cannot be read again: a reload reuses its text.
+    stdin: Option<Source>,
+    requests: mpsc::Sender<RestartRequest>,
+}
+
+#[ferrodns_plugin::async_trait]
+impl Control for Process {
+    fn load(&self) -> Result<CorefileInput, String> {
+        let src = match &self.stdin {
+            Some(s) => s.clone(),
+            None => source(&self.flags)?,
+        };
+        Ok(CorefileInput {
+            filename: src.filename,
+            text: src.text,
+        })
+    }
+
+    async fn restart(&self, input: CorefileInput) -> Result<(), String> {
+        let (done, result) = oneshot::channel();
+        self.requests
+            .send(RestartRequest { input, done })
+            .await
+            .map_err(|_| "server is stopping".to_string())?;
+        result
+            .await
+            .unwrap_or_else(|_| Err("server is stopping".to_string()))
+    }
+}
+
+/// CoreDNS's restart: build an instance from `src` and swap it in, or keep the running one.
+async fn restart(
+    server: &mut Server,
+    src: Source,
+    registry: &ferrodns_plugin::Registry,
+    metrics: &ferrodns_plugin::Metrics,
+    control: &Arc<Process>,
+) -> Result<(), String> {
+    tracing::info!(target: "server", "Reloading");
+    let control: Arc<dyn Control> = control.clone();
+    let result = match config::load(src, registry, metrics, Some(control)) {
+        Ok(instance) => server.reload(instance).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(target: "server", "Reloading complete");
+            Ok(())
+        }
+        Err(e) => {
+            let msg = format!("starting with listener file descriptors: {e}");
+            tracing::error!(target: "server", "Restart failed: {msg}");
+            Err(msg)
+        }
+    }
+}
+
+/// An action for the end of the process, whatever ends it (SIGTERM, SIGINT, SIGQUIT): Caddy's
+/// `OnProcessExit`, where CoreDNS removes its pidfile and node-cache tears its network down.
+#[ferrodns_plugin::async_trait]
+pub trait ProcessExit: Send + Sync {
+    /// Run the action.
+    async fn on_process_exit(&self);
+}
+
+/// What an embedding program adds to the serving loop.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Run at process exit, after the pidfile is removed, in order.
+    pub process_exit: Vec<Arc<dyn ProcessExit>>,
+}
+
+/// Serve `src` until a signal ends the process; returns the exit status. `metrics` is the
+/// process-wide registry (an embedding program may have registered families of its own);
+/// every compiled plugin's start-up families are registered on it here.
+pub async fn serve(
+    src: Source,
+    flags: cli::Flags,
+    registry: ferrodns_plugin::Registry,
+    metrics: ferrodns_plugin::Metrics,
+    hooks: Hooks,
+) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    registry.register_metrics(&metrics);
+    let (requests, mut restarts) = mpsc::channel(1);
+    let process = Arc::new(Process {
+        flags: flags.clone(),
+        stdin: (src.filename == "stdin").then(|| src.clone()),
+        requests,
+    });
+    let control: Arc<dyn Control> = process.clone();
+    let instance = match config::load(src, &registry, &metrics, Some(control)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Install the handlers before anything is bound so no signal kills us half-started.
+    let sigs = [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+    ];
+    let mut streams = Vec::new();
+    for k in sigs {
+        match signal(k) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                eprintln!("installing signal handler: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let [mut term, mut int, mut quit, mut hup, mut usr1] = match <[_; 5]>::try_from(streams) {
+        Ok(a) => a,
+        Err(_) => return ExitCode::FAILURE,
+    };
+
+    let mut server = match Server::start(instance).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(p) = &flags.pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        tracing::error!(target: "server", "Could not write pidfile: {e}");
+    }
+    // The banner comes last so that it tells a watcher that everything is up, pidfile included.
+    // CoreDNS prints the zone lines, then runs its instance-startup hooks (reload logs the
+    // configuration's hash there), then the version lines.
+    if !flags.quiet {
+        print!("{}", server.banner());
+    }
+    server.started().await;
+    if !flags.quiet {
+        print!("{}", version_lines());
+    }
+    // Caddy's OnProcessExit: the pidfile goes first, then the embedding program's actions.
+    let process_exit = || async {
+        if let Some(p) = &flags.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+        for h in &hooks.process_exit {
+            h.on_process_exit().await;
+        }
+    };
+    // With nothing to listen on (every address excepted by bind) CoreDNS has no server to wait
+    // for and exits at once, successfully; so do we.
+    if server.listeners().is_empty() {
+        server.stop().await;
+        process_exit().await;
+        return ExitCode::SUCCESS;
+    }
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                // Shutdown callbacks (lameduck) while serving, then the exit actions, then stop.
+                tracing::info!(target: "server", "SIGTERM: Shutting down servers then terminating");
+                server.shutdown_hooks().await;
+                process_exit().await;
+                server.close().await;
+                return ExitCode::SUCCESS;
+            }
+            _ = int.recv() => {
+                // The exit actions first; a second SIGINT forces the exit.
+                tracing::info!(target: "server", "SIGINT: Shutting down");
+                process_exit().await;
+                tokio::select! {
+                    _ = server.stop() => {}
+                    _ = int.recv() => {
+                        tracing::info!(target: "server", "SIGINT: Force quit");
+                        process_exit().await;
+                        return ExitCode::from(2);
+                    }
+                }
+                return ExitCode::SUCCESS;
+            }
+            _ = quit.recv() => {
+                tracing::info!(target: "server", "SIGQUIT: Quitting process immediately");
+                process_exit().await;
+                return ExitCode::SUCCESS;
+            }
+            _ = hup.recv() => {
+                // CoreDNS traps SIGHUP and ignores it.
+            }
+            _ = usr1.recv() => {
+                tracing::info!(target: "server", "SIGUSR1: Reloading");
+                match process.load() {
+                    Err(msg) => {
+                        tracing::error!(target: "server", "SIGUSR1: loading updated Caddyfile: {msg}");
+                    }
+                    Ok(next) => {
+                        let next = Source { filename: next.filename, text: next.text, default_port: flags.port.clone() };
+                        if let Err(e) = restart(&mut server, next, &registry, &metrics, &process).await {
+                            tracing::error!(target: "server", "SIGUSR1: {e}");
+                        }
+                    }
+                }
+            }
+            Some(r) = restarts.recv() => {
+                let next = Source { filename: r.input.filename, text: r.input.text, default_port: flags.port.clone() };
+                let result = restart(&mut server, next, &registry, &metrics, &process).await;
+                let _ = r.done.send(result);
+            }
+        }
+    }
+}
