@@ -9,6 +9,7 @@
 //! Reference: `../shared/reference/node-cache.md`.
 
 pub mod corefile;
+pub mod flags;
 pub mod iptables;
 pub mod kubedns;
 pub mod netif;
