@@ -9,6 +9,9 @@
 //!   lines and, with `-reloadwithsignal`, sends SIGUSR1 to this process.
 //! * [`ConfigSync::start`] does the startup writes and then polls both directories.
 //!
+//! Differences from upstream, on purpose: see [`ConfigSync::start`] (a kube-dns directory
+//! whose first content is invalid stays watched) and below (stub-domain order).
+//!
 //! Stub-domain blocks are appended in **sorted** domain order. Upstream ranges over a Go map,
 //! i.e. a random order that changes from one rewrite to the next; any fixed order is one of
 //! upstream's possible outputs, and sorted keeps the file stable.
@@ -409,7 +412,10 @@ impl ConfigSync {
     /// `Skipping kube-dns configmap sync as no directory was specified`); read it once and
     /// rewrite with its config; read the template's directory once. A directory whose first
     /// read fails logs `Failed to sync <kube-dns|node-local-dns> config directory <dir>, err:
-    /// ...` and is not watched. Then spawn the task: a kube-dns change that parses and
+    /// ...` and is not watched. Content that fails to parse or validate at the first read is
+    /// logged the same way (after upstream's `Invalid ...` lines), but the directory stays
+    /// watched, so a corrected ConfigMap is applied; upstream stops watching it until a
+    /// restart. Then spawn the task: a kube-dns change that parses and
     /// validates rewrites with it (an invalid one is logged and the old config kept); a
     /// template-directory change rewrites with the latest kube-dns config. The task ends when
     /// `stop` turns true or its sender is dropped.

@@ -271,10 +271,10 @@ fn options(l: &Layout, kubedns: Option<PathBuf>) -> ConfigOptions {
 
 async fn wait_for(path: &Path, what: impl Fn(&str) -> bool) -> String {
     for _ in 0..300 {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if what(&s) {
-                return s;
-            }
+        if let Ok(s) = std::fs::read_to_string(path)
+            && what(&s)
+        {
+            return s;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -453,6 +453,69 @@ async fn default_kube_dns_directory_is_used_when_it_exists() {
             .unwrap()
             .contains("    forward . 1.1.1.1\n")
     );
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sync.join())
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&l.root).unwrap();
+}
+
+#[tokio::test]
+async fn reload_with_signal_sends_sigusr1_to_this_process() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    let l = layout("signal");
+    let mut usr1 =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).unwrap();
+    let mut o = options(&l, None);
+    o.reload_with_signal = true;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sync = ConfigSync::start(o, Arc::new(|_: &str| {}), stop_rx);
+    tokio::time::timeout(Duration::from_secs(5), usr1.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(logs.text().contains(&format!(
+        "[INFO] Sending reload signal to PID {}\n",
+        std::process::id()
+    )));
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sync.join())
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&l.root).unwrap();
+}
+
+#[tokio::test]
+async fn invalid_kube_dns_at_startup_is_reported_and_still_watched() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    let l = layout("invalid-start");
+    std::fs::create_dir(&l.kubedns).unwrap();
+    std::fs::write(
+        l.kubedns.join("upstreamNameservers"),
+        r#"["1.1.1.1", "1.1.1.2", "1.1.1.3", "1.1.1.4"]"#,
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sync = ConfigSync::start(
+        options(&l, Some(l.kubedns.clone())),
+        Arc::new(|_: &str| {}),
+        stop_rx,
+    );
+    let text = logs.text();
+    assert!(text.contains("[ERROR] Invalid configuration: upstreamNameserver cannot have more than three entries (value was &{TypeMeta:{Kind: APIVersion:} Federations:map[] StubDomains:map[] UpstreamNameservers:[1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4]}), ignoring update\n"), "{text}");
+    assert!(text.contains(&format!(
+        "[ERROR] Failed to sync kube-dns config directory {}, err: upstreamNameserver cannot have more than three entries\n",
+        l.kubedns.display()
+    )));
+    assert_eq!(
+        std::fs::read_to_string(&l.out).unwrap(),
+        include_str!("fixtures/expected/iptables-empty.Corefile")
+    );
+    // Upstream would stop watching here; we keep watching, so a fix is applied.
+    std::fs::write(l.kubedns.join("upstreamNameservers"), r#"["1.1.1.1"]"#).unwrap();
+    wait_for(&l.out, |s| s.contains("    forward . 1.1.1.1\n")).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), sync.join())
         .await
