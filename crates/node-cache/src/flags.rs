@@ -38,7 +38,7 @@ pub struct Params {
     /// `-reloadwithsignal`.
     pub reload_with_signal: bool,
     /// `-prometheus-listen-address` (kubernetes-sigs/node-local-dns master): fills the
-    /// `__PROMETHEUS__ENDPOINT__` placeholder when a template has it.
+    /// `__PILLAR__PROMETHEUS__ENDPOINT__` placeholder when a template has it.
     pub prometheus_listen_address: String,
     /// The CoreDNS flags (`-conf`, `-pidfile`, `-dns.port`, ...).
     pub coredns: Flags,
@@ -125,7 +125,7 @@ fn flag_set() -> FlagSet {
         "prometheus-listen-address",
         "string",
         ":9253",
-        "replaces __PROMETHEUS__ENDPOINT__ in the template, when present",
+        "replaces __PILLAR__PROMETHEUS__ENDPOINT__ in the template, when present",
     );
     set
 }

@@ -1,0 +1,692 @@
+//! node-cache end to end, in network namespaces this test creates and deletes:
+//!
+//! ```text
+//!   pod 10.0.1.2 ── veth ── 10.0.1.1 node 10.0.2.1 ── veth ── 10.0.2.2-4 kube-dns
+//!                            nodelocaldns: 169.254.20.10, 10.96.0.10
+//! ```
+//!
+//! The node runs `node-cache` with the DaemonSet's arguments after the install substitution,
+//! with `/etc` and `/tmp` of its own (bind mounts in the mount namespace `ip netns exec` gives
+//! it): `/etc/coredns/Corefile.base` is the ConfigMap Corefile of deploy/nodelocaldns.yaml after
+//! the same substitution, `/etc/kube-dns` the kube-dns ConfigMap directory, `/etc/resolv.conf`
+//! names the fake node resolver. kube-dns is ferrodns, authoritative for cluster.local and
+//! 10.in-addr.arpa, plus a fake node resolver and a stub-domain server. This machine has no
+//! dummy link driver, so the test creates the `nodelocaldns` link (a bridge) as it would exist.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use nix::sched::{CloneFlags, setns};
+
+const LOCAL: &str = "169.254.20.10";
+const KUBEDNS_IP: &str = "10.96.0.10";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn run(cmd: &[&str]) -> String {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(role: &str) -> Ns {
+        let name = format!("fdns-e2e-{}-{role}", std::process::id());
+        run(&["ip", "netns", "add", &name]);
+        let ns = Ns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut cmd = vec!["ip", "-n", &self.0];
+        cmd.extend_from_slice(args);
+        run(&cmd)
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Run `f` on a thread inside the namespace (its sockets live there).
+    fn inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.0)).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn veth(a: &Ns, a_if: &str, a_addr: &str, b: &Ns, b_if: &str, b_addr: &str) {
+    a.ip(&[
+        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.0,
+    ]);
+    a.ip(&["addr", "add", a_addr, "dev", a_if]);
+    b.ip(&["addr", "add", b_addr, "dev", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A process whose stdout lines are collected.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a line containing `needle` (`count` of them in all, counting earlier ones).
+    fn expect(&mut self, needle: &str, count: usize, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.seen.iter().filter(|l| l.contains(needle)).count() >= count {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!(
+                    "no {count} lines containing {needle:?} within {wait:?}; output:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        run(&["kill", &format!("-{sig}"), &self.child.id().to_string()]);
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.try_recv() {
+                    self.seen.push(l);
+                }
+                return st.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ferrodns_bin() -> PathBuf {
+    // The kube-dns side is the ferrodns binary, built beside node-cache.
+    let nc = Path::new(env!("CARGO_BIN_EXE_node-cache"));
+    let dir = nc.parent().unwrap();
+    let bin = dir.join("ferrodns");
+    if !bin.exists() {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "ferrodns", "--bin", "ferrodns"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building ferrodns");
+    }
+    bin
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The ConfigMap Corefile of deploy/nodelocaldns.yaml, after the installer's `sed`.
+fn corefile_base(ipvs: bool) -> String {
+    let yaml = std::fs::read_to_string(repo().join("deploy/nodelocaldns.yaml")).unwrap();
+    let start = yaml.find("  Corefile: |\n").unwrap() + "  Corefile: |\n".len();
+    let mut text = String::new();
+    for line in yaml[start..].lines() {
+        if line.trim().is_empty() {
+            text.push('\n');
+            continue;
+        }
+        let Some(l) = line.strip_prefix("    ") else {
+            break;
+        };
+        text.push_str(l);
+        text.push('\n');
+    }
+    let text = text.replace("__PILLAR__LOCAL__DNS__", LOCAL);
+    let text = text.replace("__PILLAR__DNS__DOMAIN__", "cluster.local");
+    if ipvs {
+        text.replace(",__PILLAR__DNS__SERVER__", "")
+            .replace("__PILLAR__CLUSTER__DNS__", KUBEDNS_IP)
+    } else {
+        text.replace("__PILLAR__DNS__SERVER__", KUBEDNS_IP)
+    }
+}
+
+fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.queries
+        .push(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    m.to_vec().unwrap()
+}
+
+/// Ask over UDP and over TCP (from inside the pod); both must agree. Returns the reply.
+fn ask(pod: &Ns, server: &str, name: &str, qtype: RecordType) -> Message {
+    let to: SocketAddr = format!("{server}:53").parse().unwrap();
+    let name = name.to_string();
+    pod.inside(move || {
+        let q = query(&name, qtype, 4242);
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send_to(&q, to).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = s
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{name} {qtype} @{to} over UDP: {e}"));
+        let udp = Message::from_vec(&buf[..n]).unwrap();
+        let mut t = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        t.write_all(&framed).unwrap();
+        let mut len = [0u8; 2];
+        t.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        t.read_exact(&mut body).unwrap();
+        let tcp = Message::from_vec(&body).unwrap();
+        assert_eq!(udp.answers, tcp.answers, "{name} over UDP and TCP");
+        assert_eq!(udp.metadata.response_code, tcp.metadata.response_code);
+        udp
+    })
+}
+
+fn a_of(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::PTR(p) => Some(p.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn http_get(ns: &Ns, addr: &str, path: &str) -> (u16, String) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let path = path.to_string();
+    ns.inside(move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, body.to_string())
+    })
+}
+
+/// The node-local-dns rules in `iptables-save` order, as `<table> <rule>` lines.
+fn rules(node: &Ns) -> Vec<String> {
+    let out = node.exec(&["iptables-save"]);
+    assert!(out.status.success());
+    let mut table = String::new();
+    let mut lines = Vec::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(t) = l.strip_prefix('*') {
+            table = t.to_string();
+        } else if l.contains("NodeLocal DNS Cache") {
+            lines.push(format!("{table} {l}"));
+        }
+    }
+    lines
+}
+
+/// What upstream's rules look like in `iptables-save` after installation: each rule is
+/// inserted at the top in list order, so each chain holds them last-first.
+fn expected_rules(ips: &[&str]) -> Vec<String> {
+    let skip = "-m comment --comment \"NodeLocal DNS Cache: skip conntrack\" -j NOTRACK";
+    let allow = "-m comment --comment \"NodeLocal DNS Cache: allow DNS traffic\" -j ACCEPT";
+    let mut list = Vec::new();
+    for ip in ips {
+        let d = format!("-d {ip}/32");
+        let s = format!("-s {ip}/32");
+        list.push((
+            "raw",
+            "PREROUTING",
+            format!("{d} -p tcp -m tcp --dport 53 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "PREROUTING",
+            format!("{d} -p udp -m udp --dport 53 {skip}"),
+        ));
+        list.push((
+            "filter",
+            "INPUT",
+            format!("{d} -p tcp -m tcp --dport 53 {allow}"),
+        ));
+        list.push((
+            "filter",
+            "INPUT",
+            format!("{d} -p udp -m udp --dport 53 {allow}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{s} -p tcp -m tcp --sport 53 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{s} -p udp -m udp --sport 53 {skip}"),
+        ));
+        list.push((
+            "filter",
+            "OUTPUT",
+            format!("{s} -p tcp -m tcp --sport 53 {allow}"),
+        ));
+        list.push((
+            "filter",
+            "OUTPUT",
+            format!("{s} -p udp -m udp --sport 53 {allow}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{d} -p tcp -m tcp --dport 53 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{d} -p udp -m udp --dport 53 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{d} -p tcp -m tcp --dport 8080 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{s} -p tcp -m tcp --sport 8080 {skip}"),
+        ));
+    }
+    // iptables-save lists a table's rules chain by chain (built-in chains in their fixed
+    // order); the order of the tables varies, so both sides put raw first.
+    let mut out = Vec::new();
+    for table in ["raw", "filter"] {
+        for chain in ["PREROUTING", "INPUT", "OUTPUT"] {
+            for (t, c, r) in list.iter().rev() {
+                if *t == table && *c == chain {
+                    out.push(format!("{t} -A {c} {r}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sorted_by_table(mut v: Vec<String>) -> Vec<String> {
+    // Compare within tables in order, tables themselves in a fixed order.
+    v.sort_by_key(|l| if l.starts_with("raw ") { 0 } else { 1 });
+    v
+}
+
+struct World {
+    // Field order is drop order: kube-dns stops before the namespaces go.
+    _kube_dns: Proc,
+    pod: Ns,
+    node: Ns,
+    _kdns: Ns,
+    dir: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn world() -> World {
+    let pod = Ns::new("pod");
+    let node = Ns::new("node");
+    let kdns = Ns::new("kdns");
+    veth(&node, "np0", "10.0.1.1/24", &pod, "pp0", "10.0.1.2/24");
+    pod.ip(&["route", "add", "default", "via", "10.0.1.1"]);
+    veth(&node, "nk0", "10.0.2.1/24", &kdns, "kd0", "10.0.2.2/24");
+    for a in ["10.0.2.3/24", "10.0.2.4/24"] {
+        kdns.ip(&["addr", "add", a, "dev", "kd0"]);
+    }
+    kdns.ip(&["addr", "add", &format!("{KUBEDNS_IP}/32"), "dev", "lo"]);
+    // No dummy driver here: the link exists as a DaemonSet restart would find it.
+    node.ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
+
+    let dir = std::env::temp_dir().join(format!("fdns-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("kdns")).unwrap();
+    std::fs::write(
+        dir.join("kdns/cluster.local.db"),
+        "$ORIGIN cluster.local.\n\
+         @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
+         @ 30 IN NS ns.dns.cluster.local.\n\
+         ns.dns 30 IN A 10.0.2.2\n\
+         kubernetes.default.svc 30 IN A 10.96.0.1\n\
+         kube-dns.kube-system.svc 30 IN A 10.96.0.10\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("kdns/10.in-addr.arpa.db"),
+        "$ORIGIN 10.in-addr.arpa.\n\
+         @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
+         @ 30 IN NS ns.dns.cluster.local.\n\
+         1.0.96 30 IN PTR kubernetes.default.svc.cluster.local.\n",
+    )
+    .unwrap();
+    let d = dir.join("kdns").display().to_string();
+    std::fs::write(
+        dir.join("kdns/Corefile"),
+        format!(
+            "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/cluster.local.db\n}}\n\
+             10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/10.in-addr.arpa.db\n}}\n\
+             .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
+             acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &kdns.0])
+        .arg(ferrodns_bin())
+        .args(["-conf", &format!("{d}/Corefile")]);
+    let mut kube_dns = Proc::spawn(cmd);
+    kube_dns.expect("ferrodns-", 1, WAIT);
+    World {
+        _kube_dns: kube_dns,
+        pod,
+        node,
+        _kdns: kdns,
+        dir,
+    }
+}
+
+/// The node's own /etc and /tmp, and node-cache started with `args` under them.
+/// The DaemonSet's `args` after the install substitution (`localip` differs between iptables
+/// and IPVS mode), plus `extra`.
+fn daemonset_args(localip: &str, extra: &[&str]) -> Vec<String> {
+    let ds = format!(
+        "-localip {localip} -conf /etc/Corefile -upstreamsvc kube-dns-upstream -pidfile /tmp/node-cache.pid"
+    );
+    ds.split(' ')
+        .chain(extra.iter().copied())
+        .map(String::from)
+        .collect()
+}
+
+fn start_node_cache(w: &World, tag: &str, base: &str, args: &[String]) -> (Proc, PathBuf) {
+    let root = w.dir.join(tag);
+    let etc = root.join("etc");
+    std::fs::create_dir_all(etc.join("coredns")).unwrap();
+    std::fs::create_dir_all(etc.join("kube-dns")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    for f in [
+        "protocols",
+        "services",
+        "nsswitch.conf",
+        "passwd",
+        "group",
+        "hosts",
+    ] {
+        let _ = std::fs::copy(Path::new("/etc").join(f), etc.join(f));
+    }
+    // Debian's iptables is /usr/sbin/iptables -> /etc/alternatives/iptables -> the backend.
+    let alternatives = etc.join("alternatives");
+    run(&[
+        "cp",
+        "-a",
+        "/etc/alternatives",
+        alternatives.to_str().unwrap(),
+    ]);
+    // The node's resolvers: the fake one in the kube-dns namespace.
+    std::fs::write(etc.join("resolv.conf"), "nameserver 10.0.2.3\n").unwrap();
+    std::fs::write(etc.join("coredns/Corefile.base"), base).unwrap();
+    let nc = env!("CARGO_BIN_EXE_node-cache");
+    let script = format!(
+        "mount --bind {etc} /etc && mount --bind {tmp} /tmp && exec {nc} \"$@\"",
+        etc = etc.display(),
+        tmp = root.join("tmp").display()
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &w.node.0,
+        "sh",
+        "-c",
+        &script,
+        "node-cache",
+    ])
+    .args(args)
+    .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
+    let p = Proc::spawn(cmd);
+    (p, etc)
+}
+
+#[test]
+fn node_cache_with_the_daemonsets_arguments() {
+    let w = world();
+
+    // iptables mode: both the link-local IP and the kube-dns ClusterIP.
+    let (mut nc, etc) = start_node_cache(
+        &w,
+        "iptables",
+        &corefile_base(false),
+        &daemonset_args("169.254.20.10,10.96.0.10", &[]),
+    );
+    nc.expect("ferrodns-", 1, WAIT);
+    // The rules go in once the pidfile exists: 12 per IP.
+    nc.expect("Added back nodelocaldns rule", 24, WAIT);
+    assert_eq!(
+        sorted_by_table(rules(&w.node)),
+        sorted_by_table(expected_rules(&[LOCAL, KUBEDNS_IP]))
+    );
+    let addrs = w.node.ip(&["addr", "show", "dev", "nodelocaldns"]);
+    assert!(addrs.contains("169.254.20.10/32") && addrs.contains("10.96.0.10/32"));
+    assert!(!addrs.contains("state UP"), "never set up: {addrs}");
+
+    for server in [LOCAL, KUBEDNS_IP] {
+        let r = ask(
+            &w.pod,
+            server,
+            "kubernetes.default.svc.cluster.local.",
+            RecordType::A,
+        );
+        assert_eq!(a_of(&r), vec!["10.96.0.1"], "{server}");
+        assert!(r.metadata.authoritative, "kube-dns's AA comes through");
+        let r = ask(&w.pod, server, "1.0.96.10.in-addr.arpa.", RecordType::PTR);
+        assert_eq!(a_of(&r), vec!["kubernetes.default.svc.cluster.local."]);
+        let r = ask(
+            &w.pod,
+            server,
+            "nope.default.svc.cluster.local.",
+            RecordType::A,
+        );
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let r = ask(&w.pod, server, "www.example.com.", RecordType::A);
+        assert_eq!(
+            a_of(&r),
+            vec!["203.0.113.7"],
+            "external names from the node's resolvers"
+        );
+    }
+
+    let (status, body) = http_get(&w.pod, "169.254.20.10:8080", "/health");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let (status, body) = http_get(&w.pod, "10.0.1.1:9253", "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("coredns_dns_requests_total{"), "{body}");
+    assert!(body.contains("coredns_cache_"), "{body}");
+    let (status, body) = http_get(&w.pod, "10.0.1.1:9353", "/metrics");
+    assert_eq!(status, 200);
+    for kind in [
+        "iptables",
+        "iptables_lock",
+        "interface_add",
+        "interface_check",
+        "configmap",
+    ] {
+        assert!(
+            body.contains(&format!(
+                "coredns_nodecache_setup_errors_total{{errortype=\"{kind}\"}}"
+            )),
+            "{kind}: {body}"
+        );
+    }
+
+    // A stubDomains edit in the kube-dns ConfigMap directory: picked up within the 10 s poll,
+    // then by the reload plugin, with no restart.
+    let before = ask(&w.pod, LOCAL, "www.acme.local.", RecordType::A);
+    assert_eq!(
+        a_of(&before),
+        vec!["203.0.113.7"],
+        "acme.local from the node resolver first"
+    );
+    std::fs::write(
+        etc.join("kube-dns/stubDomains"),
+        "{\"acme.local\": [\"10.0.2.4\"]}\n",
+    )
+    .unwrap();
+    nc.expect(
+        "Updated Corefile with 1 custom stubdomains",
+        1,
+        Duration::from_secs(30),
+    );
+    nc.expect("Reloading complete", 1, Duration::from_secs(60));
+    let after = ask(&w.pod, LOCAL, "www.acme.local.", RecordType::A);
+    assert_eq!(
+        a_of(&after),
+        vec!["198.51.100.4"],
+        "acme.local from its stub server"
+    );
+    assert!(nc.child.try_wait().unwrap().is_none(), "no restart");
+
+    // SIGTERM removes every rule and the link.
+    nc.signal("TERM");
+    assert_eq!(nc.wait_exit(), 0, "{}", nc.seen.join("\n"));
+    assert!(nc.seen.iter().any(|l| l.contains("Tearing down")));
+    assert_eq!(rules(&w.node), Vec::<String>::new());
+    assert!(
+        !w.node
+            .exec(&["ip", "link", "show", "nodelocaldns"])
+            .status
+            .success()
+    );
+
+    // IPVS mode with -skipteardown: only the link-local IP, kube-dns reached at its ClusterIP.
+    w.node
+        .ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
+    w.node.ip(&[
+        "route",
+        "add",
+        &format!("{KUBEDNS_IP}/32"),
+        "via",
+        "10.0.2.2",
+    ]);
+    let (mut nc, _) = start_node_cache(
+        &w,
+        "ipvs",
+        &corefile_base(true),
+        &daemonset_args("169.254.20.10", &["-skipteardown"]),
+    );
+    nc.expect("ferrodns-", 1, WAIT);
+    nc.expect("Added back nodelocaldns rule", 12, WAIT);
+    assert_eq!(
+        sorted_by_table(rules(&w.node)),
+        sorted_by_table(expected_rules(&[LOCAL]))
+    );
+    let r = ask(
+        &w.pod,
+        LOCAL,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(a_of(&r), vec!["10.96.0.1"]);
+    nc.signal("TERM");
+    assert_eq!(nc.wait_exit(), 0);
+    assert_eq!(
+        rules(&w.node).len(),
+        12,
+        "-skipteardown leaves the rules in place"
+    );
+    assert!(
+        w.node
+            .exec(&["ip", "link", "show", "nodelocaldns"])
+            .status
+            .success()
+    );
+}
