@@ -17,6 +17,9 @@
 //! which only decides *which* error is reported when several entries are bad.
 
 use std::collections::BTreeMap;
+
+pub(crate) use ferrodns_plugin::corefile::go_quote;
+use ferrodns_plugin::split_host_port_reason as split_host_port;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -469,46 +472,6 @@ fn go_atoi(s: &str) -> Option<i64> {
     s.strip_prefix('+').unwrap_or(s).parse::<i64>().ok()
 }
 
-/// Go's `net.SplitHostPort`; the error is the `net.AddrError` reason.
-pub(crate) fn split_host_port(hostport: &str) -> Result<(&str, &str), &'static str> {
-    const MISSING_PORT: &str = "missing port in address";
-    const TOO_MANY_COLONS: &str = "too many colons in address";
-    let Some(i) = hostport.rfind(':') else {
-        return Err(MISSING_PORT);
-    };
-    let (host, j, k);
-    if hostport.starts_with('[') {
-        let Some(end) = hostport.find(']') else {
-            return Err("missing ']' in address");
-        };
-        if end + 1 == hostport.len() {
-            return Err(MISSING_PORT);
-        } else if end + 1 != i {
-            if hostport.as_bytes()[end + 1] == b':' {
-                return Err(TOO_MANY_COLONS);
-            }
-            return Err(MISSING_PORT);
-        }
-        host = &hostport[1..end];
-        j = 1;
-        k = end + 1;
-    } else {
-        host = &hostport[..i];
-        if host.contains(':') {
-            return Err(TOO_MANY_COLONS);
-        }
-        j = 0;
-        k = 0;
-    }
-    if hostport[j..].contains('[') {
-        return Err("unexpected '[' in address");
-    }
-    if hostport[k..].contains(']') {
-        return Err("unexpected ']' in address");
-    }
-    Ok((host, &hostport[i + 1..]))
-}
-
 /// Go's `net.JoinHostPort`.
 fn join_host_port(host: &str, port: &str) -> String {
     if host.contains(':') {
@@ -662,31 +625,6 @@ fn json_string_list_map(text: &str) -> Result<BTreeMap<String, Vec<String>>, Str
             .collect(),
         other => Err(type_error(&other, "map[string][]string")),
     }
-}
-
-/// Go's `%q` of a string (`strconv.Quote`).
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c == ' ' || !(c.is_control() || c.is_whitespace()) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `%q` of a `[]string`: `["a" "b"]`.

@@ -30,40 +30,45 @@ impl HttpResponse {
 /// missing port in address`): the check `health`, `ready` and `prometheus` make on their
 /// ADDRESS. The port is not checked here (Go only finds a bad one when it listens).
 pub fn split_host_port(addr: &str) -> Result<(&str, &str), String> {
-    let fail = |why: &str| {
-        Err(if addr.is_empty() {
+    split_host_port_reason(addr).map_err(|why| {
+        if addr.is_empty() {
             why.to_string()
         } else {
             format!("address {addr}: {why}")
-        })
-    };
+        }
+    })
+}
+
+/// [`split_host_port`] with the bare reason as the error (`missing port in address`), for
+/// callers that word the message themselves.
+pub fn split_host_port_reason(addr: &str) -> Result<(&str, &str), &'static str> {
     let Some(colon) = addr.rfind(':') else {
-        return fail("missing port in address");
+        return Err("missing port in address");
     };
     let (host, j, k) = if addr.starts_with('[') {
         let Some(end) = addr.find(']') else {
-            return fail("missing ']' in address");
+            return Err("missing ']' in address");
         };
         if end + 1 != colon {
             return if end + 1 < addr.len() && addr.as_bytes()[end + 1] == b':' {
-                fail("too many colons in address")
+                Err("too many colons in address")
             } else {
-                fail("missing port in address")
+                Err("missing port in address")
             };
         }
         (&addr[1..end], 1, end + 1)
     } else {
         let host = &addr[..colon];
         if host.contains(':') {
-            return fail("too many colons in address");
+            return Err("too many colons in address");
         }
         (host, 0, 0)
     };
     if addr[j..].contains('[') {
-        return fail("unexpected '[' in address");
+        return Err("unexpected '[' in address");
     }
     if addr[k..].contains(']') {
-        return fail("unexpected ']' in address");
+        return Err("unexpected ']' in address");
     }
     Ok((host, &addr[colon + 1..]))
 }

@@ -49,7 +49,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         match args.as_slice() {
             [] => {}
             [addr] => {
-                check_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
+                ferrodns_plugin::split_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
                 cfg.addr = addr.clone();
             }
             _ => return Err(SetupError::plugin(NAME, c.arg_err())),
@@ -79,26 +79,6 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     Ok(cfg)
 }
 
-/// Go's `net.SplitHostPort` acceptance, with its error texts.
-fn check_host_port(addr: &str) -> Result<(), String> {
-    let missing = || format!("address {addr}: missing port in address");
-    if let Some(rest) = addr.strip_prefix('[') {
-        let Some((_, after)) = rest.split_once(']') else {
-            return Err(format!("address {addr}: missing ']' in address"));
-        };
-        return match after.strip_prefix(':') {
-            Some(_) => Ok(()),
-            None => Err(missing()),
-        };
-    }
-    match addr.rsplit_once(':') {
-        None => Err(missing()),
-        Some((host, _)) if host.contains(':') => {
-            Err(format!("address {addr}: too many colons in address"))
-        }
-        Some(_) => Ok(()),
-    }
-}
 
 fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg = parse(c)?;
