@@ -10,7 +10,7 @@
 //! it): `/etc/coredns/Corefile.base` is the ConfigMap Corefile of deploy/nodelocaldns.yaml after
 //! the same substitution, `/etc/kube-dns` the kube-dns ConfigMap directory, `/etc/resolv.conf`
 //! names the fake node resolver. kube-dns is ferrodns, authoritative for cluster.local and
-//! 10.in-addr.arpa, plus a fake node resolver and a stub-domain server. This machine has no
+//! the reverse zones 10.in-addr.arpa and ip6.arpa, plus a fake node resolver and a stub-domain server. This machine has no
 //! dummy link driver, so the test creates the `nodelocaldns` link (a bridge) as it would exist.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,6 +27,8 @@ use nix::sched::{CloneFlags, setns};
 const LOCAL: &str = "169.254.20.10";
 const KUBEDNS_IP: &str = "10.96.0.10";
 const WAIT: Duration = Duration::from_secs(20);
+/// fd00::1 reversed, under ip6.arpa.
+const V6_PTR_LABELS: &str = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f";
 
 fn run(cmd: &[&str]) -> String {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
@@ -449,12 +451,23 @@ fn world() -> World {
          1.0.96 30 IN PTR kubernetes.default.svc.cluster.local.\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("kdns/ip6.arpa.db"),
+        format!(
+            "$ORIGIN ip6.arpa.\n\
+             @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
+             @ 30 IN NS ns.dns.cluster.local.\n\
+             {V6_PTR_LABELS} 30 IN PTR kubernetes.default.svc.cluster.local.\n"
+        ),
+    )
+    .unwrap();
     let d = dir.join("kdns").display().to_string();
     std::fs::write(
         dir.join("kdns/Corefile"),
         format!(
             "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/cluster.local.db\n}}\n\
              10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/10.in-addr.arpa.db\n}}\n\
+             ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/ip6.arpa.db\n}}\n\
              .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
              acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n"
         ),
@@ -569,6 +582,9 @@ fn node_cache_with_the_daemonsets_arguments() {
         assert_eq!(a_of(&r), vec!["10.96.0.1"], "{server}");
         assert!(r.metadata.authoritative, "kube-dns's AA comes through");
         let r = ask(&w.pod, server, "1.0.96.10.in-addr.arpa.", RecordType::PTR);
+        assert_eq!(a_of(&r), vec!["kubernetes.default.svc.cluster.local."]);
+        let v6 = format!("{V6_PTR_LABELS}.ip6.arpa.");
+        let r = ask(&w.pod, server, &v6, RecordType::PTR);
         assert_eq!(a_of(&r), vec!["kubernetes.default.svc.cluster.local."]);
         let r = ask(
             &w.pod,

@@ -57,7 +57,8 @@ fn the_rendered_example_is_what_node_cache_writes() {
     }
     let shipped = std::fs::read_to_string(&path).unwrap();
     assert_eq!(
-        shipped, out,
+        shipped,
+        out,
         "re-run with FERRODNS_BLESS=1 to rewrite {}",
         path.display()
     );
