@@ -79,7 +79,6 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     Ok(cfg)
 }
 
-
 fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg = parse(c)?;
     let metrics = c.metrics().clone();
