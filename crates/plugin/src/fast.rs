@@ -25,6 +25,10 @@ pub struct WireQuery<'a> {
     pub question_end: usize,
     /// The OPT record, when the request carries one.
     pub opt: Option<WireOpt>,
+    /// The label of the listener the query came in on (`dns://:53`), as the slow path's
+    /// `Request` has it: plugins shared by several listeners keep per-server state by it.
+    /// Empty until the server's dispatcher sets it.
+    pub server: &'a str,
 }
 
 impl<'a> WireQuery<'a> {
@@ -75,6 +79,7 @@ impl<'a> WireQuery<'a> {
             qclass,
             question_end,
             opt,
+            server: "",
         })
     }
 }

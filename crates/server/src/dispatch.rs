@@ -260,7 +260,11 @@ impl Dispatcher {
             return FastAnswer::Pass;
         };
         out.clear();
-        hook.answer(q, out)
+        let q = WireQuery {
+            server: &self.label,
+            ..*q
+        };
+        hook.answer(&q, out)
     }
 
     /// An error reply the server writes on its own, counted in the metrics under the zone

@@ -57,9 +57,8 @@ impl FastHook for Cache {
         if !entry::in_zones(q.qname, &self.zones) {
             return FastAnswer::Pass;
         }
-        // The hook does not know which server label the query came in on; with one label
-        // seen, it is that one.
-        let Some(metrics) = self.sole_metrics() else {
+        // Counted under the listener the query came in on, as the slow path counts it.
+        let Some(metrics) = self.known_metrics(q.server) else {
             return FastAnswer::Pass;
         };
         let do_bit = q.opt.is_some_and(|o| o.dnssec_ok);
@@ -95,7 +94,7 @@ impl FastHook for Cache {
         if self.cfg.prefetch > 0 {
             e.update_freq(self.cfg.duration, now);
         }
-        Self::count_lookup(metrics, Some(kind));
+        Self::count_lookup(&metrics, Some(kind));
         FastAnswer::Answered
     }
 }

@@ -14,8 +14,7 @@ mod handler;
 pub mod metrics;
 pub mod store;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use ferrodns_plugin::proto::rr::Name;
 use ferrodns_plugin::proto::serialize::binary::BinEncodable;
@@ -61,10 +60,6 @@ pub struct Cache {
     families: Families,
     zones_label: String,
     servers: RwLock<Vec<(Arc<str>, Arc<CacheMetrics>)>>,
-    /// The first server label's metrics, and whether a second label ever appeared (for the
-    /// fast path, which does not know its server).
-    first_server: OnceLock<Arc<CacheMetrics>>,
-    many_servers: AtomicBool,
     flights: flight::Flights,
 }
 
@@ -81,8 +76,6 @@ impl Cache {
             families,
             cfg,
             servers: RwLock::new(Vec::new()),
-            first_server: OnceLock::new(),
-            many_servers: AtomicBool::new(false),
             flights: flight::Flights::default(),
         }
     }
@@ -132,20 +125,19 @@ impl Cache {
         }
         let m = Arc::new(self.families.for_server(server, &self.zones_label, ""));
         list.push((server.clone(), m.clone()));
-        if list.len() == 1 {
-            let _ = self.first_server.set(m.clone());
-        } else {
-            self.many_servers.store(true, Ordering::Release);
-        }
         m
     }
 
-    /// The only server label seen so far, for the fast path (which does not know its server).
-    fn sole_metrics(&self) -> Option<&CacheMetrics> {
-        if self.many_servers.load(Ordering::Acquire) {
-            return None;
-        }
-        self.first_server.get().map(|m| &**m)
+    /// The metrics of a server label the slow path has already seen, without allocating (for
+    /// the fast path; an unseen label takes the slow path once, which adds it).
+    fn known_metrics(&self, server: &str) -> Option<Arc<CacheMetrics>> {
+        let list = match self.servers.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        list.iter()
+            .find(|(s, _)| &**s == server)
+            .map(|(_, m)| m.clone())
     }
 
     /// CoreDNS's `getIfNotStale` without its counters: the usable entry for a question and the
