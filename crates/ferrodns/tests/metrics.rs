@@ -67,3 +67,73 @@ fn blocks_share_the_metrics_listener_and_queries_are_counted() {
     }
     drop(srv);
 }
+
+/// Cache hits answered on the UDP fast path are counted by prometheus exactly as hits that go
+/// through the chain (TCP): same families, same labels, one count per query.
+#[test]
+fn fast_path_hits_are_counted_like_chain_hits() {
+    let free = |_| {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let (dns, http) = (free(0), free(1));
+    let corefile = format!(
+        ".:{dns} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{http}\n    cache\n    \
+         template IN A example.org {{\n        answer \"{{{{ .Name }}}} 60 IN A 192.0.2.1\"\n    }}\n}}\n"
+    );
+    let srv = Running::start(&corefile, &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], dns));
+    for _ in 0..10 {
+        let r = udp(addr, &query("www.example.org.", RecordType::A));
+        assert_eq!(r.answers.len(), 1);
+    }
+    for _ in 0..10 {
+        let r = tcp(addr, &query("www.example.org.", RecordType::A));
+        assert_eq!(r.answers.len(), 1);
+    }
+    let text = scrape(http);
+    let line = |needle: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in\n{text}"))
+            .to_string()
+    };
+    let server = format!("dns://127.0.0.1:{dns}");
+    for proto in ["udp", "tcp"] {
+        assert_eq!(
+            line(&format!(
+                "coredns_dns_requests_total{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto}\",family=\"1\",type=\"A\"}}"
+            ))
+            .rsplit(' ')
+            .next(),
+            Some("10"),
+            "{proto}"
+        );
+        assert!(
+            text.contains(&format!(
+                "coredns_dns_response_size_bytes_count{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto}\"}} 10"
+            )),
+            "{proto} sizes:\n{text}"
+        );
+    }
+    // 20 replies written by cache (the plugin after prometheus), one of them from a miss.
+    assert!(
+        text.contains(&format!(
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"NOERROR\",plugin=\"cache\"}} 20"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\"}} 20"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "coredns_cache_hits_total{{server=\"{server}\",type=\"success\",view=\"\",zones=\".\"}} 19"
+        )),
+        "{text}"
+    );
+    drop(srv);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hickory_proto::op::{Message, ResponseCode};
 
-use crate::fast::FastHook;
+use crate::fast::{FastHook, FastObserver};
 use crate::{Reply, Request};
 
 /// A request handler in a server block's chain.
@@ -31,6 +31,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// Plugins that log, rewrite or filter requests must leave this `false`.
     fn fast_transparent(&self) -> bool {
         false
+    }
+
+    /// A plugin ahead of a fast hook that must see each fast answer without taking part in it
+    /// (`prometheus` counts it) returns its observer; the server then still takes the fast
+    /// path past it and calls the observer after the hook answered.
+    fn fast_observer(&self) -> Option<&dyn FastObserver> {
+        None
     }
 }
 

@@ -99,3 +99,24 @@ pub trait FastHook: Send + Sync {
     /// pass. The reply must already fit the client's UDP size.
     fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer;
 }
+
+/// What the server tells a [`FastObserver`] about one fast answer.
+#[derive(Debug, Clone, Copy)]
+pub struct FastSeen<'a> {
+    /// The question's name, lowercased, in text form (`www.example.org.`).
+    pub name: &'a str,
+    /// Whether the client is on IPv6.
+    pub client_v6: bool,
+    /// The name of the plugin right after the observer in the chain (what CoreDNS's metrics
+    /// name as the writer of a reply that came from further down the chain).
+    pub next: &'static str,
+    /// Time from the query's dispatch to the reply being ready.
+    pub elapsed: std::time::Duration,
+}
+
+/// Sees the fast answers given past it (see [`crate::Plugin::fast_observer`]). Called on the
+/// receive loop: it must be quick and must not block.
+pub trait FastObserver: Send + Sync {
+    /// `reply` is the complete reply about to be sent for `q`.
+    fn observe(&self, q: &WireQuery<'_>, reply: &[u8], seen: &FastSeen<'_>);
+}

@@ -70,7 +70,7 @@ pub mod wire;
 pub use async_trait::async_trait;
 pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
-pub use fast::{FastAnswer, FastHook, WireQuery};
+pub use fast::{FastAnswer, FastHook, FastObserver, FastSeen, WireQuery};
 pub use http::{HttpHandler, HttpRegistry, HttpResponse, split_host_port, split_host_port_reason};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;

@@ -18,7 +18,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use async_trait::async_trait;
 use ferrodns_plugin::vars::{DROPPED, DnsMetrics, Report, rcode_label};
 use ferrodns_plugin::{
-    Chain, FastAnswer, Lookup, PluginError, Protocol, Reply, Request, WireQuery,
+    Chain, FastAnswer, FastSeen, Lookup, PluginError, Protocol, Reply, Request, WireQuery,
 };
 
 use crate::wire::{self, Intake};
@@ -30,19 +30,31 @@ pub struct Site {
     /// The block's chain (shared by every zone of the block).
     pub chain: Chain,
     /// The chain position of the plugin whose fast hook may answer UDP queries of this site:
-    /// the first plugin that is not fast-transparent, when it has a hook.
+    /// the first plugin that is neither fast-transparent nor an observer, when it has a hook.
     fast: Option<usize>,
+    /// The observers ahead of that hook, by chain position.
+    observers: Vec<usize>,
 }
 
 impl Site {
     /// A site serving `zone` with `chain`.
     pub fn new(zone: &str, chain: Chain) -> Self {
-        let first = chain.plugins().iter().position(|p| !p.fast_transparent());
-        let fast = first.filter(|&i| chain.plugins()[i].fast_hook().is_some());
+        let plugins = chain.plugins();
+        let first = plugins
+            .iter()
+            .position(|p| !p.fast_transparent() && p.fast_observer().is_none());
+        let fast = first.filter(|&i| plugins[i].fast_hook().is_some());
+        let observers = match fast {
+            Some(f) => (0..f)
+                .filter(|&i| plugins[i].fast_observer().is_some())
+                .collect(),
+            None => Vec::new(),
+        };
         Site {
             zone: zone.into(),
             chain,
             fast,
+            observers,
         }
     }
 }
@@ -240,7 +252,14 @@ impl Dispatcher {
     /// Try the synchronous fast path for a UDP query read in place: only a plain IN query
     /// (not DS) with EDNS version 0 or none, whose site's first non-transparent plugin has a
     /// fast hook. `name` is scratch space for the lowercased name; `out` receives the reply.
-    pub fn fast(&self, q: &WireQuery<'_>, name: &mut String, out: &mut Vec<u8>) -> FastAnswer {
+    pub fn fast(
+        &self,
+        q: &WireQuery<'_>,
+        src: SocketAddr,
+        name: &mut String,
+        out: &mut Vec<u8>,
+    ) -> FastAnswer {
+        let start = Instant::now();
         if q.header.opcode() != 0
             || q.qclass != u16::from(DNSClass::IN)
             || q.qtype == u16::from(RecordType::DS)
@@ -264,7 +283,26 @@ impl Dispatcher {
             server: &self.label,
             ..*q
         };
-        hook.answer(&q, out)
+        let answer = hook.answer(&q, out);
+        if answer == FastAnswer::Answered && !site.observers.is_empty() {
+            let plugins = site.chain.plugins();
+            let elapsed = start.elapsed();
+            for &i in &site.observers {
+                let (Some(p), Some(next)) = (plugins.get(i), plugins.get(i + 1)) else {
+                    continue;
+                };
+                if let Some(o) = p.fast_observer() {
+                    let seen = FastSeen {
+                        name,
+                        client_v6: src.is_ipv6(),
+                        next: next.name(),
+                        elapsed,
+                    };
+                    o.observe(&q, out, &seen);
+                }
+            }
+        }
+        answer
     }
 
     /// An error reply the server writes on its own, counted in the metrics under the zone

@@ -98,7 +98,7 @@ pub async fn serve(
                 _ => continue,
             }
             if let Some(q) = WireQuery::parse(bytes)
-                && current.fast(&q, &mut name, &mut out) == FastAnswer::Answered
+                && current.fast(&q, src, &mut name, &mut out) == FastAnswer::Answered
             {
                 ready.push(&out, src);
                 continue;

@@ -5,14 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{
-    Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
-    Setup, SetupError, WireQuery, async_trait,
+    Descriptor, FastAnswer, FastHook, FastObserver, FastSeen, Metrics, Next, Plugin, PluginError,
+    Registry, Reply, Request, Setup, SetupError, WireQuery, async_trait,
 };
 use ferrodns_server::{Server, Source, load};
 
@@ -45,8 +45,14 @@ impl Plugin for Fast {
     }
 }
 
-/// Calls next; transparent or not depending on its argument.
-struct Ahead(bool);
+/// Calls next; transparent, an observer, or neither, depending on its argument.
+struct Ahead {
+    transparent: bool,
+    observe: bool,
+}
+
+/// What observers saw: `server name next rcode`.
+static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[async_trait]
 impl Plugin for Ahead {
@@ -57,7 +63,22 @@ impl Plugin for Ahead {
         next.serve(req).await
     }
     fn fast_transparent(&self) -> bool {
-        self.0
+        self.transparent
+    }
+    fn fast_observer(&self) -> Option<&dyn FastObserver> {
+        self.observe.then_some(self as &dyn FastObserver)
+    }
+}
+
+impl FastObserver for Ahead {
+    fn observe(&self, q: &WireQuery<'_>, reply: &[u8], seen: &FastSeen<'_>) {
+        SEEN.lock().unwrap().push(format!(
+            "{} {} {} {}",
+            q.server,
+            seen.name,
+            seen.next,
+            reply[3] & 0x0f
+        ));
     }
 }
 
@@ -68,11 +89,20 @@ fn fast_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 }
 
 fn ahead_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let mut transparent = false;
+    let (mut transparent, mut observe) = (false, false);
     while c.next() {
-        transparent = c.next_arg() && c.val() == "transparent";
+        let arg = if c.next_arg() {
+            c.val().to_string()
+        } else {
+            String::new()
+        };
+        transparent = arg == "transparent";
+        observe = arg == "observe";
     }
-    c.add_plugin(Arc::new(Ahead(transparent)));
+    c.add_plugin(Arc::new(Ahead {
+        transparent,
+        observe,
+    }));
     Ok(())
 }
 
@@ -170,5 +200,30 @@ async fn a_plugin_ahead_that_is_not_transparent_keeps_the_slow_path() {
     .await
     .unwrap();
     assert_eq!(rcode, ResponseCode::NoError);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_ahead_keeps_the_fast_path_and_sees_each_fast_answer() {
+    let (server, addr) = start(".:0 {\n    ahead observe\n    fast\n}\n").await;
+    let label = server.listeners()[0].label.clone();
+    let rcodes = tokio::task::spawn_blocking(move || {
+        [
+            udp(addr, &msg("One.Example.", RecordType::A, 1))
+                .metadata
+                .response_code,
+            tcp(addr, &msg("two.example.", RecordType::A, 2))
+                .metadata
+                .response_code,
+        ]
+    })
+    .await
+    .unwrap();
+    // UDP went through the hook, TCP through serve; only the fast answer was observed.
+    assert_eq!(rcodes, [ResponseCode::NXDomain, ResponseCode::NoError]);
+    assert_eq!(
+        SEEN.lock().unwrap().clone(),
+        vec![format!("{label} one.example. fast 3")]
+    );
     server.stop().await;
 }

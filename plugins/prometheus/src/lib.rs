@@ -14,8 +14,8 @@ use std::time::Instant;
 use ferrodns_plugin::vars::{DnsMetrics, Labels, Report, rcode_label};
 use ferrodns_plugin::wire::{client_write, uncompressed_len};
 use ferrodns_plugin::{
-    Descriptor, HttpHandler, HttpResponse, Metrics, Next, Plugin, PluginError, Reply, Request,
-    Setup, SetupError, async_trait,
+    Descriptor, FastObserver, FastSeen, HttpHandler, HttpResponse, Metrics, Next, Plugin,
+    PluginError, Protocol, Reply, Request, Setup, SetupError, WireQuery, async_trait,
 };
 
 /// The directive name.
@@ -121,6 +121,10 @@ impl Plugin for Prometheus {
         NAME
     }
 
+    fn fast_observer(&self) -> Option<&dyn FastObserver> {
+        Some(self)
+    }
+
     async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
         let start = Instant::now();
         let request_size = req.raw.len();
@@ -161,5 +165,35 @@ impl Plugin for Prometheus {
             duration: start.elapsed(),
         });
         result
+    }
+}
+
+/// A reply the server gave from a fast hook further down the chain (a cache hit) counts exactly
+/// as if it had come back through `serve`.
+impl FastObserver for Prometheus {
+    fn observe(&self, q: &WireQuery<'_>, reply: &[u8], seen: &FastSeen<'_>) {
+        // Counted uncompressed, as on the async path (decoding is the price until a wire-level
+        // length walk exists).
+        let (rcode, size) = match ferrodns_plugin::proto::op::Message::from_vec(reply) {
+            Ok(m) => (
+                u16::from(m.metadata.response_code),
+                uncompressed_len(&m).unwrap_or(reply.len()),
+            ),
+            Err(_) => (0, reply.len()),
+        };
+        self.dns.report(&Report {
+            server: q.server,
+            zone: ferrodns_plugin::names::zone_match(&self.zones, seen.name).unwrap_or("."),
+            view: "",
+            proto: Protocol::Udp,
+            ipv6: seen.client_v6,
+            qtype: q.qtype,
+            dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
+            rcode: rcode_label(rcode),
+            plugin: seen.next,
+            response_size: size,
+            request_size: q.packet.len(),
+            duration: seen.elapsed,
+        });
     }
 }
