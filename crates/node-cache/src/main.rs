@@ -41,6 +41,11 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(target: "node-cache", "Using Corefile {}", params.corefile);
+    tracing::info!(
+        target: "node-cache",
+        "Using Pidfile {}",
+        params.coredns.pidfile.as_deref().unwrap_or("")
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(ferrodns_server::run::workers())
         .enable_all()
