@@ -529,10 +529,17 @@ fn start_node_cache(w: &World, tag: &str, base: &str, args: &[String]) -> (Proc,
     std::fs::write(etc.join("resolv.conf"), "nameserver 10.0.2.3\n").unwrap();
     std::fs::write(etc.join("coredns/Corefile.base"), base).unwrap();
     let nc = env!("CARGO_BIN_EXE_node-cache");
+    // The binary's directory is bound at /etc/bin first: where it lives (target/, which may be
+    // under /tmp, as in a CI clone) is hidden once /tmp is replaced.
+    let nc = Path::new(nc);
+    std::fs::create_dir_all(etc.join("bin")).unwrap();
     let script = format!(
-        "mount --bind {etc} /etc && mount --bind {tmp} /tmp && exec {nc} \"$@\"",
+        "mount --bind {etc} /etc && mount --bind {bindir} /etc/bin && mount --bind {tmp} /tmp \
+         && exec /etc/bin/{exe} \"$@\"",
         etc = etc.display(),
-        tmp = root.join("tmp").display()
+        bindir = nc.parent().unwrap().display(),
+        tmp = root.join("tmp").display(),
+        exe = nc.file_name().unwrap().to_string_lossy()
     );
     let mut cmd = Command::new("ip");
     cmd.args([
