@@ -14,6 +14,29 @@ use tokio::sync::{mpsc, oneshot};
 use ferrodns_server::Server;
 use ferrodns_server::config::{self, Source};
 
+/// What CoreDNS's `Run` does before loading a Corefile, in its order: refuse arguments after
+/// the flags, answer `-plugins`, answer `-version`. `Some` is the exit status when the process
+/// is done.
+pub fn early_exit(flags: &cli::Flags, registry: &ferrodns_plugin::Registry) -> Option<ExitCode> {
+    if !flags.rest.is_empty() {
+        eprintln!("extra command line arguments: [{}]", flags.rest.join(" "));
+        return Some(ExitCode::FAILURE);
+    }
+    if flags.plugins {
+        let mut names: Vec<&str> = registry.descriptors().iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        for n in names {
+            println!("{n}");
+        }
+        return Some(ExitCode::SUCCESS);
+    }
+    if flags.version {
+        print!("{}", version_lines());
+        return Some(ExitCode::SUCCESS);
+    }
+    None
+}
+
 /// The `-version` lines.
 pub fn version_lines() -> String {
     let arch = match std::env::consts::ARCH {

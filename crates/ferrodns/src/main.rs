@@ -25,22 +25,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !flags.rest.is_empty() {
-        eprintln!("extra command line arguments: [{}]", flags.rest.join(" "));
-        return ExitCode::FAILURE;
-    }
     let registry = ferrodns::registry();
-    if flags.plugins {
-        let mut names: Vec<&str> = registry.descriptors().iter().map(|d| d.name).collect();
-        names.sort_unstable();
-        for n in names {
-            println!("{n}");
-        }
-        return ExitCode::SUCCESS;
-    }
-    if flags.version {
-        print!("{}", app::version_lines());
-        return ExitCode::SUCCESS;
+    if let Some(code) = app::early_exit(&flags, &registry) {
+        return code;
     }
     logging::init(false);
     let src = match app::source(&flags) {

@@ -100,22 +100,9 @@ async fn run(params: Params) -> ExitCode {
 
     let flags = params.coredns.clone();
     let registry = ferrodns::registry();
-    // Upstream prints these only after its set-up has run, as here.
-    if flags.plugins {
-        let mut names: Vec<&str> = registry.descriptors().iter().map(|d| d.name).collect();
-        names.sort_unstable();
-        for n in names {
-            println!("{n}");
-        }
-        return ExitCode::SUCCESS;
-    }
-    if flags.version {
-        print!("{}", app::version_lines());
-        return ExitCode::SUCCESS;
-    }
-    if !flags.rest.is_empty() {
-        eprintln!("extra command line arguments: [{}]", flags.rest.join(" "));
-        return ExitCode::FAILURE;
+    // Upstream answers these only after its set-up has run, as here.
+    if let Some(code) = app::early_exit(&flags, &registry) {
+        return code;
     }
     let src = match app::source(&flags) {
         Ok(s) => s,
