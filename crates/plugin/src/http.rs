@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::{Dispenser, SetupError};
+
 /// A response to an HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -71,6 +73,21 @@ pub fn split_host_port_reason(addr: &str) -> Result<(&str, &str), &'static str> 
         return Err("unexpected ']' in address");
     }
     Ok((host, &addr[colon + 1..]))
+}
+
+/// The optional `ADDRESS` argument of an HTTP plugin's line (`health`, `ready`,
+/// `prometheus`): none, or one `host:port` checked as Go's `net.SplitHostPort` checks it; more is
+/// CoreDNS's argument error. Errors carry the `plugin/<name>: ` prefix.
+pub fn address_arg(c: &mut Dispenser, plugin: &str) -> Result<Option<String>, SetupError> {
+    let args = c.remaining_args();
+    match args.as_slice() {
+        [] => Ok(None),
+        [addr] => {
+            split_host_port(addr).map_err(|e| SetupError::plugin(plugin, e))?;
+            Ok(Some(addr.clone()))
+        }
+        _ => Err(SetupError::plugin(plugin, c.arg_err())),
+    }
 }
 
 /// Serves one path.

@@ -71,7 +71,9 @@ pub use async_trait::async_trait;
 pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, FastObserver, FastSeen, WireQuery};
-pub use http::{HttpHandler, HttpRegistry, HttpResponse, split_host_port, split_host_port_reason};
+pub use http::{
+    HttpHandler, HttpRegistry, HttpResponse, address_arg, split_host_port, split_host_port_reason,
+};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;
 pub use metrics::Metrics;

@@ -66,14 +66,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         lameduck: Duration::ZERO,
     };
     while c.next() {
-        let args = c.remaining_args();
-        match args.as_slice() {
-            [] => {}
-            [addr] => {
-                split_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
-                cfg.addr = addr.clone();
-            }
-            _ => return Err(SetupError::plugin(NAME, c.arg_err())),
+        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
+            cfg.addr = addr;
         }
         while c.next_block() {
             match c.val() {

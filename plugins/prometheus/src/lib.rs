@@ -45,14 +45,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
             return Err(SetupError::once(NAME));
         }
         seen = true;
-        let args = c.remaining_args();
-        match args.as_slice() {
-            [] => {}
-            [addr] => {
-                ferrodns_plugin::split_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
-                cfg.addr = addr.clone();
-            }
-            _ => return Err(SetupError::plugin(NAME, c.arg_err())),
+        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
+            cfg.addr = addr;
         }
         while c.next_block() {
             match c.val() {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrodns_plugin::{
     Descriptor, HttpHandler, HttpResponse, Lifecycle, Readiness, ReadinessSet, Setup, SetupError,
-    async_trait, split_host_port,
+    async_trait,
 };
 
 /// The directive name.
@@ -63,14 +63,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
             return Err(SetupError::once(NAME));
         }
         seen = true;
-        let args = c.remaining_args();
-        match args.as_slice() {
-            [] => {}
-            [addr] => {
-                split_host_port(addr).map_err(|e| SetupError::plugin(NAME, e))?;
-                cfg.addr = addr.clone();
-            }
-            _ => return Err(SetupError::plugin(NAME, c.arg_err())),
+        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
+            cfg.addr = addr;
         }
         while c.next_block() {
             match c.val() {
