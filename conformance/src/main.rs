@@ -98,6 +98,14 @@ fn run() -> Result<bool> {
     drop(out);
     println!("conformance: {:.1}s", started.elapsed().as_secs_f64());
     println!("{}", runner::closing_line(passed, failed, skipped));
+    let failed_ids: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(r.verdict, runner::Verdict::Fail(_)))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !failed_ids.is_empty() {
+        println!("failed: {}", failed_ids.join(" "));
+    }
     if selftest {
         let bad = ferrodns_conformance::selftest_check(&cases, &results);
         if bad.is_empty() {

@@ -417,13 +417,17 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
             ));
         }
         if case.upstream_queries == Logs::Compare {
+            // A cache may still ask after its last reply (a refresh in the background): wait
+            // until every upstream has been quiet for a while, from the same moment.
+            let from = Instant::now();
+            let (quiet, max) = (Duration::from_millis(150), Duration::from_secs(2));
             for (i, (ua, ub)) in a.upstreams.iter().zip(&b.upstreams).enumerate() {
                 // Labels of 10 digits or more are random (`loop`'s probe): `{number}`.
                 // Probes of several blocks race each other: they are compared as a multiset,
                 // after the other queries, which are compared in order.
                 let show = |u: &FakeUpstream| -> Vec<String> {
                     let (mut probes, mut rest): (Vec<String>, Vec<String>) = u
-                        .seen()
+                        .seen_settled(from, quiet, max)
                         .iter()
                         .map(|s| format!("{} {} {}", s.proto, s.name, s.qtype))
                         .map(|l| match LONG_NUMBER.as_ref() {
@@ -887,20 +891,12 @@ fn http_request(i: usize, h: &crate::case::Http, a: &Side, b: &Side) -> Vec<Stri
     d
 }
 
-/// The full diffs of failed cases, then the table; returns (passed, failed, skipped).
+/// The table, then the full diffs of failed cases; returns (passed, failed, skipped).
 pub fn report(
     results: &[CaseResult],
     out: &mut impl Write,
 ) -> std::io::Result<(usize, usize, usize)> {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for r in results {
-        if let Verdict::Fail(diff) = &r.verdict {
-            writeln!(out, "\n--- {} FAILED:", r.id)?;
-            for l in diff {
-                writeln!(out, "  {l}")?;
-            }
-        }
-    }
     let w = results.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
     writeln!(out, "\n{:<w$} | {:<6} | diff", "case", "result")?;
     writeln!(
@@ -936,6 +932,16 @@ pub fn report(
             }
         };
         writeln!(out, "{:<w$} | {:<6} | {}", r.id, word, diff)?;
+    }
+    // The full diffs come last, next to the closing line, so that a log cut to its tail
+    // still shows which case failed and how.
+    for r in results {
+        if let Verdict::Fail(diff) = &r.verdict {
+            writeln!(out, "\n--- {} FAILED:", r.id)?;
+            for l in diff {
+                writeln!(out, "  {l}")?;
+            }
+        }
     }
     writeln!(out)?;
     Ok((passed, failed, skipped))

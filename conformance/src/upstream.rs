@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use hickory_proto::op::{Edns, Message, MessageType};
@@ -30,6 +30,8 @@ pub struct Seen {
 struct State {
     rules: Vec<(Rule, Option<u32>)>,
     seen: Vec<Seen>,
+    /// When the last query came in.
+    last: Option<Instant>,
 }
 
 /// A running fake upstream; stopped on drop.
@@ -58,6 +60,7 @@ impl FakeUpstream {
         let state = Arc::new(Mutex::new(State {
             rules: rules.iter().map(|r| (r.clone(), r.times)).collect(),
             seen: Vec::new(),
+            last: None,
         }));
         udp.set_read_timeout(Some(Duration::from_millis(50)))?;
         tcp.set_nonblocking(true)?;
@@ -89,6 +92,23 @@ impl FakeUpstream {
             .lock()
             .map(|s| s.seen.clone())
             .unwrap_or_default()
+    }
+
+    /// What it was asked, once no query has come in for `quiet` since `from` (or `max` after
+    /// `from` has passed): a server may still ask after its last reply, as a cache refreshing
+    /// in the background does.
+    pub fn seen_settled(&self, from: Instant, quiet: Duration, max: Duration) -> Vec<Seen> {
+        let deadline = from + max;
+        loop {
+            let last = self.state.lock().ok().and_then(|s| s.last);
+            let now = Instant::now();
+            let since = now.saturating_duration_since(last.map_or(from, |t| t.max(from)));
+            if since >= quiet || now >= deadline {
+                return self.seen();
+            }
+            // Waiting for nothing to happen: there is no event to wake on.
+            std::thread::sleep(quiet.saturating_sub(since).min(deadline - now));
+        }
     }
 }
 
@@ -246,6 +266,7 @@ fn pick(req: &Message, proto: Proto, state: &Mutex<State>) -> Option<Rule> {
         name: name.clone(),
         qtype: qtype.to_string(),
     });
+    st.last = Some(Instant::now());
     for (rule, left) in st.rules.iter_mut() {
         if left.is_some_and(|n| n == 0) {
             continue;
