@@ -18,11 +18,6 @@ const INTERVAL: Duration = Duration::from_secs(2);
 const REWRITES: usize = 20;
 const MIN_QUERIES: usize = 100_000;
 
-fn free_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
 /// A good Corefile: `www.example.org` is `10.0.0.<version>`.
 fn good(port: u16, version: u64) -> String {
     format!(

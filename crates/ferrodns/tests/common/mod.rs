@@ -13,6 +13,18 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A loopback port free for both UDP and TCP right now (bound, then released): for
+/// Corefiles that name their port, such as those a test rewrites or that HTTP plugins share.
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
