@@ -24,6 +24,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use nix::sched::{CloneFlags, setns};
 
+mod manifest;
+
 const LOCAL: &str = "169.254.20.10";
 const KUBEDNS_IP: &str = "10.96.0.10";
 const WAIT: Duration = Duration::from_secs(20);
@@ -192,27 +194,9 @@ fn ferrodns_bin() -> PathBuf {
     bin
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The ConfigMap Corefile of deploy/nodelocaldns.yaml, after the installer's `sed`.
 fn corefile_base(ipvs: bool) -> String {
-    let yaml = std::fs::read_to_string(repo().join("deploy/nodelocaldns.yaml")).unwrap();
-    let start = yaml.find("  Corefile: |\n").unwrap() + "  Corefile: |\n".len();
-    let mut text = String::new();
-    for line in yaml[start..].lines() {
-        if line.trim().is_empty() {
-            text.push('\n');
-            continue;
-        }
-        let Some(l) = line.strip_prefix("    ") else {
-            break;
-        };
-        text.push_str(l);
-        text.push('\n');
-    }
-    let text = text.replace("__PILLAR__LOCAL__DNS__", LOCAL);
+    let text = manifest::configmap_corefile().replace("__PILLAR__LOCAL__DNS__", LOCAL);
     let text = text.replace("__PILLAR__DNS__DOMAIN__", "cluster.local");
     if ipvs {
         text.replace(",__PILLAR__DNS__SERVER__", "")

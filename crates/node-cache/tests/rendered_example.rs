@@ -6,32 +6,17 @@
 //! output, byte for byte.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use ferrodns_node_cache::corefile::{RenderParams, render};
 use ferrodns_node_cache::kubedns::KubeDnsConfig;
+use manifest::repo;
 
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod manifest;
 
-/// The ConfigMap's `Corefile` key, as the pod sees it in /etc/coredns/Corefile.base.
+/// The ConfigMap's `Corefile` key after the iptables-mode install substitution.
 fn configmap_corefile() -> String {
-    let yaml = std::fs::read_to_string(repo().join("deploy/nodelocaldns.yaml")).unwrap();
-    let start = yaml.find("  Corefile: |\n").unwrap() + "  Corefile: |\n".len();
-    let mut text = String::new();
-    for line in yaml[start..].lines() {
-        if line.trim().is_empty() {
-            text.push('\n');
-            continue;
-        }
-        let Some(l) = line.strip_prefix("    ") else {
-            break;
-        };
-        text.push_str(l);
-        text.push('\n');
-    }
-    text.replace("__PILLAR__LOCAL__DNS__", "169.254.20.10")
+    manifest::configmap_corefile()
+        .replace("__PILLAR__LOCAL__DNS__", "169.254.20.10")
         .replace("__PILLAR__DNS__DOMAIN__", "cluster.local")
         .replace("__PILLAR__DNS__SERVER__", "10.96.0.10")
 }
