@@ -74,6 +74,20 @@ impl Dispenser {
         }
     }
 
+    /// [`Dispenser::next`] for a plugin allowed once per server block: loads the directive's
+    /// first occurrence, false at the end, and CoreDNS's `this plugin can only be used once per
+    /// Server Block` for `name` when there is a second.
+    pub fn next_once(&mut self, name: &str) -> Result<bool, SetupError> {
+        if !self.next() {
+            return Ok(false);
+        }
+        // The first occurrence starts at the first token; whatever comes after is another.
+        if self.cursor > 0 {
+            return Err(SetupError::once(name));
+        }
+        Ok(true)
+    }
+
     /// Load the next token only if it is on the same line as the current one.
     pub fn next_arg(&mut self) -> bool {
         if self.cursor < 0 {

@@ -102,12 +102,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         reload: DEFAULT_RELOAD,
     };
     let block_zones = c.zone_names();
-    let mut seen = false;
-    while c.next() {
-        if seen {
-            return Err(SetupError::once(NAME));
-        }
-        seen = true;
+    while c.next_once(NAME)? {
         let mut args = c.remaining_args();
         if !args.is_empty() {
             cfg.path = args.remove(0);

@@ -239,12 +239,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
 
 /// Read the directive: no arguments, once per block. The zone is the block's first key.
 pub fn parse(c: &mut Setup<'_>) -> Result<Loop, SetupError> {
-    let mut count = 0;
-    while c.next() {
-        if count > 0 {
-            return Err(SetupError::once(NAME));
-        }
-        count += 1;
+    while c.next_once(NAME)? {
         if c.next_arg() {
             return Err(SetupError::plugin(NAME, c.arg_err()));
         }

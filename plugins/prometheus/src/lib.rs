@@ -39,12 +39,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     let mut cfg = Config {
         addr: DEFAULT_ADDR.to_string(),
     };
-    let mut seen = false;
-    while c.next() {
-        if seen {
-            return Err(SetupError::once(NAME));
-        }
-        seen = true;
+    while c.next_once(NAME)? {
         if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
             cfg.addr = addr;
         }

@@ -57,12 +57,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         addr: DEFAULT_ADDR.to_string(),
         monitor: Monitor::UntilReady,
     };
-    let mut seen = false;
-    while c.next() {
-        if seen {
-            return Err(SetupError::once(NAME));
-        }
-        seen = true;
+    while c.next_once(NAME)? {
         if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
             cfg.addr = addr;
         }
