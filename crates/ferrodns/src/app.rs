@@ -14,6 +14,37 @@ use tokio::sync::{mpsc, oneshot};
 use ferrodns_server::Server;
 use ferrodns_server::config::{self, Source};
 
+/// How a Go program ends on a command line its flag set refused: `-h` prints the usage and
+/// exits 0; anything else prints the error and the usage and exits 2.
+pub fn flag_exit(err: cli::FlagError, usage: &str) -> ExitCode {
+    match err {
+        cli::FlagError::Help => {
+            eprint!("{usage}");
+            ExitCode::SUCCESS
+        }
+        cli::FlagError::Bad(msg) => {
+            eprintln!("{msg}");
+            eprint!("{usage}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run `main` to its exit status on the server's runtime: one worker per CPU.
+pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ferrodns_server::run::workers())
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("starting runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What CoreDNS's `Run` does before loading a Corefile, in its order: refuse arguments after
 /// the flags, answer `-plugins`, answer `-version`. `Some` is the exit status when the process
 /// is done.

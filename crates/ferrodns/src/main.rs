@@ -15,15 +15,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| "ferrodns".to_string());
     let flags = match cli::parse(args.get(1..).unwrap_or(&[])) {
         Ok(f) => f,
-        Err(cli::FlagError::Help) => {
-            eprint!("{}", cli::usage(&program));
-            return ExitCode::SUCCESS;
-        }
-        Err(cli::FlagError::Bad(msg)) => {
-            eprintln!("{msg}");
-            eprint!("{}", cli::usage(&program));
-            return ExitCode::from(2);
-        }
+        Err(e) => return app::flag_exit(e, &cli::usage(&program)),
     };
     let registry = ferrodns::registry();
     if let Some(code) = app::early_exit(&flags, &registry) {
@@ -49,18 +41,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ferrodns_server::run::workers())
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(app::serve(
+    app::block_on(app::serve(
         src,
         flags,
         registry,

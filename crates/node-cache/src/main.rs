@@ -26,15 +26,7 @@ fn main() -> ExitCode {
     tracing::info!(target: "node-cache", "Starting node-cache image: {}", env!("CARGO_PKG_VERSION"));
     let params = match flags::parse(args.get(1..).unwrap_or(&[])) {
         Ok(p) => p,
-        Err(ParamsError::Flag(ferrodns::goflag::FlagError::Help)) => {
-            eprint!("{}", flags::usage(&program));
-            return ExitCode::SUCCESS;
-        }
-        Err(ParamsError::Flag(ferrodns::goflag::FlagError::Bad(msg))) => {
-            eprintln!("{msg}");
-            eprint!("{}", flags::usage(&program));
-            return ExitCode::from(2);
-        }
+        Err(ParamsError::Flag(e)) => return app::flag_exit(e, &flags::usage(&program)),
         Err(ParamsError::Invalid(msg)) => {
             tracing::error!(target: logging::FATAL_PREFIX, "Error parsing flags - {msg}, Exiting");
             return ExitCode::FAILURE;
@@ -46,18 +38,7 @@ fn main() -> ExitCode {
         "Using Pidfile {}",
         params.coredns.pidfile.as_deref().unwrap_or("")
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ferrodns_server::run::workers())
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(params))
+    app::block_on(run(params))
 }
 
 async fn run(params: Params) -> ExitCode {
