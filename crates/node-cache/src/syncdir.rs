@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 use tracing::error;
 
 /// The default period of both directory pollers (kube-dns's `ConfigPeriod` and node-cache's
@@ -160,34 +159,6 @@ impl DirWatcher {
             Err(e) => {
                 error!(target: "node-cache", "Error loading config from {}: {}", self.dir.display(), e);
                 None
-            }
-        }
-    }
-
-    /// Poll every `period` (first check one period from now) and call `on_change` with each
-    /// changed content, until `stop` turns true or its sender is dropped.
-    pub async fn run(
-        mut self,
-        period: Duration,
-        mut stop: watch::Receiver<bool>,
-        mut on_change: impl FnMut(DirSnapshot),
-    ) {
-        let mut ticker = ticker(period);
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            tokio::select! {
-                changed = stop.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = ticker.tick() => {
-                    if let Some(snap) = self.poll() {
-                        on_change(snap);
-                    }
-                }
             }
         }
     }

@@ -166,41 +166,6 @@ fn first_sight_of_an_empty_directory_is_not_a_change() {
     assert_eq!(w.poll(), None);
 }
 
-#[tokio::test]
-async fn run_reports_changes_until_stopped() {
-    // Every test logs through its own subscriber: tracing caches interest per callsite
-    // across threads, so a test thread without one can hide another's events.
-    let _logs = Logs::default();
-    let _guard = _logs.install();
-    let dir = temp_dir("run");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let task =
-        tokio::spawn(
-            DirWatcher::new(&dir).run(Duration::from_millis(20), stop_rx, move |snap| {
-                let _ = tx.send(snap);
-            }),
-        );
-    std::fs::write(dir.join("k"), "1").unwrap();
-    let snap = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(snap.data["k"], "1");
-    std::fs::write(dir.join("k"), "2").unwrap();
-    let snap = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(snap.data["k"], "2");
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
 /// Captured log lines, in the project's `[LEVEL] message` shape.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
