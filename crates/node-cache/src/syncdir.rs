@@ -10,9 +10,9 @@
 //! Like upstream, the directory itself is checked with `lstat`: a symlink to a directory is
 //! refused (`config path "..." is not a directory`).
 //!
-//! [`DirWatcher::run`] polls on the Tokio runtime (a task that ticks every `period`, 10 s in
-//! production) until a `watch` stop signal; the reads are small synchronous file reads done
-//! on the runtime's worker thread.
+//! [`DirWatcher::poll`] is one check; node-cache's sync loop in `corefile` calls it on every
+//! tick of `ticker` (10 s in production). The reads are small synchronous file reads done on
+//! the runtime's worker thread.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
