@@ -18,7 +18,7 @@ pub trait Plugin: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Serve one request.
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError>;
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError>;
 
     /// The optional synchronous wire-level hook used before the async chain (see [`FastHook`]).
     /// Plugins without one return `None`; the server then never takes the fast path past them.
@@ -106,58 +106,74 @@ impl Chain {
         &self.plugins
     }
 
-    /// Run the whole chain on a request.
-    pub async fn serve(&self, req: &mut Request) -> Result<Reply, PluginError> {
+    /// The whole chain as a [`Next`], as the server hands it a request.
+    pub fn start(&self) -> Next {
         Next {
             caller: "",
-            rest: &self.plugins,
+            plugins: self.plugins.clone(),
+            at: 0,
         }
-        .serve(req)
-        .await
+    }
+
+    /// Run the whole chain on a request.
+    pub async fn serve(&self, req: &mut Request) -> Result<Reply, PluginError> {
+        self.start().serve(req).await
     }
 }
 
 /// The rest of the chain after the current handler.
-#[derive(Clone, Copy)]
-pub struct Next<'a> {
+///
+/// It owns its share of the chain (`'static`, cheap to clone), so a handler may keep it and call
+/// the rest of its chain later, from a task of its own: `cache` refreshes entries this way
+/// (prefetch, serve_stale) without the query passing through the handlers before it again.
+#[derive(Clone)]
+pub struct Next {
     caller: &'static str,
-    rest: &'a [Arc<dyn Plugin>],
+    plugins: Arc<[Arc<dyn Plugin>]>,
+    at: usize,
 }
 
-impl<'a> Next<'a> {
-    /// A `Next` over an arbitrary slice of handlers; `caller` names the plugin that calls it,
-    /// for the "no next plugin found" error. Mostly for tests and for plugins that run a
-    /// sub-chain.
-    pub fn new(caller: &'static str, rest: &'a [Arc<dyn Plugin>]) -> Self {
-        Next { caller, rest }
+impl Next {
+    /// A `Next` over the given handlers; `caller` names the plugin that calls it, for the "no
+    /// next plugin found" error. For tests and for plugins that run a sub-chain.
+    pub fn new(caller: &'static str, rest: impl Into<Arc<[Arc<dyn Plugin>]>>) -> Self {
+        Next {
+            caller,
+            plugins: rest.into(),
+            at: 0,
+        }
+    }
+
+    /// The handlers still to run.
+    fn rest(&self) -> &[Arc<dyn Plugin>] {
+        self.plugins.get(self.at..).unwrap_or_default()
     }
 
     /// True when there is no handler after the current one.
     pub fn is_empty(&self) -> bool {
-        self.rest.is_empty()
+        self.rest().is_empty()
     }
 
     /// The name of the next handler, if any (`forward`'s `next` only hands a query on to
     /// another `forward`).
     pub fn peek(&self) -> Option<&'static str> {
-        self.rest.first().map(|p| p.name())
+        self.rest().first().map(|p| p.name())
     }
 
     /// Hand the request to the next handler. With no handler left this is SERVFAIL with
     /// `plugin/<caller>: no next plugin found`, as in CoreDNS.
     pub async fn serve(self, req: &mut Request) -> Result<Reply, PluginError> {
-        match self.rest.split_first() {
-            Some((first, rest)) => {
-                let next = Next {
-                    caller: first.name(),
-                    rest,
-                };
-                first.serve(req, next).await
-            }
-            None => Err(PluginError::servfail(format!(
+        let Some(first) = self.rest().first().cloned() else {
+            return Err(PluginError::servfail(format!(
                 "plugin/{}: no next plugin found",
                 self.caller
-            ))),
-        }
+            )));
+        };
+        let next = Next {
+            caller: first.name(),
+            plugins: self.plugins,
+            at: self.at + 1,
+        };
+        first.serve(req, next).await
     }
 }

@@ -29,7 +29,7 @@
 //! #[async_trait]
 //! impl Plugin for Hello {
 //!     fn name(&self) -> &'static str { "hello" }
-//!     async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+//!     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
 //!         // Look at the request, answer or pass it on.
 //!         next.serve(req).await
 //!     }

@@ -23,7 +23,7 @@ impl Plugin for Answer {
     fn name(&self) -> &'static str {
         "answer"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
         m.queries = req.message().queries.clone();
         m.add_answer(Record::from_rdata(
@@ -43,7 +43,7 @@ impl Plugin for Chase {
     fn name(&self) -> &'static str {
         "chase"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         let name = Name::from_ascii(&self.0).map_err(|e| PluginError::servfail(e.to_string()))?;
         let mut m = req.lookup(name, RecordType::A).await?;
         m.metadata.id = req.id();

@@ -20,7 +20,7 @@ impl Plugin for Boom {
     fn name(&self) -> &'static str {
         "boom"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         if req.name_lower().starts_with("panic.") {
             panic!("boom on {}", req.name_lower());
         }

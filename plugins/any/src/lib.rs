@@ -71,7 +71,7 @@ impl Plugin for Any {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         if req.qtype() != RecordType::ANY {
             return next.serve(req).await;
         }

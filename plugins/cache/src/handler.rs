@@ -1,7 +1,6 @@
 //! The request path (lookup, hit, miss, stale, prefetch) and the write path (classify, clamp the
 //! TTLs, store) of the cache.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,27 +34,6 @@ pub(crate) struct Ctx {
 /// and the entry stored.
 type Verified = (bool, Option<Message>, Option<Arc<Entry>>);
 
-enum JobKind {
-    /// A prefetch of a fresh entry, or the refresh of a stale one (`stale`), counted from `now`.
-    Prefetch { stale: bool, now: Instant },
-    /// The refresh of `serve_stale verify` with a timeout: its result goes back to the waiter.
-    Verify { tx: oneshot::Sender<Verified> },
-}
-
-/// Work handed to this cache inside a lookup through the server (see [`Cache::spawn_job`]).
-struct Job {
-    owner: usize,
-    req: Request,
-    ctx: Ctx,
-    entry: Arc<Entry>,
-    recheck: Duration,
-    kind: JobKind,
-}
-
-tokio::task_local! {
-    static JOB: RefCell<Option<Job>>;
-}
-
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -64,7 +42,7 @@ fn unix_now() -> i64 {
 }
 
 /// The request as sent on: a copy with AD set (CoreDNS asks upstreams for AD).
-fn refresh_request(req: &Request) -> Request {
+fn upstream_request(req: &Request) -> Request {
     let mut up = req.clone();
     if !up.message().metadata.authentic_data {
         up.message_mut().metadata.authentic_data = true;
@@ -80,11 +58,31 @@ fn decoded(out: &mut Result<Reply, PluginError>) -> Option<Message> {
     }
 }
 
-impl Cache {
-    fn owner_id(&self) -> usize {
-        self as *const Cache as usize
-    }
+/// A background refresh of `entry` that is under way; ends it as failed if the task stops
+/// before it finished (a panic further down the chain, a runtime shutting down).
+struct Refresh {
+    entry: Arc<Entry>,
+    recheck: Duration,
+    done: bool,
+}
 
+impl Refresh {
+    fn end(mut self, refreshed: bool) {
+        self.done = true;
+        self.entry
+            .end_refresh(Instant::now(), self.recheck, refreshed);
+    }
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        if !self.done {
+            self.entry.end_refresh(Instant::now(), self.recheck, false);
+        }
+    }
+}
+
+impl Cache {
     /// CoreDNS's `request.Match`: one question, QR set, same name (any case), type and class.
     fn reply_matches(ctx: &Ctx, m: &Message) -> bool {
         if m.queries.len() != 1 || m.metadata.message_type != MessageType::Response {
@@ -246,8 +244,8 @@ impl Cache {
     }
 
     /// Ask the rest of the chain and write the reply through the cache.
-    async fn fetch(&self, req: &Request, next: Next<'_>, ctx: &Ctx) -> Result<Reply, PluginError> {
-        let mut up = refresh_request(req);
+    async fn fetch(&self, req: &Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
+        let mut up = upstream_request(req);
         let mut out = next.serve(&mut up).await;
         match decoded(&mut out) {
             Some(m) => Ok(Reply::message(self.write(ctx, m, false).0)),
@@ -256,7 +254,7 @@ impl Cache {
     }
 
     /// A miss: one request per key goes on, identical ones wait for it.
-    async fn miss(&self, req: &Request, next: Next<'_>, ctx: &Ctx) -> Result<Reply, PluginError> {
+    async fn miss(&self, req: &Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
         let fk = FlightKey {
             key: ctx.key,
             ad: ctx.ad,
@@ -287,7 +285,7 @@ impl Cache {
     async fn hit(
         &self,
         req: &Request,
-        next: Next<'_>,
+        next: Next,
         ctx: &Ctx,
         e: Arc<Entry>,
         mut now: Instant,
@@ -300,8 +298,8 @@ impl Cache {
                 let track = !recheck.is_zero();
                 if !track || e.begin_refresh(now, recheck) {
                     if self.cfg.verify_stale_timeout.is_zero() {
-                        let mut up = refresh_request(req);
-                        let mut out = next.serve(&mut up).await;
+                        let mut up = upstream_request(req);
+                        let mut out = next.clone().serve(&mut up).await;
                         let (refreshed, client, _) = match decoded(&mut out) {
                             Some(m) => self.verify_write(ctx, m, false),
                             None => (false, None, None),
@@ -312,7 +310,9 @@ impl Cache {
                         if refreshed && let Some(m) = client {
                             return Ok(Reply::message(m));
                         }
-                    } else if let Some(reply) = self.verify_with_timeout(req, ctx, &e).await {
+                    } else if let Some(reply) =
+                        self.verify_with_timeout(req, next.clone(), ctx, &e).await
+                    {
                         return Ok(reply);
                     }
                 }
@@ -322,31 +322,46 @@ impl Cache {
                 .checked_sub(Duration::from_secs(ttl.unsigned_abs()))
                 .unwrap_or(now);
             if !self.cfg.verify_stale {
-                self.try_prefetch(req, ctx, &e, now, true);
+                self.try_prefetch(req, next, ctx, &e, now, true);
             }
             ctx.metrics.served_stale.inc();
         } else if self.should_prefetch(&e, now) {
-            self.try_prefetch(req, ctx, &e, now, false);
+            self.try_prefetch(req, next, ctx, &e, now, false);
         }
         Ok(self.hit_reply(req, ctx, &e, self.hit_ttl(&e, ttl)))
     }
 
     /// `serve_stale verify` with a timeout: refresh in the background, serve its result if it
     /// comes in time and refreshed the entry, else the stale entry.
-    async fn verify_with_timeout(&self, req: &Request, ctx: &Ctx, e: &Arc<Entry>) -> Option<Reply> {
+    async fn verify_with_timeout(
+        &self,
+        req: &Request,
+        next: Next,
+        ctx: &Ctx,
+        e: &Arc<Entry>,
+    ) -> Option<Reply> {
+        let me = self.me.upgrade()?;
         let (tx, rx) = oneshot::channel();
-        let job = Job {
-            owner: self.owner_id(),
-            req: refresh_request(req),
-            ctx: ctx.clone(),
+        let mut up = upstream_request(req);
+        let ctx2 = ctx.clone();
+        // Without a recheck interval the caller began no refresh: there is none to end.
+        let recheck = self.cfg.stale_recheck;
+        let refresh = (!recheck.is_zero()).then(|| Refresh {
             entry: e.clone(),
-            recheck: self.cfg.stale_recheck,
-            kind: JobKind::Verify { tx },
-        };
-        if !self.spawn_job(req, job, req.protocol) {
-            // No way to run it in the background here: the stale entry is served.
-            return None;
-        }
+            recheck,
+            done: false,
+        });
+        tokio::spawn(async move {
+            let mut out = next.serve(&mut up).await;
+            let verified = match decoded(&mut out) {
+                Some(m) => me.verify_write(&ctx2, m, true),
+                None => (false, None, None),
+            };
+            if let Some(refresh) = refresh {
+                refresh.end(verified.0);
+            }
+            let _ = tx.send(verified);
+        });
         match tokio::time::timeout(self.cfg.verify_stale_timeout, rx).await {
             Ok(Ok((true, client, item))) => match (item, client) {
                 (Some(item), _) => {
@@ -365,112 +380,58 @@ impl Cache {
         }
     }
 
-    fn try_prefetch(&self, req: &Request, ctx: &Ctx, e: &Arc<Entry>, now: Instant, stale: bool) {
+    /// Refresh `e` in the background from the rest of the chain: a prefetch of a fresh entry,
+    /// or (`stale`) the refresh of a stale one, its frequency counted from `now`.
+    fn try_prefetch(
+        &self,
+        req: &Request,
+        next: Next,
+        ctx: &Ctx,
+        e: &Arc<Entry>,
+        now: Instant,
+        stale: bool,
+    ) {
         let recheck = if stale {
             self.cfg.stale_recheck
         } else {
             Duration::ZERO
         };
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
         if !e.begin_refresh(Instant::now(), recheck) {
             return;
         }
-        let mut up = refresh_request(req);
-        // CoreDNS's prefetch writer reports a TCP client, so a forwarder asks over TCP.
-        up.protocol = Protocol::Tcp;
-        let job = Job {
-            owner: self.owner_id(),
-            req: up,
-            ctx: ctx.clone(),
+        let refresh = Refresh {
             entry: e.clone(),
             recheck,
-            kind: JobKind::Prefetch { stale, now },
+            done: false,
         };
-        if !self.spawn_job(req, job, Protocol::Tcp) {
-            e.end_refresh(Instant::now(), recheck, false);
-        }
-    }
-
-    /// Run `job` in the background. The plugin API gives a handler no owned handle on the rest
-    /// of its chain, so the job travels through a lookup of the same question through the
-    /// server (which reaches this cache again) in a task-local slot; the cache takes it there
-    /// and runs it against its `next`. False when the request has no lookup handle.
-    fn spawn_job(&self, req: &Request, job: Job, protocol: Protocol) -> bool {
-        let Some(up) = req.upstream() else {
-            return false;
-        };
-        let Some(q) = req.question().cloned() else {
-            return false;
-        };
-        let mut from = job.req.clone();
-        from.protocol = protocol;
-        tokio::spawn(JOB.scope(RefCell::new(Some(job)), async move {
-            let _ = up.lookup(&from, q.name().clone(), q.query_type()).await;
-            // If the lookup never reached the cache, end the refresh it started.
-            let left = JOB.with(|j| j.borrow_mut().take());
-            if let Some(job) = left {
-                job.entry.end_refresh(Instant::now(), job.recheck, false);
-            }
-        }));
-        true
-    }
-
-    fn take_job(&self) -> Option<Job> {
-        let me = self.owner_id();
-        JOB.try_with(|j| {
-            let mut slot = j.borrow_mut();
-            if slot.as_ref().is_some_and(|job| job.owner == me) {
-                slot.take()
-            } else {
-                None
-            }
-        })
-        .ok()
-        .flatten()
-    }
-
-    async fn run_job(&self, job: Job, next: Next<'_>) -> Result<Reply, PluginError> {
-        let Job {
-            mut req,
-            ctx,
-            entry,
-            recheck,
-            kind,
-            ..
-        } = job;
-        match kind {
-            JobKind::Prefetch { stale, now } => {
-                ctx.metrics.prefetch.inc();
-                let mut out = next.serve(&mut req).await;
-                let refreshed = match decoded(&mut out) {
-                    Some(m) if stale => self.verify_write(&ctx, m, true).0,
-                    Some(m) => {
-                        self.write(&ctx, m, true);
-                        true
-                    }
-                    None => !stale,
-                };
-                if refreshed && let Some(fresh) = self.exists(ctx.key) {
-                    let hits = entry.hits();
-                    match fresh.freq.lock() {
-                        Ok(mut f) => *f = (now, hits),
-                        Err(p) => *p.into_inner() = (now, hits),
-                    }
+        let mut up = upstream_request(req);
+        // CoreDNS's prefetch writer reports a TCP client whatever the client used (so that the
+        // reply is not truncated): a forwarder without force_tcp/prefer_udp then asks over TCP.
+        up.protocol = Protocol::Tcp;
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.metrics.prefetch.inc();
+            let mut out = next.serve(&mut up).await;
+            let refreshed = match decoded(&mut out) {
+                Some(m) if stale => me.verify_write(&ctx, m, true).0,
+                Some(m) => {
+                    me.write(&ctx, m, true);
+                    true
                 }
-                entry.end_refresh(Instant::now(), recheck, refreshed);
-            }
-            JobKind::Verify { tx } => {
-                let mut out = next.serve(&mut req).await;
-                let verified = match decoded(&mut out) {
-                    Some(m) => self.verify_write(&ctx, m, true),
-                    None => (false, None, None),
-                };
-                if !recheck.is_zero() {
-                    entry.end_refresh(Instant::now(), recheck, verified.0);
+                None => !stale,
+            };
+            if refreshed && let Some(fresh) = me.exists(ctx.key) {
+                let hits = refresh.entry.hits();
+                match fresh.freq.lock() {
+                    Ok(mut f) => *f = (now, hits),
+                    Err(p) => *p.into_inner() = (now, hits),
                 }
-                let _ = tx.send(verified);
             }
-        }
-        Ok(Reply::Drop)
+            refresh.end(refreshed);
+        });
     }
 
     fn exists(&self, key: u64) -> Option<Arc<Entry>> {
@@ -484,10 +445,7 @@ impl Plugin for Cache {
         crate::NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
-        if let Some(job) = self.take_job() {
-            return self.run_job(job, next).await;
-        }
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let Some(q) = req.question() else {
             return next.serve(req).await;
         };

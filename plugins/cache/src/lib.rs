@@ -14,7 +14,7 @@ mod handler;
 pub mod metrics;
 pub mod store;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use ferrodns_plugin::proto::rr::Name;
 use ferrodns_plugin::proto::serialize::binary::BinEncodable;
@@ -36,7 +36,7 @@ fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg = config::parse(c, &zones).map_err(|e| SetupError::plugin(NAME, e))?;
     let families = Families::register(c.metrics());
     let cache = Cache::new(cfg, families);
-    c.add_plugin(Arc::new(cache));
+    c.add_plugin(cache);
     Ok(())
 }
 
@@ -61,12 +61,14 @@ pub struct Cache {
     zones_label: String,
     servers: RwLock<Vec<(Arc<str>, Arc<CacheMetrics>)>>,
     flights: flight::Flights,
+    /// This cache itself, for the background refreshes it starts.
+    me: Weak<Cache>,
 }
 
 impl Cache {
     /// A cache with this configuration, counting into `families`.
-    pub fn new(cfg: Config, families: Families) -> Self {
-        Cache {
+    pub fn new(cfg: Config, families: Families) -> Arc<Self> {
+        Arc::new_cyclic(|me| Cache {
             zones: wire_zones(&cfg.zones),
             pexcept: wire_zones(&cfg.pexcept),
             nexcept: wire_zones(&cfg.nexcept),
@@ -77,7 +79,8 @@ impl Cache {
             cfg,
             servers: RwLock::new(Vec::new()),
             flights: flight::Flights::default(),
-        }
+            me: me.clone(),
+        })
     }
 
     /// The configuration.

@@ -405,6 +405,11 @@ async fn prefetch_refreshes_popular_entries() {
         rig.metrics()
             .contains("coredns_cache_prefetch_total{server=\"dns://:53\",view=\"\",zones=\".\"} 1")
     );
+    assert_eq!(
+        rig.front.calls(),
+        4,
+        "the prefetch starts at the cache: the plugin before it saw only the 4 client queries"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -416,6 +421,11 @@ async fn serve_stale_immediate_serves_ttl_zero_and_refreshes() {
     assert_eq!(ttls(&stale), [0]);
     settle().await;
     assert_eq!(rig.backend.calls(), 2, "refreshed in the background");
+    assert_eq!(
+        rig.front.calls(),
+        2,
+        "the refresh did not pass the plugin before the cache"
+    );
     assert_eq!(ttls(&rig.ask(q("example.org.")).await), [5]);
     assert!(rig.metrics().contains(
         "coredns_cache_served_stale_total{server=\"dns://:53\",view=\"\",zones=\".\"} 1"
@@ -642,7 +652,7 @@ async fn expired_signatures_are_not_cached_for_do_replies() {
         let mut d = testkit::dispenser("cache", "cache").unwrap();
         let cfg = ferrodns_plugin_cache::config::parse(&mut d, &[".".to_string()]).unwrap();
         let families = ferrodns_plugin_cache::metrics::Families::register(&shared.metrics);
-        let cache = Arc::new(ferrodns_plugin_cache::Cache::new(cfg, families));
+        let cache = ferrodns_plugin_cache::Cache::new(cfg, families);
         let plugins: Vec<Arc<dyn Plugin>> = vec![
             cache.clone(),
             testkit::Fixed::new(Ok(Reply::message(signed_reply(exp, inc)))),
@@ -651,4 +661,44 @@ async fn expired_signatures_are_not_cached_for_do_replies() {
         testkit::run(&plugins, &mut req).await.unwrap();
         assert_eq!(cache.success_len(), cached, "expiration {exp}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn serve_stale_verify_with_timeout_refreshes_from_the_cache_on() {
+    let b = positive();
+    let rig = Rig::new("cache 5 {\n serve_stale 1h verify 100ms\n}", b.clone());
+    rig.ask(q("example.org.")).await;
+    advance(6).await;
+    // A quick upstream: the verified answer is served.
+    let m = rig.ask(q("example.org.")).await;
+    assert_eq!(ttls(&m), [5], "the verified fresh answer");
+    assert_eq!(rig.backend.calls(), 2);
+    // A slow upstream: the stale entry is served when the timeout passes, and the refresh
+    // still lands in the cache afterwards.
+    advance(6).await;
+    *b.delay.lock().unwrap() = Duration::from_secs(1);
+    b.set(
+        "example.org.",
+        Script::answer(vec![a("example.org.", 300, [192, 0, 2, 7])]),
+    );
+    let m = rig.ask(q("example.org.")).await;
+    assert_eq!(ttls(&m), [0], "stale, the refresh did not come in time");
+    advance(2).await;
+    settle().await;
+    assert_eq!(rig.backend.calls(), 3);
+    *b.delay.lock().unwrap() = Duration::ZERO;
+    let m = rig.ask(q("example.org.")).await;
+    assert_eq!(ttls(&m), [5], "the background refresh was stored");
+    assert_eq!(
+        m.answers[0].data,
+        ferrodns_plugin::proto::rr::RData::A(ferrodns_plugin::proto::rr::rdata::A::new(
+            192, 0, 2, 7
+        ))
+    );
+    assert_eq!(
+        rig.front.calls(),
+        4,
+        "the refreshes did not pass the plugin before the cache"
+    );
+    assert_eq!(rig.backend.calls(), 3);
 }

@@ -400,7 +400,7 @@ impl Plugin for Errors {
         true
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let result = next.serve(req).await;
         if let Err(e) = &result {
             let text = &e.message;

@@ -299,7 +299,7 @@ impl Plugin for File {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let qname_text = req.name_lower();
         let Some(zone) = self.zone_for(&qname_text) else {
             return next.serve(req).await;

@@ -352,7 +352,7 @@ impl Plugin for Forward {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let name = req.name_lower();
         if !self.matches(&name) {
             return next.serve(req).await;

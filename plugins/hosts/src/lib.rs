@@ -375,7 +375,7 @@ impl Plugin for Hosts {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let qname = req.name_lower();
         let qtype = req.qtype();
         let in_zone = names::zone_match(&self.zones, &qname).is_some();

@@ -376,7 +376,7 @@ impl Plugin for LoadBalance {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let qtype = req.qtype();
         let mut reply = next.serve(req).await?;
         if reply.rcode() != Some(ResponseCode::NoError) {

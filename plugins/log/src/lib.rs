@@ -169,7 +169,7 @@ impl Plugin for Logger {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let name = ferrodns_plugin::text::name_lower(&req.qname());
         let Some(rule) = self
             .rules

@@ -42,7 +42,7 @@ impl Plugin for Slow {
     fn name(&self) -> &'static str {
         "slow"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         tokio::time::sleep(self.0).await;
         Ok(Reply::message(ferrodns_plugin_log::rcode_reply(
             req.message(),
@@ -59,7 +59,7 @@ impl Plugin for WithMetadata {
     fn name(&self) -> &'static str {
         "meta"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         req.set_metadata("test/upstream", "192.0.2.1:53");
         let mut m = ferrodns_plugin_log::rcode_reply(req.message(), ResponseCode::NoError);
         m.metadata.recursion_available = true;

@@ -159,7 +159,7 @@ impl Plugin for Loop {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         if req.qtype() != RecordType::HINFO || self.is_disabled() {
             return next.serve(req).await;
         }

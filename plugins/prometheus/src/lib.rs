@@ -114,7 +114,7 @@ impl Plugin for Prometheus {
         Some(self)
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let start = Instant::now();
         let request_size = req.raw.len();
         let qname = req.name_lower();

@@ -376,7 +376,7 @@ impl Plugin for Rewrite {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let Some(original) = req.question().cloned() else {
             return next.serve(req).await;
         };

@@ -40,7 +40,7 @@ impl Plugin for Backend {
     fn name(&self) -> &'static str {
         "backend"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         self.seen.lock().unwrap().push(req.clone());
         (self.build)(req)
     }

@@ -517,7 +517,7 @@ impl Plugin for TemplateHandler {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         if zone_match(&self.zones, &req.name_lower()).is_none() {
             return next.serve(req).await;
         }

@@ -143,7 +143,7 @@ impl Plugin for Whoami {
         NAME
     }
 
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         match reply_for(req) {
             Some(msg) => Ok(Reply::message(msg)),
             // The SRV owner `_<proto>.<qname>` is longer than a name may be: CoreDNS still

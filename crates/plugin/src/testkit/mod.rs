@@ -135,7 +135,7 @@ impl Plugin for Fixed {
     fn name(&self) -> &'static str {
         "fixed"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         let mut out = self.outcome.clone();
         if let Ok(Reply::Message(m)) = &mut out {
             m.metadata.id = req.id();
@@ -148,5 +148,5 @@ impl Plugin for Fixed {
 
 /// Run `plugins` as a chain on `req`.
 pub async fn run(plugins: &[Arc<dyn Plugin>], req: &mut Request) -> Result<Reply, PluginError> {
-    Next::new("", plugins).serve(req).await
+    Next::new("", plugins.to_vec()).serve(req).await
 }

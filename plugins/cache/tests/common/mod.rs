@@ -1,6 +1,5 @@
 //! A scripted backend for the cache tests: answers by question name from a table, counts the
-//! requests it sees, and can be slowed down; plus a lookup handle that runs a chain (what the
-//! server gives requests, used by background refreshes).
+//! requests it sees, and can be slowed down; plus a counting plugin ahead of the cache.
 
 #![allow(dead_code)]
 
@@ -11,10 +10,8 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, SOA};
-use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::{
-    Lookup, Next, Plugin, PluginError, Reply, Request, Shared, async_trait, testkit,
-};
+use ferrodns_plugin::proto::rr::{Name, RData, Record};
+use ferrodns_plugin::{Next, Plugin, PluginError, Reply, Request, Shared, async_trait, testkit};
 
 /// What the backend answers for a name.
 #[derive(Clone)]
@@ -113,7 +110,7 @@ impl Plugin for Backend {
     fn name(&self) -> &'static str {
         "backend"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some(req.clone());
         let delay = *self.delay.lock().unwrap();
@@ -155,37 +152,37 @@ impl Plugin for Backend {
     }
 }
 
-/// Runs a fixed chain for lookups (what the server's dispatcher does).
-pub struct ChainLookup {
-    pub plugins: Mutex<Vec<Arc<dyn Plugin>>>,
+/// A plugin ahead of the cache that counts the requests it sees and passes them on: background
+/// refreshes must start at the cache, not pass through it again.
+#[derive(Default)]
+pub struct Front {
+    pub calls: AtomicUsize,
 }
 
-#[async_trait]
-impl Lookup for ChainLookup {
-    async fn lookup(
-        &self,
-        from: &Request,
-        _name: Name,
-        _qtype: RecordType,
-    ) -> Result<Message, PluginError> {
-        let plugins = self.plugins.lock().unwrap().clone();
-        let mut req = from.clone();
-        match testkit::run(&plugins, &mut req).await {
-            Ok(mut r) => r
-                .decoded()
-                .cloned()
-                .ok_or_else(|| PluginError::servfail("no message")),
-            Err(e) => Err(e),
-        }
+impl Front {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 }
 
-/// A cache from `directives` in front of `backend`, with a shared metrics registry.
+#[async_trait]
+impl Plugin for Front {
+    fn name(&self) -> &'static str {
+        "front"
+    }
+    async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        next.serve(req).await
+    }
+}
+
+/// A cache from `directives` between a counting [`Front`] and `backend`, with a shared metrics
+/// registry.
 pub struct Rig {
     pub plugins: Vec<Arc<dyn Plugin>>,
+    pub front: Arc<Front>,
     pub backend: Arc<Backend>,
     pub shared: Shared,
-    pub lookup: Arc<ChainLookup>,
     pub cache: Arc<ferrodns_plugin_cache::Cache>,
 }
 
@@ -198,16 +195,14 @@ impl Rig {
         let mut d = testkit::dispenser("cache", directives).unwrap();
         let cfg = ferrodns_plugin_cache::config::parse(&mut d, &[".".to_string()]).unwrap();
         let families = ferrodns_plugin_cache::metrics::Families::register(&shared.metrics);
-        let cache = Arc::new(ferrodns_plugin_cache::Cache::new(cfg, families));
-        let plugins: Vec<Arc<dyn Plugin>> = vec![cache.clone(), backend.clone()];
-        let lookup = Arc::new(ChainLookup {
-            plugins: Mutex::new(plugins.clone()),
-        });
+        let cache = ferrodns_plugin_cache::Cache::new(cfg, families);
+        let front = Arc::new(Front::default());
+        let plugins: Vec<Arc<dyn Plugin>> = vec![front.clone(), cache.clone(), backend.clone()];
         Rig {
             plugins,
+            front,
             backend,
             shared,
-            lookup,
             cache,
         }
     }
@@ -218,7 +213,6 @@ impl Rig {
     }
 
     pub async fn ask_reply(&self, mut req: Request) -> Reply {
-        req.set_upstream(self.lookup.clone(), 0);
         testkit::run(&self.plugins, &mut req)
             .await
             .expect("chain error")
