@@ -1,5 +1,5 @@
-//! Reading `cache [TTL] [ZONES...] { ... }` into a [`Config`], with CoreDNS's defaults and error
-//! texts (setup.go of the cache plugin).
+//! Reading `cache [TTL] [ZONES...] { ... }` into a [`Config`], one parser per option of the
+//! block, with CoreDNS's defaults and error texts (setup.go of the cache plugin).
 
 use std::time::Duration;
 
@@ -148,213 +148,24 @@ pub fn parse(c: &mut Dispenser, block_zones: &[String]) -> Result<Config, Err> {
             return Err(plain("this plugin can only be used once per Server Block"));
         }
         seen += 1;
-        let mut args = c.remaining_args();
-        if let Some(first) = args.first()
-            && let Ok(ttl) = atoi(first)
-        {
-            if ttl <= 0 {
-                return Err(plain(format!(
-                    "cache TTL can not be zero or negative: {ttl}"
-                )));
-            }
-            ca.pttl = secs(ttl);
-            ca.nttl = secs(ttl);
-            args.remove(0);
-        }
-        let origins: Vec<String> = if args.is_empty() {
-            block_zones.to_vec()
-        } else {
-            args.iter().flat_map(|a| normalize_exact(a)).collect()
-        };
+        let origins = parse_head(c, block_zones, &mut ca)?;
         let mut stale_configured = false;
         let mut policy_configured = false;
         while c.next_block() {
-            let keyword = c.val().to_string();
-            match keyword.as_str() {
-                "success" | "denial" => {
-                    let args = c.remaining_args();
-                    if args.is_empty() {
-                        return Err(c.arg_err());
-                    }
-                    let cap = atoi(&args[0])?;
-                    let (mut ttl, mut min) = (None, None);
-                    if args.len() > 1 {
-                        let t = atoi(&args[1])?;
-                        if t <= 0 {
-                            return Err(plain(format!(
-                                "cache TTL can not be zero or negative: {t}"
-                            )));
-                        }
-                        ttl = Some(secs(t));
-                        if args.len() > 2 {
-                            let m = atoi(&args[2])?;
-                            if m < 0 {
-                                return Err(plain(format!(
-                                    "cache min TTL can not be negative: {m}"
-                                )));
-                            }
-                            min = Some(secs(m));
-                        }
-                    }
-                    // A negative capacity behaves as Go's: every shard still holds 4.
-                    let cap = cap.max(0) as usize;
-                    if keyword == "success" {
-                        ca.pcap = cap;
-                        ca.pttl = ttl.unwrap_or(ca.pttl);
-                        ca.minpttl = min.unwrap_or(ca.minpttl);
-                    } else {
-                        ca.ncap = cap;
-                        ca.nttl = ttl.unwrap_or(ca.nttl);
-                        ca.minnttl = min.unwrap_or(ca.minnttl);
-                    }
-                }
-                "prefetch" => {
-                    let args = c.remaining_args();
-                    if args.is_empty() || args.len() > 3 {
-                        return Err(c.arg_err());
-                    }
-                    let amount = atoi(&args[0])?;
-                    if amount < 0 {
-                        return Err(plain(format!(
-                            "prefetch amount should be positive: {amount}"
-                        )));
-                    }
-                    ca.prefetch = amount as u64;
-                    if args.len() > 1 {
-                        let (neg, d) = go_duration(&args[1])?;
-                        // A negative window makes every hit count as a fresh start.
-                        ca.duration = if neg { Duration::ZERO } else { d };
-                    }
-                    if args.len() > 2 {
-                        let pct = &args[2];
-                        let Some(num) = pct.strip_suffix('%') else {
-                            let last = pct.bytes().last().unwrap_or(b'?');
-                            return Err(plain(format!(
-                                "last character of percentage should be `%`, but is: '{}'",
-                                char::from(last)
-                            )));
-                        };
-                        let n = atoi(num)?;
-                        if !(10..=90).contains(&n) {
-                            return Err(plain(format!(
-                                "percentage should fall in range [10, 90]: {n}"
-                            )));
-                        }
-                        ca.percentage = n as u64;
-                    }
-                }
+            match c.val() {
+                "success" => parse_success(c, &mut ca)?,
+                "denial" => parse_denial(c, &mut ca)?,
+                "prefetch" => parse_prefetch(c, &mut ca)?,
                 "serve_stale" => {
                     stale_configured = true;
-                    let args = c.remaining_args();
-                    if args.len() > 5 {
-                        return Err(c.arg_err());
-                    }
-                    ca.stale_up_to = Duration::from_secs(3600);
-                    ca.stale_ttl = Duration::ZERO;
-                    ca.stale_recheck = Duration::ZERO;
-                    if let Some(a) = args.first() {
-                        let (neg, d) = go_duration(a)?;
-                        if neg {
-                            return Err(plain("invalid negative duration for serve_stale"));
-                        }
-                        ca.stale_up_to = d;
-                    }
-                    ca.verify_stale = false;
-                    ca.verify_stale_timeout = Duration::ZERO;
-                    if let Some(a) = args.get(1) {
-                        let mode = a.to_lowercase();
-                        if mode != "immediate" && mode != "verify" {
-                            return Err(plain(format!(
-                                "invalid value for serve_stale refresh mode: {mode}"
-                            )));
-                        }
-                        ca.verify_stale = mode == "verify";
-                    }
-                    if args.len() > 2 {
-                        if ca.verify_stale {
-                            let (neg, t) = go_duration(&args[2]).map_err(|e| {
-                                plain(format!("invalid serve_stale verify timeout: {e}"))
-                            })?;
-                            if neg {
-                                return Err(plain(
-                                    "invalid negative timeout for serve_stale verify",
-                                ));
-                            }
-                            ca.verify_stale_timeout = t;
-                            if let Some(a) = args.get(3) {
-                                ca.stale_ttl = stale_ttl(a)?;
-                            }
-                            if let Some(a) = args.get(4) {
-                                ca.stale_recheck = stale_recheck(a)?;
-                            }
-                        } else {
-                            if args.len() > 4 {
-                                return Err(c.arg_err());
-                            }
-                            ca.stale_ttl = stale_ttl(&args[2])?;
-                            if let Some(a) = args.get(3) {
-                                ca.stale_recheck = stale_recheck(a)?;
-                            }
-                        }
-                    }
+                    parse_serve_stale(c, &mut ca)?;
                 }
                 "serve_stale_policy" => {
-                    if policy_configured {
-                        return Err(plain("serve_stale_policy can only be specified once"));
-                    }
-                    policy_configured = true;
-                    let args = c.remaining_args();
-                    if args.len() != 1 {
-                        return Err(c.arg_err());
-                    }
-                    if args[0].to_lowercase() == "prefer_positive" {
-                        ca.prefer_positive = true;
-                    } else {
-                        return Err(plain(format!("invalid serve_stale_policy: {}", args[0])));
-                    }
+                    parse_serve_stale_policy(c, &mut ca, &mut policy_configured)?;
                 }
-                "servfail" => {
-                    let args = c.remaining_args();
-                    if args.len() != 1 {
-                        return Err(c.arg_err());
-                    }
-                    let (neg, d) = go_duration(&args[0])?;
-                    if neg {
-                        return Err(plain("invalid negative ttl for servfail"));
-                    }
-                    if d > Duration::from_secs(300) {
-                        return Err(plain(
-                            "caching SERVFAIL responses over 5 minutes is not permitted",
-                        ));
-                    }
-                    ca.failttl = d;
-                }
-                "disable" => {
-                    let args = c.remaining_args();
-                    if args.is_empty() {
-                        return Err(c.arg_err());
-                    }
-                    let zones: Vec<String> = if args.len() > 1 {
-                        args[1..].iter().map(|z| normalize_name(z)).collect()
-                    } else {
-                        vec![".".to_string()]
-                    };
-                    match args[0].as_str() {
-                        "denial" => ca.nexcept = zones,
-                        "success" => ca.pexcept = zones,
-                        _ => {
-                            return Err(plain(
-                                "cache type for disable must be \"success\" or \"denial\"",
-                            ));
-                        }
-                    }
-                }
-                "keepttl" => {
-                    if !c.remaining_args().is_empty() {
-                        return Err(c.arg_err());
-                    }
-                    ca.keepttl = true;
-                }
+                "servfail" => parse_servfail(c, &mut ca)?,
+                "disable" => parse_disable(c, &mut ca)?,
+                "keepttl" => parse_keepttl(c, &mut ca)?,
                 _ => return Err(c.arg_err()),
             }
         }
@@ -364,6 +175,255 @@ pub fn parse(c: &mut Dispenser, block_zones: &[String]) -> Result<Config, Err> {
         ca.zones = origins;
     }
     Ok(ca)
+}
+
+/// `cache [TTL] [ZONES...]`: the TTL (both caches' maximum) into `cfg`; the zones are returned
+/// (the block's when none are given).
+fn parse_head(
+    c: &mut Dispenser,
+    block_zones: &[String],
+    cfg: &mut Config,
+) -> Result<Vec<String>, Err> {
+    let mut args = c.remaining_args();
+    if let Some(first) = args.first()
+        && let Ok(ttl) = atoi(first)
+    {
+        if ttl <= 0 {
+            return Err(plain(format!(
+                "cache TTL can not be zero or negative: {ttl}"
+            )));
+        }
+        cfg.pttl = secs(ttl);
+        cfg.nttl = secs(ttl);
+        args.remove(0);
+    }
+    Ok(if args.is_empty() {
+        block_zones.to_vec()
+    } else {
+        args.iter().flat_map(|a| normalize_exact(a)).collect()
+    })
+}
+
+/// The arguments of `success` and `denial`: `CAPACITY [TTL [MINTTL]]`.
+struct CacheSize {
+    cap: usize,
+    ttl: Option<Duration>,
+    min: Option<Duration>,
+}
+
+fn parse_cache_size(c: &mut Dispenser) -> Result<CacheSize, Err> {
+    let args = c.remaining_args();
+    if args.is_empty() {
+        return Err(c.arg_err());
+    }
+    let cap = atoi(&args[0])?;
+    let (mut ttl, mut min) = (None, None);
+    if args.len() > 1 {
+        let t = atoi(&args[1])?;
+        if t <= 0 {
+            return Err(plain(format!("cache TTL can not be zero or negative: {t}")));
+        }
+        ttl = Some(secs(t));
+        if args.len() > 2 {
+            let m = atoi(&args[2])?;
+            if m < 0 {
+                return Err(plain(format!("cache min TTL can not be negative: {m}")));
+            }
+            min = Some(secs(m));
+        }
+    }
+    // A negative capacity behaves as Go's: every shard still holds 4.
+    let cap = cap.max(0) as usize;
+    Ok(CacheSize { cap, ttl, min })
+}
+
+/// `success CAPACITY [TTL [MINTTL]]`.
+fn parse_success(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let size = parse_cache_size(c)?;
+    cfg.pcap = size.cap;
+    cfg.pttl = size.ttl.unwrap_or(cfg.pttl);
+    cfg.minpttl = size.min.unwrap_or(cfg.minpttl);
+    Ok(())
+}
+
+/// `denial CAPACITY [TTL [MINTTL]]`.
+fn parse_denial(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let size = parse_cache_size(c)?;
+    cfg.ncap = size.cap;
+    cfg.nttl = size.ttl.unwrap_or(cfg.nttl);
+    cfg.minnttl = size.min.unwrap_or(cfg.minnttl);
+    Ok(())
+}
+
+/// `prefetch AMOUNT [DURATION [PERCENTAGE%]]`.
+fn parse_prefetch(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let args = c.remaining_args();
+    if args.is_empty() || args.len() > 3 {
+        return Err(c.arg_err());
+    }
+    let amount = atoi(&args[0])?;
+    if amount < 0 {
+        return Err(plain(format!(
+            "prefetch amount should be positive: {amount}"
+        )));
+    }
+    cfg.prefetch = amount as u64;
+    if args.len() > 1 {
+        let (neg, d) = go_duration(&args[1])?;
+        // A negative window makes every hit count as a fresh start.
+        cfg.duration = if neg { Duration::ZERO } else { d };
+    }
+    if let Some(pct) = args.get(2) {
+        cfg.percentage = prefetch_percentage(pct)?;
+    }
+    Ok(())
+}
+
+/// The `PERCENTAGE%` of `prefetch`.
+fn prefetch_percentage(pct: &str) -> Result<u64, Err> {
+    let Some(num) = pct.strip_suffix('%') else {
+        let last = pct.bytes().last().unwrap_or(b'?');
+        return Err(plain(format!(
+            "last character of percentage should be `%`, but is: '{}'",
+            char::from(last)
+        )));
+    };
+    let n = atoi(num)?;
+    if !(10..=90).contains(&n) {
+        return Err(plain(format!(
+            "percentage should fall in range [10, 90]: {n}"
+        )));
+    }
+    Ok(n as u64)
+}
+
+/// `serve_stale [DURATION [REFRESH_MODE [TIMEOUT] [TTL [RECHECK]]]]`: TIMEOUT only with the
+/// `verify` mode.
+fn parse_serve_stale(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let args = c.remaining_args();
+    if args.len() > 5 {
+        return Err(c.arg_err());
+    }
+    cfg.stale_up_to = Duration::from_secs(3600);
+    cfg.stale_ttl = Duration::ZERO;
+    cfg.stale_recheck = Duration::ZERO;
+    if let Some(a) = args.first() {
+        let (neg, d) = go_duration(a)?;
+        if neg {
+            return Err(plain("invalid negative duration for serve_stale"));
+        }
+        cfg.stale_up_to = d;
+    }
+    cfg.verify_stale = false;
+    cfg.verify_stale_timeout = Duration::ZERO;
+    if let Some(a) = args.get(1) {
+        let mode = a.to_lowercase();
+        if mode != "immediate" && mode != "verify" {
+            return Err(plain(format!(
+                "invalid value for serve_stale refresh mode: {mode}"
+            )));
+        }
+        cfg.verify_stale = mode == "verify";
+    }
+    if args.len() > 2 {
+        if cfg.verify_stale {
+            let (neg, t) = go_duration(&args[2])
+                .map_err(|e| plain(format!("invalid serve_stale verify timeout: {e}")))?;
+            if neg {
+                return Err(plain("invalid negative timeout for serve_stale verify"));
+            }
+            cfg.verify_stale_timeout = t;
+            if let Some(a) = args.get(3) {
+                cfg.stale_ttl = stale_ttl(a)?;
+            }
+            if let Some(a) = args.get(4) {
+                cfg.stale_recheck = stale_recheck(a)?;
+            }
+        } else {
+            if args.len() > 4 {
+                return Err(c.arg_err());
+            }
+            cfg.stale_ttl = stale_ttl(&args[2])?;
+            if let Some(a) = args.get(3) {
+                cfg.stale_recheck = stale_recheck(a)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `serve_stale_policy prefer_positive`, at most once per block (`configured` says whether it
+/// was already seen).
+fn parse_serve_stale_policy(
+    c: &mut Dispenser,
+    cfg: &mut Config,
+    configured: &mut bool,
+) -> Result<(), Err> {
+    if *configured {
+        return Err(plain("serve_stale_policy can only be specified once"));
+    }
+    *configured = true;
+    let args = c.remaining_args();
+    if args.len() != 1 {
+        return Err(c.arg_err());
+    }
+    if args[0].to_lowercase() == "prefer_positive" {
+        cfg.prefer_positive = true;
+        Ok(())
+    } else {
+        Err(plain(format!("invalid serve_stale_policy: {}", args[0])))
+    }
+}
+
+/// `servfail DURATION` (at most 5 minutes).
+fn parse_servfail(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let args = c.remaining_args();
+    if args.len() != 1 {
+        return Err(c.arg_err());
+    }
+    let (neg, d) = go_duration(&args[0])?;
+    if neg {
+        return Err(plain("invalid negative ttl for servfail"));
+    }
+    if d > Duration::from_secs(300) {
+        return Err(plain(
+            "caching SERVFAIL responses over 5 minutes is not permitted",
+        ));
+    }
+    cfg.failttl = d;
+    Ok(())
+}
+
+/// `disable success|denial [ZONES...]` (all zones when none are given).
+fn parse_disable(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    let args = c.remaining_args();
+    if args.is_empty() {
+        return Err(c.arg_err());
+    }
+    let zones: Vec<String> = if args.len() > 1 {
+        args[1..].iter().map(|z| normalize_name(z)).collect()
+    } else {
+        vec![".".to_string()]
+    };
+    match args[0].as_str() {
+        "denial" => cfg.nexcept = zones,
+        "success" => cfg.pexcept = zones,
+        _ => {
+            return Err(plain(
+                "cache type for disable must be \"success\" or \"denial\"",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `keepttl`, without arguments.
+fn parse_keepttl(c: &mut Dispenser, cfg: &mut Config) -> Result<(), Err> {
+    if !c.remaining_args().is_empty() {
+        return Err(c.arg_err());
+    }
+    cfg.keepttl = true;
+    Ok(())
 }
 
 fn stale_ttl(value: &str) -> Result<Duration, Err> {

@@ -12,13 +12,14 @@ mod fast;
 mod flight;
 mod handler;
 pub mod metrics;
+mod setup;
 pub mod store;
 
 use std::sync::{Arc, RwLock, Weak};
 
+use ferrodns_plugin::Descriptor;
 use ferrodns_plugin::proto::rr::Name;
 use ferrodns_plugin::proto::serialize::binary::BinEncodable;
-use ferrodns_plugin::{Descriptor, Setup, SetupError};
 
 pub use config::Config;
 use entry::Kind;
@@ -29,16 +30,7 @@ use store::Store;
 pub const NAME: &str = "cache";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let zones = c.zone_names();
-    let cfg = config::parse(c, &zones).map_err(|e| SetupError::plugin(NAME, e))?;
-    let families = Families::register(c.metrics());
-    let cache = Cache::new(cfg, families);
-    c.add_plugin(cache);
-    Ok(())
-}
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// A zone list as lowercased wire names.
 fn wire_zones(zones: &[String]) -> Vec<Vec<u8>> {

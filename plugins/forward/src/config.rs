@@ -1,11 +1,17 @@
 //! Parsing one `forward FROM TO... { ... }` stanza, with CoreDNS's defaults, checks and error
-//! texts.
+//! texts: the stanza's settings, and one parser per option of its block (the TO addresses are
+//! read by the `addr` module).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ferrodns_plugin::corefile::{go_quote, is_domain_name, normalize_exact, normalize_name};
 use ferrodns_plugin::{Dispenser, SetupError, duration};
+
+use crate::addr::parse_ip;
+pub use crate::addr::{Transport, split_zone, transport};
+use crate::doh::DohMethod;
+use crate::tls::TlsFiles;
 
 /// The most TO addresses one stanza may have.
 pub const MAX_UPSTREAMS: usize = 15;
@@ -41,6 +47,17 @@ pub enum Scheme {
     Tls,
     /// DNS over HTTPS.
     Https,
+}
+
+/// Which protocol queries go upstream over, from `force_tcp` and `prefer_udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoChoice {
+    /// The client's (neither option).
+    Client,
+    /// Always TCP (`force_tcp`, which wins when both are set); health probes too.
+    ForceTcp,
+    /// UDP even for TCP clients, retried over TCP when the reply is truncated (`prefer_udp`).
+    PreferUdp,
 }
 
 /// One upstream after parsing.
@@ -89,12 +106,12 @@ pub struct Config {
     pub max_idle_conns: usize,
     /// `read_timeout` (2s).
     pub read_timeout: Duration,
-    /// `tls` arguments as given (paths made absolute against `root` by CoreDNS; we have none).
-    pub tls: Option<Vec<String>>,
+    /// `tls` files as given (paths made absolute against `root` by CoreDNS; we have none).
+    pub tls: Option<TlsFiles>,
     /// `tls_servername`.
     pub tls_servername: Option<String>,
     /// `doh_method` (POST).
-    pub doh_method: String,
+    pub doh_method: DohMethod,
     /// `policy` (random).
     pub policy: Policy,
     /// `max_concurrent` (0 = off) and the value's text for the error message.
@@ -133,7 +150,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(2),
             tls: None,
             tls_servername: None,
-            doh_method: "POST".into(),
+            doh_method: DohMethod::Post,
             policy: Policy::Random,
             max_concurrent: (0, String::new()),
             next_rcodes: Vec::new(),
@@ -142,6 +159,19 @@ impl Default for Config {
             failover_rcodes: Vec::new(),
             source_address: None,
             resolver: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The protocol choice `force_tcp` and `prefer_udp` make.
+    pub fn proto_choice(&self) -> ProtoChoice {
+        if self.force_tcp {
+            ProtoChoice::ForceTcp
+        } else if self.prefer_udp {
+            ProtoChoice::PreferUdp
+        } else {
+            ProtoChoice::Client
         }
     }
 }
@@ -253,196 +283,6 @@ pub fn join_host_port(host: &str, port: &str) -> String {
     }
 }
 
-fn strip_zone(host: &str) -> &str {
-    match host.rfind('%') {
-        Some(i) => &host[..i],
-        None => host,
-    }
-}
-
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse::<IpAddr>().ok()
-}
-
-/// Split a `scheme://` prefix as CoreDNS's `parse.Transport` (dns when absent).
-pub fn transport(s: &str) -> (&'static str, &str) {
-    for scheme in ["tls", "dns", "quic", "grpc", "https3", "https", "unix"] {
-        if let Some(rest) = s.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) {
-            return (scheme, rest);
-        }
-    }
-    ("dns", s)
-}
-
-/// CoreDNS's `splitZone`: take a `%servername` off an address, keeping its port.
-pub fn split_zone(addr: &str) -> (String, String) {
-    let (trans, host) = match addr.split_once("://") {
-        Some((t, h)) => (t, h),
-        None => ("", addr),
-    };
-    let mut new_host = host.to_string();
-    let mut zone = String::new();
-    if let Some(last) = host.rfind('%') {
-        new_host = host[..last].to_string();
-        if new_host.starts_with('[') {
-            new_host.push(']');
-        }
-        zone = host[last + 1..].to_string();
-        if let Some(colon) = zone.rfind(':') {
-            new_host.push_str(&zone[colon..]);
-            zone.truncate(colon);
-            if let Some(z) = zone.strip_suffix(']') {
-                zone = z.to_string();
-            }
-        }
-    }
-    if !trans.is_empty() {
-        new_host = format!("{trans}://{new_host}");
-    }
-    (new_host, zone)
-}
-
-/// A resolv.conf-style file's name servers as `ip:53`.
-fn try_file(path: &str) -> Result<Vec<String>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
-                "failed to open file {}: {}",
-                go_quote(path),
-                go_quote(&format!("open {path}: no such file or directory"))
-            ));
-        }
-        Err(e) => return Err(format!("open {path}: {e}")),
-    };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() > 1 && f[0] == "nameserver" {
-            out.push(join_host_port(strip_zone(f[1]), "53"));
-        }
-    }
-    Ok(out)
-}
-
-/// What one TO entry is.
-enum ToEntry {
-    /// Addresses known now (IPs and files).
-    Static(Vec<String>),
-    /// A host name to resolve: (transport, hostname, port, servername).
-    Host(&'static str, String, String, String),
-}
-
-/// CoreDNS's `parse.HostPortOrFile` for one entry. `Ok(None)` for a file without servers.
-fn host_port_or_file(h: &str) -> Result<Option<Vec<String>>, String> {
-    let (trans, host) = transport(h);
-    if host.is_empty() {
-        return Err(format!("invalid address: {}", go_quote(h)));
-    }
-    if trans == "unix" {
-        return Ok(Some(vec![format!("unix://{host}")]));
-    }
-    let not_ip =
-        |host: &str, e: String| format!("not an IP address or file {}: {e}", go_quote(host));
-    let servers = match split_host_port(host) {
-        None => {
-            let host = host.trim_matches(|c| c == '[' || c == ']');
-            if parse_ip(strip_zone(host)).is_none() {
-                match try_file(host) {
-                    Ok(s) => s,
-                    Err(e) => return Err(not_ip(host, e)),
-                }
-            } else {
-                let port = match trans {
-                    "tls" | "quic" => "853",
-                    "grpc" | "https" => "443",
-                    _ => "53",
-                };
-                let joined = join_host_port(host, port);
-                vec![if trans == "dns" {
-                    joined
-                } else {
-                    format!("{trans}://{joined}")
-                }]
-            }
-        }
-        Some((addr, _)) => {
-            if parse_ip(strip_zone(&addr)).is_none() {
-                match try_file(host) {
-                    Ok(s) => s,
-                    Err(e) => return Err(not_ip(host, e)),
-                }
-            } else {
-                vec![h.to_string()]
-            }
-        }
-    };
-    if servers.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(servers))
-}
-
-fn classify(to: &[String]) -> Result<Vec<ToEntry>, String> {
-    let mut out = Vec::new();
-    for h in to {
-        match host_port_or_file(h) {
-            Ok(Some(s)) => out.push(ToEntry::Static(s)),
-            Ok(None) => continue,
-            Err(e) if e.contains("not an IP address or file") => {
-                let Some(entry) = host_entry(h) else {
-                    return Err(format!(
-                        "not an IP address, file, or valid domain: {}",
-                        go_quote(h)
-                    ));
-                };
-                out.push(entry);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
-fn host_entry(h: &str) -> Option<ToEntry> {
-    let (clean, zone) = split_zone(h);
-    let (trans, host) = transport(&clean);
-    let port = match trans {
-        "dns" => "53",
-        "tls" => "853",
-        "https" => "443",
-        _ => return None,
-    };
-    let (mut hostname, mut port) = (host.to_string(), port.to_string());
-    if let Some((h2, p)) = split_host_port(host) {
-        hostname = h2;
-        port = p;
-    }
-    let hostname = hostname.trim_matches(|c| c == '[' || c == ']').to_string();
-    if hostname.is_empty() || !is_domain_name(&hostname) || parse_ip(&hostname).is_some() {
-        return None;
-    }
-    Some(ToEntry::Host(trans, hostname, port, zone))
-}
-
-fn format_resolved(ip: IpAddr, port: &str, trans: &str, zone: &str) -> String {
-    let ip_s = ip.to_string();
-    match trans {
-        "tls" | "https" => {
-            if !zone.is_empty() {
-                if ip.is_ipv6() {
-                    format!("{trans}://[{ip_s}%{zone}]:{port}")
-                } else {
-                    format!("{trans}://{ip_s}%{zone}:{port}")
-                }
-            } else {
-                format!("{trans}://{}", join_host_port(&ip_s, port))
-            }
-        }
-        _ => join_host_port(&ip_s, port),
-    }
-}
-
 /// Parse every stanza of the directive (the dispenser before its first token).
 pub fn parse_all(c: &mut Dispenser) -> Result<Vec<Config>, SetupError> {
     let mut out = Vec::new();
@@ -486,294 +326,301 @@ pub fn parse_stanza(c: &mut Dispenser) -> Result<Config, SetupError> {
             duration::format(f.expire)
         )));
     }
-    for addr in &to {
-        let (trans, h) = transport(addr);
-        if trans == "https" && h.contains('/') {
-            return Err(plain(format!(
-                "paths are not allowed in HTTPS upstream addresses (the /dns-query path is used by default): {addr}"
-            )));
-        }
-    }
-    let entries = classify(&to).map_err(plain)?;
-    f.to_entries = entries.len();
-    // Expand host names, then de-duplicate on ip:port (first wins).
-    let mut hosts: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for e in entries {
-        let addrs = match e {
-            ToEntry::Static(a) => a,
-            ToEntry::Host(trans, name, port, zone) => {
-                let ips = crate::resolve::lookup(&name, &f.resolver)
-                    .map_err(|e| plain(format!("failed to resolve {}: {e}", go_quote(&name))))?;
-                ips.into_iter()
-                    .map(|ip| format_resolved(ip, &port, trans, &zone))
-                    .collect()
-            }
-        };
-        for a in addrs {
-            let (host, _) = split_zone(&a);
-            let key = transport(&host).1.to_string();
-            if seen.insert(key) {
-                hosts.push(a);
-            }
-        }
-    }
-    if hosts.is_empty() {
-        return Err(plain("no valid upstream addresses found"));
-    }
-    for hz in hosts {
-        let (host, server_name) = split_zone(&hz);
-        let (trans, h) = transport(&host);
-        let scheme = match trans {
-            "dns" => Scheme::Dns,
-            "tls" => Scheme::Tls,
-            "https" => Scheme::Https,
-            other => {
-                return Err(plain(format!(
-                    "'{other}' is not supported as a destination protocol in forward: {host}"
-                )));
-            }
-        };
-        let mut sn = None;
-        if scheme == Scheme::Tls && !server_name.is_empty() {
-            if let Some(fsn) = &f.tls_servername {
-                return Err(plain(format!(
-                    "both forward ('{fsn}') and proxy level ('{server_name}') TLS servernames are set for upstream proxy '{host}'"
-                )));
-            }
-            sn = Some(server_name);
-        }
-        let socket = split_host_port(h).and_then(|(ip, port)| {
-            let ip = parse_ip(strip_zone(&ip))?;
-            Some(SocketAddr::new(ip, port.parse::<u16>().ok()?))
-        });
-        f.upstreams.push(UpstreamSpec {
-            addr: h.to_string(),
-            socket,
-            scheme,
-            server_name: sn,
-        });
-    }
+    crate::addr::upstreams(&to, &mut f)?;
     Ok(f)
 }
 
+/// One option of the block; the cursor is on its name.
 fn parse_option(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
-    let key = c.val().to_string();
-    match key.as_str() {
-        "except" => {
-            let ignore = c.remaining_args();
-            if ignore.is_empty() {
-                return Err(c.arg_err());
-            }
-            for i in ignore {
-                f.ignored.extend(normalize_exact(&i));
-            }
-        }
-        "max_fails" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.max_fails = parse_uint32(c.val())?;
-        }
-        "max_connect_attempts" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.max_connect_attempts = Some(parse_uint32(c.val())?);
-        }
-        "health_check" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let d = parse_signed_duration(c.val())?;
-            if d.1 {
-                return Err(plain(format!(
-                    "health_check can't be negative: -{}",
-                    d.0.as_nanos()
-                )));
-            }
-            f.hc_interval = d.0;
-            f.hc_domain = ".".into();
-            while c.next_arg() {
-                match c.val() {
-                    "no_rec" => f.hc_recursion_desired = false,
-                    "domain" => {
-                        if !c.next_arg() {
-                            return Err(c.arg_err());
-                        }
-                        let d = c.val().to_string();
-                        if !is_domain_name(&d) {
-                            return Err(plain(format!("health_check: invalid domain name {d}")));
-                        }
-                        f.hc_domain = normalize_name(&d);
-                    }
-                    other => {
-                        return Err(plain(format!("health_check: unknown option {other}")));
-                    }
-                }
-            }
-        }
-        "force_tcp" => {
-            if c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.force_tcp = true;
-        }
-        "prefer_udp" => {
-            if c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.prefer_udp = true;
-        }
-        "tls" => {
-            let args = c.remaining_args();
-            if args.len() > 3 {
-                return Err(c.arg_err());
-            }
-            crate::tls::check_args(&args).map_err(plain)?;
-            f.tls = Some(args);
-        }
-        "tls_servername" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.tls_servername = Some(c.val().to_string());
-        }
-        "expire" | "max_age" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let d = parse_signed_duration(c.val())?;
-            if d.1 {
-                return Err(plain(format!(
-                    "{key} can't be negative: {}",
-                    go_duration_text(d)
-                )));
-            }
-            if key == "expire" {
-                f.expire = d.0;
-            } else {
-                f.max_age = d.0;
-            }
-        }
-        "max_idle_conns" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let n = parse_atoi(c.val())?;
-            if n < 0 {
-                return Err(plain(format!("max_idle_conns can't be negative: {n}")));
-            }
-            f.max_idle_conns = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        "read_timeout" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let d = parse_signed_duration(c.val())?;
-            if d.1 || d.0.is_zero() {
-                return Err(plain(format!(
-                    "read_timeout must be positive: {}",
-                    go_duration_text(d)
-                )));
-            }
-            f.read_timeout = d.0;
-        }
-        "doh_method" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            match c.val() {
-                "GET" | "POST" => f.doh_method = c.val().to_string(),
-                _ => return Err(plain("doh_method must be either POST or GET")),
-            }
-        }
-        "policy" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.policy = match c.val() {
-                "random" => Policy::Random,
-                "round_robin" => Policy::RoundRobin,
-                "sequential" => Policy::Sequential,
-                x => return Err(c.err(format!("unknown policy '{x}'"))),
-            };
-        }
-        "max_concurrent" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let n = parse_atoi(c.val())?;
-            if n < 0 {
-                return Err(plain(format!("max_concurrent can't be negative: {n}")));
-            }
-            f.max_concurrent = (n, c.val().to_string());
-        }
-        "next" | "failover" => {
-            let args = c.remaining_args();
-            if args.is_empty() {
-                return Err(c.arg_err());
-            }
-            for a in args {
-                let Some(rc) = rcode_from_name(&a) else {
-                    return Err(plain(format!("{a} is not a valid rcode")));
-                };
-                if key == "failover" {
-                    if rc == 0 {
-                        return Err(plain("NoError cannot be used in failover"));
-                    }
-                    f.failover_rcodes.push(rc);
-                } else {
-                    f.next_rcodes.push(rc);
-                }
-            }
-        }
-        "next_on_nodata" => {
-            if c.next_arg() {
-                return Err(c.arg_err());
-            }
-            f.next_on_nodata = true;
-        }
-        "failfast_all_unhealthy_upstreams" => {
-            if !c.remaining_args().is_empty() {
-                return Err(c.arg_err());
-            }
-            f.failfast = true;
-        }
-        "resolver" => {
-            let args = c.remaining_args();
-            if args.is_empty() {
-                return Err(c.arg_err());
-            }
-            for a in &args {
-                let host = split_host_port(a)
-                    .map(|(h, _)| h)
-                    .unwrap_or_else(|| a.clone());
-                if parse_ip(&host).is_none() {
-                    return Err(plain(format!(
-                        "resolver must be an IP address or IP:port: {}",
-                        go_quote(a)
-                    )));
-                }
-            }
-            f.resolver = args;
-        }
-        "source_address" => {
-            if !c.next_arg() {
-                return Err(c.arg_err());
-            }
-            let Some(ip) = parse_ip(c.val()) else {
-                return Err(c.err(format!("invalid IP address: {}", c.val())));
-            };
-            f.source_address = Some(match ip {
-                IpAddr::V6(v6) => v6
-                    .to_ipv4_mapped()
-                    .map(IpAddr::V4)
-                    .unwrap_or(IpAddr::V6(v6)),
-                v4 => v4,
-            });
-        }
-        other => return Err(c.err(format!("unknown property '{other}'"))),
+    match c.val() {
+        "except" => parse_except(c, f),
+        "max_fails" => parse_max_fails(c, f),
+        "max_connect_attempts" => parse_max_connect_attempts(c, f),
+        "health_check" => parse_health_check(c, f),
+        "force_tcp" => parse_force_tcp(c, f),
+        "prefer_udp" => parse_prefer_udp(c, f),
+        "tls" => parse_tls(c, f),
+        "tls_servername" => parse_tls_servername(c, f),
+        "expire" => parse_expire(c, f),
+        "max_age" => parse_max_age(c, f),
+        "max_idle_conns" => parse_max_idle_conns(c, f),
+        "read_timeout" => parse_read_timeout(c, f),
+        "doh_method" => parse_doh_method(c, f),
+        "policy" => parse_policy(c, f),
+        "max_concurrent" => parse_max_concurrent(c, f),
+        "next" => parse_next(c, f),
+        "failover" => parse_failover(c, f),
+        "next_on_nodata" => parse_next_on_nodata(c, f),
+        "failfast_all_unhealthy_upstreams" => parse_failfast(c, f),
+        "resolver" => parse_resolver(c, f),
+        "source_address" => parse_source_address(c, f),
+        other => Err(c.err(format!("unknown property '{other}'"))),
     }
+}
+
+/// The option's one argument (a missing one is an argument error).
+fn one_arg(c: &mut Dispenser) -> Result<String, SetupError> {
+    if !c.next_arg() {
+        return Err(c.arg_err());
+    }
+    Ok(c.val().to_string())
+}
+
+/// An option without arguments.
+fn no_args(c: &mut Dispenser) -> Result<(), SetupError> {
+    if c.next_arg() {
+        return Err(c.arg_err());
+    }
+    Ok(())
+}
+
+/// `except IGNORED_NAMES...`.
+fn parse_except(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let ignore = c.remaining_args();
+    if ignore.is_empty() {
+        return Err(c.arg_err());
+    }
+    for i in ignore {
+        f.ignored.extend(normalize_exact(&i));
+    }
+    Ok(())
+}
+
+/// `max_fails INTEGER`.
+fn parse_max_fails(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.max_fails = parse_uint32(&one_arg(c)?)?;
+    Ok(())
+}
+
+/// `max_connect_attempts INTEGER`.
+fn parse_max_connect_attempts(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.max_connect_attempts = Some(parse_uint32(&one_arg(c)?)?);
+    Ok(())
+}
+
+/// `health_check DURATION [no_rec] [domain FQDN]`.
+fn parse_health_check(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let d = parse_signed_duration(&one_arg(c)?)?;
+    if d.1 {
+        return Err(plain(format!(
+            "health_check can't be negative: -{}",
+            d.0.as_nanos()
+        )));
+    }
+    f.hc_interval = d.0;
+    f.hc_domain = ".".into();
+    while c.next_arg() {
+        match c.val() {
+            "no_rec" => f.hc_recursion_desired = false,
+            "domain" => {
+                let d = one_arg(c)?;
+                if !is_domain_name(&d) {
+                    return Err(plain(format!("health_check: invalid domain name {d}")));
+                }
+                f.hc_domain = normalize_name(&d);
+            }
+            other => {
+                return Err(plain(format!("health_check: unknown option {other}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `force_tcp`.
+fn parse_force_tcp(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    no_args(c)?;
+    f.force_tcp = true;
+    Ok(())
+}
+
+/// `prefer_udp`.
+fn parse_prefer_udp(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    no_args(c)?;
+    f.prefer_udp = true;
+    Ok(())
+}
+
+/// `tls [CERT KEY] [CA]`: the files are loaded now, as CoreDNS does.
+fn parse_tls(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let args = c.remaining_args();
+    let Some(files) = TlsFiles::from_args(&args) else {
+        return Err(c.arg_err());
+    };
+    crate::tls::check_args(&files).map_err(plain)?;
+    f.tls = Some(files);
+    Ok(())
+}
+
+/// `tls_servername NAME`.
+fn parse_tls_servername(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.tls_servername = Some(one_arg(c)?);
+    Ok(())
+}
+
+/// The one argument of `key`, a duration that must not be negative.
+fn non_negative_duration(c: &mut Dispenser, key: &str) -> Result<Duration, SetupError> {
+    let d = parse_signed_duration(&one_arg(c)?)?;
+    if d.1 {
+        return Err(plain(format!(
+            "{key} can't be negative: {}",
+            go_duration_text(d)
+        )));
+    }
+    Ok(d.0)
+}
+
+/// `expire DURATION`.
+fn parse_expire(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.expire = non_negative_duration(c, "expire")?;
+    Ok(())
+}
+
+/// `max_age DURATION`.
+fn parse_max_age(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.max_age = non_negative_duration(c, "max_age")?;
+    Ok(())
+}
+
+/// `max_idle_conns INTEGER`.
+fn parse_max_idle_conns(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let n = parse_atoi(&one_arg(c)?)?;
+    if n < 0 {
+        return Err(plain(format!("max_idle_conns can't be negative: {n}")));
+    }
+    f.max_idle_conns = usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(())
+}
+
+/// `read_timeout DURATION`.
+fn parse_read_timeout(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let d = parse_signed_duration(&one_arg(c)?)?;
+    if d.1 || d.0.is_zero() {
+        return Err(plain(format!(
+            "read_timeout must be positive: {}",
+            go_duration_text(d)
+        )));
+    }
+    f.read_timeout = d.0;
+    Ok(())
+}
+
+/// `doh_method GET|POST`.
+fn parse_doh_method(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.doh_method = match one_arg(c)?.as_str() {
+        "GET" => DohMethod::Get,
+        "POST" => DohMethod::Post,
+        _ => return Err(plain("doh_method must be either POST or GET")),
+    };
+    Ok(())
+}
+
+/// `policy random|round_robin|sequential`.
+fn parse_policy(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    f.policy = match one_arg(c)?.as_str() {
+        "random" => Policy::Random,
+        "round_robin" => Policy::RoundRobin,
+        "sequential" => Policy::Sequential,
+        x => return Err(c.err(format!("unknown policy '{x}'"))),
+    };
+    Ok(())
+}
+
+/// `max_concurrent MAX`.
+fn parse_max_concurrent(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let text = one_arg(c)?;
+    let n = parse_atoi(&text)?;
+    if n < 0 {
+        return Err(plain(format!("max_concurrent can't be negative: {n}")));
+    }
+    f.max_concurrent = (n, text);
+    Ok(())
+}
+
+/// The rcodes of `next` or `failover` (which refuses NOERROR), checked in order.
+fn rcode_args(c: &mut Dispenser, failover: bool) -> Result<Vec<u16>, SetupError> {
+    let args = c.remaining_args();
+    if args.is_empty() {
+        return Err(c.arg_err());
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        let Some(rc) = rcode_from_name(&a) else {
+            return Err(plain(format!("{a} is not a valid rcode")));
+        };
+        if failover && rc == 0 {
+            return Err(plain("NoError cannot be used in failover"));
+        }
+        out.push(rc);
+    }
+    Ok(out)
+}
+
+/// `next RCODE...`.
+fn parse_next(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let rcodes = rcode_args(c, false)?;
+    f.next_rcodes.extend(rcodes);
+    Ok(())
+}
+
+/// `failover RCODE...`.
+fn parse_failover(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let rcodes = rcode_args(c, true)?;
+    f.failover_rcodes.extend(rcodes);
+    Ok(())
+}
+
+/// `next_on_nodata`.
+fn parse_next_on_nodata(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    no_args(c)?;
+    f.next_on_nodata = true;
+    Ok(())
+}
+
+/// `failfast_all_unhealthy_upstreams`.
+fn parse_failfast(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    if !c.remaining_args().is_empty() {
+        return Err(c.arg_err());
+    }
+    f.failfast = true;
+    Ok(())
+}
+
+/// `resolver IP[:PORT]...`.
+fn parse_resolver(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    let args = c.remaining_args();
+    if args.is_empty() {
+        return Err(c.arg_err());
+    }
+    for a in &args {
+        let host = split_host_port(a)
+            .map(|(h, _)| h)
+            .unwrap_or_else(|| a.clone());
+        if parse_ip(&host).is_none() {
+            return Err(plain(format!(
+                "resolver must be an IP address or IP:port: {}",
+                go_quote(a)
+            )));
+        }
+    }
+    f.resolver = args;
+    Ok(())
+}
+
+/// `source_address IP` (an IPv4-mapped IPv6 address as its IPv4 address).
+fn parse_source_address(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
+    if !c.next_arg() {
+        return Err(c.arg_err());
+    }
+    let Some(ip) = parse_ip(c.val()) else {
+        return Err(c.err(format!("invalid IP address: {}", c.val())));
+    };
+    f.source_address = Some(match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    });
     Ok(())
 }

@@ -19,11 +19,20 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_IDLE: usize = 8;
 const MAX_HEADER: usize = 16 * 1024;
 
+/// The HTTP method of DNS-over-HTTPS queries (`doh_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DohMethod {
+    /// `GET`, the query base64url-encoded in the URL.
+    Get,
+    /// `POST`, the query as the body (the default).
+    Post,
+}
+
 /// A DoH endpoint.
 pub struct Doh {
     target: SocketAddr,
     host: String,
-    get: bool,
+    method: DohMethod,
     tls: TlsClient,
     source: Option<IpAddr>,
     expire: Duration,
@@ -61,7 +70,7 @@ impl Doh {
     pub fn new(
         target: SocketAddr,
         host: String,
-        get: bool,
+        method: DohMethod,
         mut tls: TlsClient,
         source: Option<IpAddr>,
         expire: Duration,
@@ -72,7 +81,7 @@ impl Doh {
         Doh {
             target,
             host,
-            get,
+            method,
             tls,
             source,
             expire,
@@ -169,25 +178,28 @@ impl Doh {
 
     fn request(&self, q: &[u8]) -> Vec<u8> {
         let mut r = Vec::with_capacity(256 + q.len() * 2);
-        if self.get {
-            r.extend_from_slice(
-                format!(
-                    "GET /dns-query?dns={} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\n\r\n",
-                    base64url(q),
-                    self.host
-                )
-                .as_bytes(),
-            );
-        } else {
-            r.extend_from_slice(
-                format!(
-                    "POST /dns-query HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\nContent-Length: {}\r\n\r\n",
-                    self.host,
-                    q.len()
-                )
-                .as_bytes(),
-            );
-            r.extend_from_slice(q);
+        match self.method {
+            DohMethod::Get => {
+                r.extend_from_slice(
+                    format!(
+                        "GET /dns-query?dns={} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\n\r\n",
+                        base64url(q),
+                        self.host
+                    )
+                    .as_bytes(),
+                );
+            }
+            DohMethod::Post => {
+                r.extend_from_slice(
+                    format!(
+                        "POST /dns-query HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\nContent-Length: {}\r\n\r\n",
+                        self.host,
+                        q.len()
+                    )
+                    .as_bytes(),
+                );
+                r.extend_from_slice(q);
+            }
         }
         r
     }

@@ -33,11 +33,13 @@
 //! bytes come back unchanged except for the client's ID (the server then echoes the client's
 //! OPT record and truncates to its size).
 
+mod addr;
 pub mod config;
 pub mod doh;
 pub mod metrics;
 pub mod msg;
 mod resolve;
+mod setup;
 pub mod tls;
 pub mod upstream;
 
@@ -48,13 +50,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
 use ferrodns_plugin::{
-    Descriptor, Lifecycle, Next, Plugin, PluginError, Protocol, Reply, Request, Setup, SetupError,
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Protocol, Reply, Request, SetupError,
     async_trait,
 };
 use rand::seq::SliceRandom;
 
-pub use config::{Config, Policy, Scheme};
+pub use config::{Config, Policy, ProtoChoice, Scheme};
+pub use doh::DohMethod;
 use metrics::ForwardMetrics;
+pub use tls::TlsFiles;
 use upstream::{ExchangeError, Proto, Settings, Upstream};
 
 /// The directive name.
@@ -64,7 +68,8 @@ pub const NAME: &str = "forward";
 pub const TARGET: &str = "plugin/forward";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+pub const DESCRIPTOR: Descriptor =
+    Descriptor::new(NAME, setup::setup).with_metrics(register_metrics);
 
 /// CoreDNS registers this plugin's families when the process starts, so its unlabelled ones
 /// show at 0 even when no block uses it.
@@ -78,34 +83,10 @@ pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
 /// Connection cleanup tick (CoreDNS's default expire).
 const CLEANUP_TICK: Duration = Duration::from_secs(10);
 
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let configs = config::parse_all(c).map_err(|e| SetupError::plugin(NAME, e))?;
-    let metrics = ForwardMetrics::register(c.metrics());
-    for cfg in configs {
-        if cfg.to_entries > config::MAX_UPSTREAMS {
-            return Err(SetupError::plugin(
-                NAME,
-                format!(
-                    "more than {} TOs configured: {}",
-                    config::MAX_UPSTREAMS,
-                    cfg.to_entries
-                ),
-            ));
-        }
-        let f =
-            Arc::new(Forward::new(cfg, metrics.clone()).map_err(|e| SetupError::plugin(NAME, e))?);
-        c.add_lifecycle(Arc::new(Hooks {
-            forward: f.clone(),
-            cleanup: Mutex::new(None),
-        }));
-        c.add_plugin(f);
-    }
-    Ok(())
-}
-
 /// One `forward` stanza at work.
 pub struct Forward {
     cfg: Config,
+    proto: ProtoChoice,
     upstreams: Vec<Arc<Upstream>>,
     robin: AtomicU32,
     concurrent: AtomicI64,
@@ -125,23 +106,23 @@ impl Forward {
     /// A forwarder for a parsed stanza. Fails for transports not implemented here.
     pub fn new(cfg: Config, metrics: ForwardMetrics) -> Result<Self, String> {
         let mut tls_config = None;
+        let tls_files = cfg.tls.as_ref().unwrap_or(&TlsFiles::SystemRoots);
         for u in &cfg.upstreams {
             match u.scheme {
                 Scheme::Dns => {}
                 Scheme::Tls => {
                     if tls_config.is_none() {
-                        let args = cfg.tls.clone().unwrap_or_default();
-                        tls_config = Some(tls::build_config(&args)?);
+                        tls_config = Some(tls::build_config(tls_files)?);
                     }
                 }
                 Scheme::Https => {
                     if tls_config.is_none() {
-                        let args = cfg.tls.clone().unwrap_or_default();
-                        tls_config = Some(tls::build_config(&args)?);
+                        tls_config = Some(tls::build_config(tls_files)?);
                     }
                 }
             }
         }
+        let proto = cfg.proto_choice();
         let settings = Arc::new(Settings {
             expire: cfg.expire,
             max_age: cfg.max_age,
@@ -150,7 +131,7 @@ impl Forward {
             source: cfg.source_address,
             hc_recursion_desired: cfg.hc_recursion_desired,
             hc_domain: cfg.hc_domain.clone(),
-            hc_tcp: cfg.force_tcp,
+            hc_tcp: proto == ProtoChoice::ForceTcp,
             hc_interval: cfg.hc_interval,
         });
         let mut upstreams = Vec::with_capacity(cfg.upstreams.len());
@@ -172,7 +153,7 @@ impl Forward {
                     Some(doh::Doh::new(
                         target,
                         u.addr.clone(),
-                        cfg.doh_method == "GET",
+                        cfg.doh_method,
                         client,
                         cfg.source_address,
                         cfg.expire,
@@ -197,6 +178,7 @@ impl Forward {
         }
         Ok(Forward {
             cfg,
+            proto,
             upstreams,
             robin: AtomicU32::new(0),
             concurrent: AtomicI64::new(0),
@@ -271,17 +253,19 @@ impl Forward {
         size: usize,
         deadline: Instant,
     ) -> Result<(Bytes, msg::ReplyInfo), String> {
-        let mut force_tcp = self.cfg.force_tcp;
+        let mut choice = self.proto;
         let mut closed_retries = 0;
         loop {
-            let proto = if force_tcp || up.stream_only() {
+            let proto = if up.stream_only() {
                 Proto::Tcp
-            } else if self.cfg.prefer_udp {
-                Proto::Udp
             } else {
-                match client {
-                    Protocol::Udp => Proto::Udp,
-                    Protocol::Tcp => Proto::Tcp,
+                match choice {
+                    ProtoChoice::ForceTcp => Proto::Tcp,
+                    ProtoChoice::PreferUdp => Proto::Udp,
+                    ProtoChoice::Client => match client {
+                        Protocol::Udp => Proto::Udp,
+                        Protocol::Tcp => Proto::Tcp,
+                    },
                 }
             };
             let bufsize = if proto == Proto::Udp && client == Protocol::Tcp {
@@ -316,8 +300,8 @@ impl Forward {
             self.metrics
                 .observe(&up.addr, &rcode, start.elapsed().as_secs_f64());
             let _ = question;
-            if info.truncated && !force_tcp && self.cfg.prefer_udp {
-                force_tcp = true;
+            if info.truncated && choice == ProtoChoice::PreferUdp {
+                choice = ProtoChoice::ForceTcp;
                 continue;
             }
             return Ok((reply, info));

@@ -10,6 +10,69 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+/// The `tls [CERT KEY] [CA]` option's files, by how many arguments were given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFiles {
+    /// No argument: the system's roots, no client certificate.
+    SystemRoots,
+    /// One: a CA file, no client certificate.
+    Ca(String),
+    /// Two: a client certificate and its key, with the system's roots.
+    Client {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+    },
+    /// Three: a client certificate, its key and a CA file.
+    ClientCa {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// The CA file.
+        ca: String,
+    },
+}
+
+impl TlsFiles {
+    /// The files of the option's arguments; `None` for more than three.
+    pub fn from_args(args: &[String]) -> Option<Self> {
+        Some(match args {
+            [] => TlsFiles::SystemRoots,
+            [ca] => TlsFiles::Ca(ca.clone()),
+            [cert, key] => TlsFiles::Client {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            [cert, key, ca] => TlsFiles::ClientCa {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The client certificate and key files, if any.
+    pub fn client(&self) -> Option<(&str, &str)> {
+        match self {
+            TlsFiles::SystemRoots | TlsFiles::Ca(_) => None,
+            TlsFiles::Client { cert, key } | TlsFiles::ClientCa { cert, key, .. } => {
+                Some((cert, key))
+            }
+        }
+    }
+
+    /// The CA file, if any (the system's roots otherwise).
+    pub fn ca(&self) -> Option<&str> {
+        match self {
+            TlsFiles::SystemRoots | TlsFiles::Client { .. } => None,
+            TlsFiles::Ca(ca) | TlsFiles::ClientCa { ca, .. } => Some(ca),
+        }
+    }
+}
+
 /// A TLS client setup for one upstream: the shared config and the name to verify.
 #[derive(Clone)]
 pub struct TlsClient {
@@ -27,10 +90,10 @@ impl std::fmt::Debug for TlsClient {
     }
 }
 
-/// Check the option's arguments when parsing: CoreDNS loads the files right then, so missing
-/// or unreadable files are setup errors.
-pub fn check_args(args: &[String]) -> Result<(), String> {
-    build_config(args).map(|_| ())
+/// Check the option's files when parsing: CoreDNS loads them right then, so missing or
+/// unreadable files are setup errors.
+pub fn check_args(files: &TlsFiles) -> Result<(), String> {
+    build_config(files).map(|_| ())
 }
 
 fn read_err(path: &str, e: &std::io::Error) -> String {
@@ -90,24 +153,14 @@ fn load_client_cert(
     Ok((certs, key))
 }
 
-/// The client configuration for the `tls` option's arguments (none when the option is absent).
-pub fn build_config(args: &[String]) -> Result<Arc<ClientConfig>, String> {
-    let (client, ca) = match args.len() {
-        0 => (None, None),
-        1 => (None, Some(args[0].as_str())),
-        2 => (Some((args[0].as_str(), args[1].as_str())), None),
-        3 => (
-            Some((args[0].as_str(), args[1].as_str())),
-            Some(args[2].as_str()),
-        ),
-        n => {
-            return Err(format!(
-                "maximum of three arguments allowed for TLS config, found {n}"
-            ));
-        }
-    };
-    let client = client.map(|(c, k)| load_client_cert(c, k)).transpose()?;
-    let roots = load_roots(ca)?;
+/// The client configuration for the `tls` option's files ([`TlsFiles::SystemRoots`] when the
+/// option is absent).
+pub fn build_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
+    let client = files
+        .client()
+        .map(|(c, k)| load_client_cert(c, k))
+        .transpose()?;
+    let roots = load_roots(files.ca())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
