@@ -1,12 +1,14 @@
 //! The harness must catch differences: every case in `conformance/selftest/` is deliberately
 //! wrong and has to fail, with a diff that contains what the case says it must.
 //!
-//! Needs the reference CoreDNS (`$FERRODNS_COREDNS`, else the cache `cargo xtask conformance`
-//! builds it into) and the ferrodns binary of this build profile (built by `cargo test
-//! --workspace`). Without them the test says so and passes, except under CI (`$CI` set), where
-//! it fails.
+//! Needs the reference CoreDNS and the ferrodns binary of this build profile. Both are looked
+//! for where the project's tools put them: CoreDNS at `$FERRODNS_COREDNS`, else in the cache
+//! `cargo xtask conformance` and `cargo xtask ci` fill (`~/.cache/ferrodns/coredns-<version>`,
+//! or under `$FERRODNS_CACHE`); ferrodns at `$FERRODNS_BIN`, else in the target directory this
+//! test was built in (`cargo build -p ferrodns` puts it there). The test never skips: a missing
+//! binary is a failure that says how to get it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ferrodns_conformance::{case, runner, selftest_check};
 
@@ -14,47 +16,109 @@ use ferrodns_conformance::{case, runner, selftest_check};
 #[path = "../../xtask/src/coredns.rs"]
 mod coredns;
 
-fn binaries() -> Result<(PathBuf, PathBuf), String> {
-    let coredns = std::env::var_os("FERRODNS_COREDNS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| coredns::cache_dir().join("bin/coredns"));
-    // This test runs from target/<profile>/deps/; the binary of the same profile is beside.
-    let ferrodns = std::env::var_os("FERRODNS_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.join("ferrodns"))
-        })
-        .ok_or("cannot locate the ferrodns binary")?;
-    for (what, p) in [("reference CoreDNS", &coredns), ("ferrodns", &ferrodns)] {
-        if !p.is_file() {
-            return Err(format!(
-                "{what} not found at {} (run `cargo xtask conformance` once, or `cargo build`)",
-                p.display()
-            ));
-        }
+/// The reference CoreDNS: `$FERRODNS_COREDNS`, else the cache `cargo xtask` builds it into.
+fn find_coredns() -> Result<PathBuf, String> {
+    let get = format!(
+        "`cargo xtask conformance` (or `cargo xtask ci`) builds CoreDNS {v} once per machine \
+         with `go install` into that cache; or set FERRODNS_COREDNS to a CoreDNS {v} binary",
+        v = coredns::VERSION
+    );
+    if let Some(p) = std::env::var_os("FERRODNS_COREDNS").map(PathBuf::from) {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "the reference CoreDNS is not at {} (FERRODNS_COREDNS); without that variable \
+                 it is looked for at {}: {get}",
+                p.display(),
+                coredns::cache_dir().join("bin/coredns").display()
+            ))
+        };
     }
-    Ok((coredns, ferrodns))
+    let p = coredns::cache_dir().join("bin/coredns");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "the reference CoreDNS is not at {} (its cache; FERRODNS_COREDNS is not set): {get}",
+            p.display()
+        ))
+    }
 }
 
-/// The two binaries; without them the test is skipped with a message, except in CI (`CI` set),
-/// where a missing prerequisite is a failure.
-fn binaries_or_skip() -> Option<(PathBuf, PathBuf)> {
-    match binaries() {
-        Ok(b) => Some(b),
-        Err(why) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: {why}");
-            None
+/// The ferrodns binary: `$FERRODNS_BIN`, else the one of this test's profile in the target
+/// directory this test runs from (`target/<profile>/deps/`), else in the workspace's `target/`.
+fn find_ferrodns() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locating this test: {e}"))?;
+    // target/<profile>/deps/selftest-<hash>: the profile directory is two levels up.
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let profile = profile_dir
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_string();
+    let build = if profile == "release" {
+        "cargo build --release -p ferrodns".to_string()
+    } else if profile == "debug" {
+        "cargo build -p ferrodns".to_string()
+    } else {
+        format!("cargo build --profile {profile} -p ferrodns")
+    };
+    if let Some(p) = std::env::var_os("FERRODNS_BIN").map(PathBuf::from) {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "ferrodns is not at {} (FERRODNS_BIN); unset it to use the binary `{build}` \
+                 builds, or point it at one",
+                p.display()
+            ))
+        };
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest
+        .parent()
+        .unwrap_or(manifest)
+        .join("target")
+        .join(&profile);
+    let mut dirs: Vec<PathBuf> = profile_dir.into_iter().collect();
+    if !dirs.contains(&workspace) {
+        dirs.push(workspace);
+    }
+    let mut looked = Vec::new();
+    for dir in dirs {
+        let p = dir.join("ferrodns");
+        if p.is_file() {
+            return Ok(p);
         }
-        Err(why) => panic!("{why}"),
+        looked.push(p.display().to_string());
+    }
+    Err(format!(
+        "ferrodns ({profile} build) is not at {}: `{build}` builds it (`cargo test --workspace` \
+         and `cargo xtask ci` do too); or set FERRODNS_BIN to a ferrodns binary",
+        looked.join(" nor ")
+    ))
+}
+
+/// Both binaries; a missing one fails the test (in CI and everywhere else) with how to get it.
+fn binaries() -> (PathBuf, PathBuf) {
+    match (find_coredns(), find_ferrodns()) {
+        (Ok(c), Ok(f)) => (c, f),
+        (c, f) => {
+            let why: Vec<String> = [c.err(), f.err()].into_iter().flatten().collect();
+            panic!(
+                "missing prerequisite{}:\n- {}",
+                if why.len() > 1 { "s" } else { "" },
+                why.join("\n- ")
+            );
+        }
     }
 }
 
 #[test]
 fn deliberately_wrong_cases_fail_with_readable_diffs() {
-    let Some((coredns, ferrodns)) = binaries_or_skip() else {
-        return;
-    };
+    let (coredns, ferrodns) = binaries();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("selftest");
     let cases = case::load_dir(&dir).expect("selftest cases load");
     assert!(cases.len() >= 5, "selftest cases missing");
@@ -78,9 +142,7 @@ fn deliberately_wrong_cases_fail_with_readable_diffs() {
 
 #[test]
 fn selftest_fields_are_refused_among_real_cases() {
-    let Some((coredns, ferrodns)) = binaries_or_skip() else {
-        return;
-    };
+    let (coredns, ferrodns) = binaries();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("selftest");
     let cases = case::load_dir(&dir).expect("selftest cases load");
     let settings = runner::Settings {

@@ -243,6 +243,7 @@ fn sigterm_answers_queries_in_flight() {
             let mut buf = [0u8; 1500];
             while let Ok((n, from)) = up.recv_from(&mut buf) {
                 let _ = seen_tx.send(());
+                // The slowness under test (a query in flight at SIGTERM), not a wait.
                 std::thread::sleep(Duration::from_secs(1));
                 let _ = up.send_to(&answer(&buf[..n]), from);
             }
@@ -260,6 +261,7 @@ fn sigterm_answers_queries_in_flight() {
                         return;
                     }
                     let _ = seen_tx.send(());
+                    // The slowness under test, as over UDP.
                     std::thread::sleep(Duration::from_secs(1));
                     let r = answer(&q);
                     let mut out = (r.len() as u16).to_be_bytes().to_vec();

@@ -81,9 +81,8 @@ fn forwarding_to_itself_exits_1_with_the_fatal_line() {
     assert!(err.is_empty(), "{err}");
 }
 
+/// Past the probe: the plugin has turned itself off; the process serves on.
 fn still_serves(r: &mut Running) {
-    // Past the probe: the plugin has turned itself off; the process serves on.
-    std::thread::sleep(Duration::from_millis(300));
     for qtype in [RecordType::A, RecordType::HINFO] {
         let m = udp(r.addr(), &query("example.org.", qtype));
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -98,6 +97,9 @@ fn still_serves(r: &mut Running) {
 fn loop_with_whoami_keeps_serving() {
     let port = free_port();
     let mut r = Running::start(&format!(".:{port} {{\n    loop\n    whoami\n}}\n"), &[]);
+    // An observation window, not a wait for a signal: the probe goes to the server itself and
+    // nothing outside shows it was answered, so the check is that no fatal exit came in it.
+    std::thread::sleep(Duration::from_millis(300));
     still_serves(&mut r);
     let m = udp(r.addr(), &query("example.org.", RecordType::A));
     assert_eq!(m.additionals.len(), 2, "whoami answers");
@@ -133,6 +135,17 @@ fn loop_with_a_real_upstream_keeps_serving() {
         &format!(".:{port} {{\n    loop\n    forward . {up_addr}\n}}\n"),
         &[],
     );
+    // The probe reaching the upstream, whose answer turns the plugin off (bounded wait).
+    let deadline = Instant::now() + WAIT;
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(n, _)| n != "example.org.")
+    {
+        assert!(Instant::now() < deadline, "no probe reached the upstream");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     still_serves(&mut r);
     // The probe reached the upstream once, as an HINFO query for `<n>.<n>.`.
     let seen = seen.lock().unwrap();

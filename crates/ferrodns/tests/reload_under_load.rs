@@ -238,8 +238,15 @@ fn rewrites_under_load_lose_nothing_and_broken_ones_change_nothing() {
             assert_eq!(load.newest.load(Ordering::SeqCst), current);
         }
     }
-    // Keep the load on until the total is reached.
+    // Keep the load on until the total is reached (bounded: clients that stopped sending
+    // would otherwise hang the test).
+    let deadline = Instant::now() + Duration::from_secs(120);
     while load.sent.load(Ordering::SeqCst) < MIN_QUERIES {
+        assert!(
+            Instant::now() < deadline,
+            "only {} queries sent",
+            load.sent.load(Ordering::SeqCst)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     load.stop.store(true, Ordering::SeqCst);

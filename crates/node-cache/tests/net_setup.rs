@@ -262,16 +262,27 @@ fn the_first_full_setup_waits_for_the_pidfile_then_teardown_removes_everything()
     opts.pidfile = Some(pidfile.clone());
     opts.sync_period = Duration::from_secs(3600);
     let metrics = SetupMetrics::unregistered();
-    let (checks, log) = ns.block_on(|| async {
+    // Borrowed into the future, which owns the log capture it waits on.
+    let (ns, pidfile, metrics) = (&ns, &pidfile, &metrics);
+    let (checks, log) = ns.block_on_logged(|log| async move {
         let net = Arc::new(Network::new(opts, metrics.clone()));
         net.init().await;
         let after_init = (ns.saved_rules(false).len(), ns.addrs("nodelocaldns"));
         // A stop channel that never fires: teardown stops the loop itself.
         let (_keep, never) = watch::channel(false);
         net.spawn_periodic(never);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The loop has looked for the pidfile twice, a second apart (bounded wait).
+        let waiting = format!(
+            "[INFO] waiting for coredns pidfile '{}'\n",
+            pidfile.display()
+        );
+        let looked_twice = eventually(Duration::from_secs(5), || {
+            log.text().matches(&waiting).count() >= 2
+        })
+        .await;
+        assert!(looked_twice, "{}", log.text());
         let while_waiting = ns.saved_rules(false).len();
-        std::fs::write(&pidfile, "1\n").unwrap();
+        std::fs::write(pidfile, "1\n").unwrap();
         let t0 = Instant::now();
         let installed =
             eventually(Duration::from_secs(4), || ns.saved_rules(false).len() == 12).await;
@@ -324,7 +335,9 @@ fn each_period_puts_back_what_went_missing_until_stopped() {
     let net_rules = ferrodns_node_cache::iptables::rules("169.254.20.10", "53", "8080");
     let victim = net_rules[4].clone();
     let metrics = SetupMetrics::unregistered();
-    let (checks, log) = ns.block_on(|| async {
+    // Borrowed into the future, which owns the log capture it waits on.
+    let (ns, victim, metrics) = (&ns, &victim, &metrics);
+    let (checks, log) = ns.block_on_logged(|log| async move {
         let net = Arc::new(Network::new(opts, metrics.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
         net.spawn_periodic(stop_rx);
@@ -353,9 +366,16 @@ fn each_period_puts_back_what_went_missing_until_stopped() {
         .await;
         // The caller's stop channel ends the loop.
         stop_tx.send_replace(true);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let exited = eventually(Duration::from_secs(5), || {
+            log.text()
+                .contains("[WARNING] Exiting iptables/interface check goroutine\n")
+        })
+        .await;
+        assert!(exited, "{}", log.text());
         // Stopped: a deleted rule stays deleted.
         assert!(ns.exec(&argv).status.success());
+        // An observation window longer than the 1 s period (paused tokio time cannot stand in:
+        // a pass runs real iptables processes).
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let after_stop = ns.saved_rules(false).len();
         net.teardown().await;

@@ -448,6 +448,7 @@ async fn connections_are_reused_and_expire() {
         wire(&query(&chain(&f), "example.org.", Protocol::Udp).await.1);
     }
     assert_eq!(up.tcp_accepts.load(Ordering::SeqCst), 1);
+    // Past `expire`; real time, as the pool reads the wall clock (std Instant), not tokio's.
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.upstreams()[0].cleanup();
     assert_eq!(f.upstreams()[0].open_conns().1, 0);

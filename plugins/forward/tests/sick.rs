@@ -57,8 +57,13 @@ async fn slow_upstream_is_a_failure_and_late_replies_are_dropped() {
     let (took, r) = timed(&f, Protocol::Udp).await;
     servfail(&r);
     assert!(took < Duration::from_millis(1000), "{took:?}");
-    // The late replies arrive on the pooled socket and are dropped without harm.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The late replies arrive on the pooled socket and are dropped without harm: wait
+    // (bounded) until the upstream has sent every one of them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.late_sent() < up.count() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(up.late_sent(), up.count(), "late replies not sent");
     assert_eq!(f.upstreams()[0].in_flight(), 0);
 }
 
@@ -239,8 +244,15 @@ async fn in_flight_is_bounded_per_upstream() {
                 .1
         }));
     }
-    // Past 32 connections x 32 queries the rest fail at once instead of queueing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past 32 connections x 32 queries the rest fail at once instead of queueing. Wait
+    // (bounded) until every query is either in flight or done: in flight is then at its peak.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.upstreams()[0].in_flight() + tasks.iter().filter(|t| t.is_finished()).count()
+        < tasks.len()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pending = f.upstreams()[0].in_flight();
     assert!(pending <= 32 * 32, "{pending}");
     let mut busy = 0;

@@ -34,7 +34,8 @@ fn name(s: &str) -> Name {
     Name::from_ascii(s).expect("name")
 }
 
-/// A terminal plugin that sleeps (in tokio time) and then answers NOERROR.
+/// A terminal plugin that sleeps (in tokio time) and then answers NOERROR: the duration the
+/// `{duration}` tests measure, not a wait.
 struct Slow(Duration);
 
 #[async_trait]

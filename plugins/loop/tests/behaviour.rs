@@ -191,7 +191,11 @@ async fn probe_waits_for_the_listeners() {
         port: "0".into(),
     };
     let task = tokio::spawn(probe(l.clone(), listening.clone(), dest, quick()));
+    // 200 ms of the probe's (tokio) time pass with no listener: paused, the clock only moves
+    // once the probe has run as far as it can, so it has had every chance to send too early.
+    tokio::time::pause();
     tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::resume();
     assert!(got.lock().unwrap().is_empty());
     assert!(!l.is_disabled());
     listening.set(vec![ListenAddr {

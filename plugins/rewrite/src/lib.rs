@@ -20,20 +20,18 @@
 
 mod names;
 mod rules;
-
-use std::sync::Arc;
+mod setup;
 
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{CNAME, NS, PTR};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
 use ferrodns_plugin::text::presentation;
 use ferrodns_plugin::wire::{client_write, rcode_reply};
-use ferrodns_plugin::{
-    Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait, edns,
-};
+use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait, edns};
 
 use rules::Outcome;
 pub use rules::{Mode, ResponseRule, Rule, new_rule};
+pub use setup::parse;
 
 /// The directive name.
 pub const NAME: &str = "rewrite";
@@ -42,7 +40,7 @@ pub const NAME: &str = "rewrite";
 pub const TARGET: &str = "plugin/rewrite";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The request handler: the rules of every `rewrite` line of a block, in order.
 #[derive(Debug, Clone)]
@@ -55,28 +53,6 @@ impl Rewrite {
     pub fn new(rules: Vec<Rule>) -> Self {
         Rewrite { rules }
     }
-}
-
-/// Read the rules of every `rewrite` line (CoreDNS's `rewriteParse`).
-pub fn parse(c: &mut Setup<'_>) -> Result<Vec<Rule>, SetupError> {
-    let mut out = Vec::new();
-    while c.next() {
-        let mut args = c.remaining_args();
-        if args.len() < 2 {
-            // A block: its tokens, every line, make one rule.
-            while c.next_block() {
-                args.push(c.val().to_string());
-            }
-        }
-        out.push(new_rule(&args).map_err(|e| SetupError::plugin(NAME, e))?);
-    }
-    Ok(out)
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let rules = parse(c)?;
-    c.add_plugin(Arc::new(Rewrite::new(rules)));
-    Ok(())
 }
 
 /// CoreDNS's `SizeAndDo`: give the reply the request's OPT (or align the reply's own).

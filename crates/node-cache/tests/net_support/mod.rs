@@ -152,6 +152,17 @@ impl Ns {
         Fut: Future,
         Fut::Output: Send,
     {
+        self.block_on_logged(|_| make())
+    }
+
+    /// [`Ns::block_on`], with the log capture handed to `make` so that the future can wait for
+    /// a line to be logged.
+    pub fn block_on_logged<F, Fut>(&self, make: F) -> (Fut::Output, String)
+    where
+        F: FnOnce(LogBuf) -> Fut + Send,
+        Fut: Future,
+        Fut::Output: Send,
+    {
         let path = format!("/run/netns/{}", self.name);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -170,7 +181,7 @@ impl Ns {
                     Err(e) => panic!("runtime: {e}"),
                 };
                 let log = LogBuf::default();
-                let out = capture(&log, || rt.block_on(make()));
+                let out = capture(&log, || rt.block_on(make(log.clone())));
                 (out, log.text())
             });
             match joined.join() {

@@ -77,6 +77,8 @@ impl Script {
 pub struct Backend {
     pub table: Mutex<HashMap<String, Script>>,
     pub calls: AtomicUsize,
+    /// How long each answer takes (tokio time): a slow upstream, the behaviour a test sets up,
+    /// not a wait.
     pub delay: Mutex<Duration>,
     /// Answer every name not in the table with an A record for it (TTL 300).
     pub echo: bool,

@@ -22,7 +22,8 @@ use tokio::net::{TcpListener, UdpSocket};
 pub enum Act {
     /// Send these bytes.
     Reply(Vec<u8>),
-    /// Send these bytes after a delay.
+    /// Send these bytes after a delay: a slow upstream (the sleep is the behaviour scripted,
+    /// not a wait).
     Later(Duration, Vec<u8>),
     /// Send nothing.
     Drop,
@@ -47,6 +48,8 @@ pub struct Fake {
     pub addr: SocketAddr,
     pub seen: Seen,
     pub tcp_accepts: Arc<AtomicUsize>,
+    /// Delayed replies (`Act::Later`) sent so far.
+    pub late_sent: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -72,10 +75,11 @@ impl Fake {
         let addr = udp.local_addr().expect("addr");
         let seen: Seen = Arc::default();
         let tcp_accepts = Arc::new(AtomicUsize::new(0));
+        let late_sent = Arc::new(AtomicUsize::new(0));
         let udp = Arc::new(udp);
         let mut tasks = Vec::new();
         {
-            let (h, seen) = (handler.clone(), seen.clone());
+            let (h, seen, late) = (handler.clone(), seen.clone(), late_sent.clone());
             tasks.push(tokio::spawn(async move {
                 let mut buf = vec![0u8; 65535];
                 loop {
@@ -90,9 +94,11 @@ impl Fake {
                             let _ = sock.send_to(&r, from).await;
                         }
                         Act::Later(d, r) => {
+                            let late = late.clone();
                             tokio::spawn(async move {
                                 tokio::time::sleep(d).await;
                                 let _ = sock.send_to(&r, from).await;
+                                late.fetch_add(1, Ordering::SeqCst);
                             });
                         }
                         Act::Drop | Act::Close => {}
@@ -101,14 +107,19 @@ impl Fake {
             }));
         }
         {
-            let (h, seen, accepts) = (handler.clone(), seen.clone(), tcp_accepts.clone());
+            let (h, seen, accepts, late) = (
+                handler.clone(),
+                seen.clone(),
+                tcp_accepts.clone(),
+                late_sent.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Ok((conn, _)) = tcp.accept().await else {
                         return;
                     };
                     accepts.fetch_add(1, Ordering::SeqCst);
-                    let (h, seen) = (h.clone(), seen.clone());
+                    let (h, seen, late) = (h.clone(), seen.clone(), late.clone());
                     tokio::spawn(async move {
                         let (mut rd, wr) = conn.into_split();
                         let wr = Arc::new(tokio::sync::Mutex::new(wr));
@@ -129,10 +140,11 @@ impl Fake {
                                     let _ = wr.lock().await.write_all(&frame(r)).await;
                                 }
                                 Act::Later(d, r) => {
-                                    let wr = wr.clone();
+                                    let (wr, late) = (wr.clone(), late.clone());
                                     tokio::spawn(async move {
                                         tokio::time::sleep(d).await;
                                         let _ = wr.lock().await.write_all(&frame(r)).await;
+                                        late.fetch_add(1, Ordering::SeqCst);
                                     });
                                 }
                                 Act::Drop => {}
@@ -147,6 +159,7 @@ impl Fake {
             addr,
             seen,
             tcp_accepts,
+            late_sent,
             tasks,
         }
     }
@@ -154,6 +167,11 @@ impl Fake {
     /// Queries received so far.
     pub fn count(&self) -> usize {
         self.seen.lock().expect("lock").len()
+    }
+
+    /// Delayed replies (`Act::Later`) sent so far.
+    pub fn late_sent(&self) -> usize {
+        self.late_sent.load(Ordering::SeqCst)
     }
 
     /// Queries received so far over one transport.
