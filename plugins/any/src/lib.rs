@@ -9,14 +9,12 @@
 //! any
 //! ```
 
-use std::sync::Arc;
+mod setup;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::HINFO;
 use ferrodns_plugin::proto::rr::{DNSClass, RData, Record, RecordType};
-use ferrodns_plugin::{
-    Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
-};
+use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
 
 /// The directive name.
 pub const NAME: &str = "any";
@@ -25,25 +23,11 @@ pub const NAME: &str = "any";
 pub const TTL: u32 = 8482;
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The handler.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Any;
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    // As upstream, only the first `any` line of the block is read.
-    c.next();
-    if c.next_arg() {
-        return Err(SetupError::plugin(NAME, c.arg_err()));
-    }
-    if c.next_block() {
-        let msg = format!("unknown property '{}'", c.val());
-        return Err(SetupError::plugin(NAME, c.err(msg)));
-    }
-    c.add_plugin(Arc::new(Any));
-    Ok(())
-}
 
 /// The reply to an ANY query: the request's header as miekg/dns's `SetReply` copies it and the
 /// HINFO record.

@@ -15,17 +15,20 @@
 //!
 //! The plugin has no request handler.
 
+mod setup;
+pub use setup::{parse_line, setup_with_interfaces};
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
 use ferrodns_plugin::text::go_quote;
-use ferrodns_plugin::{Descriptor, Setup, SetupError};
+use ferrodns_plugin::{Descriptor, SetupError};
 
 /// The directive name.
 pub const NAME: &str = "bind";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// A host interface and its addresses, in the order the system lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,39 +79,6 @@ pub struct Line {
     pub addrs: Vec<String>,
     /// Addresses and interface names to leave out (the last `except` of the line).
     pub except: Vec<String>,
-}
-
-/// Read the arguments and block of the `bind` line the dispenser is on. Errors carry no
-/// position, as upstream's do.
-pub fn parse_line(c: &mut Setup<'_>) -> Result<Line, SetupError> {
-    let mut line = Line {
-        addrs: c.remaining_args(),
-        except: Vec::new(),
-    };
-    if line.addrs.is_empty() {
-        return Err(SetupError::new(
-            "at least one address or interface name is expected",
-        ));
-    }
-    while c.next_block() {
-        match c.val() {
-            "except" => {
-                line.except = c.remaining_args();
-                if line.except.is_empty() {
-                    return Err(SetupError::new(
-                        "at least one address or interface must be given to except subdirective",
-                    ));
-                }
-            }
-            other => {
-                return Err(SetupError::new(format!(
-                    "invalid option {}",
-                    go_quote(other)
-                )));
-            }
-        }
-    }
-    Ok(line)
 }
 
 /// Turn arguments into listen addresses: an interface name becomes all its addresses, anything
@@ -194,30 +164,6 @@ pub fn ipv6_text(ip: &Ipv6Addr) -> String {
         i += 1;
     }
     out
-}
-
-/// Setup with a given interface list (the test seam of [`DESCRIPTOR`]'s setup).
-pub fn setup_with_interfaces(c: &mut Setup<'_>, ifaces: &[Interface]) -> Result<(), SetupError> {
-    let mut all = Vec::new();
-    while c.next() {
-        let line = parse_line(c).map_err(|e| SetupError::plugin(NAME, e))?;
-        let ips = expand(&line.addrs, ifaces).map_err(|e| SetupError::plugin(NAME, e))?;
-        let except = expand(&line.except, ifaces).map_err(|e| SetupError::plugin(NAME, e))?;
-        all.extend(ips.into_iter().filter(|ip| !except.contains(ip)));
-    }
-    c.set_listen_hosts(all);
-    Ok(())
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let ifaces = interfaces().unwrap_or_else(|e| {
-        tracing::warn!(
-            target: "plugin/bind",
-            "failed to get interfaces list, cannot bind by interface name: {e}"
-        );
-        Vec::new()
-    });
-    setup_with_interfaces(c, &ifaces)
 }
 
 #[cfg(test)]

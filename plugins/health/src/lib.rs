@@ -9,7 +9,10 @@
 //! The plugin adds no request handler. Blocks naming the same address share one listener
 //! (also with `prometheus` and `ready` on that address).
 
-use std::sync::{Arc, Mutex};
+mod setup;
+pub use setup::parse;
+
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -19,15 +22,16 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use ferrodns_plugin::{
-    Descriptor, HttpHandler, HttpResponse, Lifecycle, Metrics, Setup, SetupError, async_trait,
-    duration, split_host_port,
+    Descriptor, HttpHandler, HttpResponse, Lifecycle, Metrics, SetupError, async_trait, duration,
+    split_host_port,
 };
 
 /// The directive name.
 pub const NAME: &str = "health";
 
 /// The plugin's descriptor, listed in `plugin.cfg`; its families exist from process start.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+pub const DESCRIPTOR: Descriptor =
+    Descriptor::new(NAME, setup::setup).with_metrics(register_metrics);
 
 /// CoreDNS's default address.
 pub const DEFAULT_ADDR: &str = ":8080";
@@ -56,53 +60,6 @@ pub struct Config {
     pub addr: String,
     /// How long to keep serving after the process was told to stop (zero: not at all).
     pub lameduck: Duration,
-}
-
-/// Read the directive: `health [ADDRESS] { lameduck DURATION }`. Not limited to one per block:
-/// as in CoreDNS, a later line's address and lameduck replace an earlier one's.
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    let mut cfg = Config {
-        addr: DEFAULT_ADDR.to_string(),
-        lameduck: Duration::ZERO,
-    };
-    while c.next() {
-        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
-            cfg.addr = addr;
-        }
-        while c.next_block() {
-            match c.val() {
-                "lameduck" => {
-                    let args = c.remaining_args();
-                    let [value] = args.as_slice() else {
-                        return Err(SetupError::plugin(NAME, c.arg_err()));
-                    };
-                    cfg.lameduck = lameduck(value).map_err(|e| {
-                        SetupError::plugin(
-                            NAME,
-                            format_args!(
-                                "unable to parse lameduck duration value: '{value}' : {e}"
-                            ),
-                        )
-                    })?;
-                }
-                other => {
-                    return Err(SetupError::plugin(
-                        NAME,
-                        c.err(format_args!("unknown property '{other}'")),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(cfg)
-}
-
-/// A Go duration; a negative one parses (as in Go) and means no lameduck.
-fn lameduck(value: &str) -> Result<Duration, duration::DurationError> {
-    match duration::parse(value) {
-        Err(duration::DurationError::Negative(_)) => Ok(Duration::ZERO),
-        other => other,
-    }
 }
 
 /// The self-check's families.
@@ -136,21 +93,8 @@ fn register_metrics(metrics: &Metrics) {
     HealthMetrics::new(metrics);
 }
 
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c)?;
-    c.http().route(&cfg.addr, PATH, Arc::new(Page));
-    let health = Arc::new(Health {
-        probe: Probe::new(&cfg.addr),
-        lameduck: cfg.lameduck,
-        metrics: HealthMetrics::new(c.metrics()),
-        checker: Mutex::new(None),
-    });
-    c.add_lifecycle(health);
-    Ok(())
-}
-
 /// Serves `/health`: always healthy.
-struct Page;
+pub(crate) struct Page;
 
 impl HttpHandler for Page {
     fn handle(&self) -> HttpResponse {
@@ -257,11 +201,11 @@ pub async fn check_once(probe: &Probe, metrics: &HealthMetrics) {
 }
 
 /// One block's health: the self-check task and the lameduck.
-struct Health {
-    probe: Probe,
-    lameduck: Duration,
-    metrics: HealthMetrics,
-    checker: Mutex<Option<JoinHandle<()>>>,
+pub(crate) struct Health {
+    pub(crate) probe: Probe,
+    pub(crate) lameduck: Duration,
+    pub(crate) metrics: HealthMetrics,
+    pub(crate) checker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Health {

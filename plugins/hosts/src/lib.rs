@@ -22,6 +22,7 @@
 //! * Anything else falls through when `fallthrough` covers the name, else it is SERVFAIL.
 
 mod hostsfile;
+mod setup;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,8 +33,7 @@ use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, AAAA, PTR};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
 use ferrodns_plugin::{
-    Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
-    async_trait,
+    Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, SetupError, async_trait,
 };
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use ferrodns_plugin::names;
 pub use ferrodns_plugin::names::Fall;
 pub use hostsfile::{HostsMap, Hostsfile, ReadOutcome, parse as parse_hosts};
+pub use setup::parse;
 
 /// The directive name.
 pub const NAME: &str = "hosts";
@@ -59,7 +60,8 @@ pub const DEFAULT_TTL: u32 = 3600;
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(5);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+pub const DESCRIPTOR: Descriptor =
+    Descriptor::new(NAME, setup::setup).with_metrics(register_metrics);
 
 /// CoreDNS registers this plugin's families when the process starts, so its unlabelled ones
 /// show at 0 even when no block uses it.
@@ -86,115 +88,6 @@ pub struct Config {
     pub ttl: u32,
     /// How often the file is checked (zero: never).
     pub reload: Duration,
-}
-
-/// Read the block's `hosts` directive. Errors are returned without the `plugin/hosts: ` prefix
-/// (except the once-per-block error, which carries it).
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    let mut cfg = Config {
-        path: DEFAULT_PATH.to_string(),
-        origins: Vec::new(),
-        inline: Vec::new(),
-        fall: Fall::default(),
-        fall_unsupported: false,
-        reverse: true,
-        ttl: DEFAULT_TTL,
-        reload: DEFAULT_RELOAD,
-    };
-    let block_zones = c.zone_names();
-    while c.next_once(NAME)? {
-        let mut args = c.remaining_args();
-        if !args.is_empty() {
-            cfg.path = args.remove(0);
-            match std::fs::metadata(&cfg.path) {
-                Ok(m) if m.is_dir() => {
-                    tracing::warn!(target: TARGET, "Hosts file {} is a directory", ferrodns_plugin::text::go_quote(&cfg.path));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    tracing::warn!(target: TARGET, "File does not exist: {}", cfg.path);
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "unable to access hosts file '{}': {}",
-                        cfg.path,
-                        ferrodns_plugin::text::go_io_error("stat", &cfg.path, &e)
-                    );
-                    return Err(c.err(msg));
-                }
-            }
-        }
-        cfg.origins = names::origins(&args, &block_zones);
-        while c.next_block() {
-            match c.val() {
-                "fallthrough" => {
-                    let a = c.remaining_args();
-                    cfg.fall.set_from_args(&a);
-                }
-                "fallthrough_unsupported" => {
-                    if !c.remaining_args().is_empty() {
-                        return Err(c.arg_err());
-                    }
-                    cfg.fall_unsupported = true;
-                }
-                "no_reverse" => cfg.reverse = false,
-                "ttl" => {
-                    let rest = c.remaining_args();
-                    let Some(first) = rest.first() else {
-                        return Err(c.err("ttl needs a time in second"));
-                    };
-                    let Ok(ttl) = go_atoi(first) else {
-                        return Err(c.err("ttl needs a number of second"));
-                    };
-                    if ttl <= 0 || ttl > 65535 {
-                        return Err(c.err("ttl provided is invalid"));
-                    }
-                    cfg.ttl = ttl as u32;
-                }
-                "reload" => {
-                    let rest = c.remaining_args();
-                    if rest.len() != 1 {
-                        return Err(c.err("reload needs a duration (zero seconds to disable)"));
-                    }
-                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
-                    match parse_duration(&rest[0]) {
-                        Ok(d) => cfg.reload = d,
-                        Err(DurationError::Negative(_)) => {
-                            let msg = format!("invalid negative duration for reload '{}'", rest[0]);
-                            return Err(c.err(msg));
-                        }
-                        Err(_) => {
-                            let msg = format!("invalid duration for reload '{}'", rest[0]);
-                            return Err(c.err(msg));
-                        }
-                    }
-                }
-                other => {
-                    if cfg.fall.zones.is_empty() {
-                        let mut line = vec![other.to_string()];
-                        line.extend(c.remaining_args());
-                        cfg.inline.push(line.join(" "));
-                        continue;
-                    }
-                    let msg = format!("unknown property '{other}'");
-                    return Err(c.err(msg));
-                }
-            }
-        }
-    }
-    if cfg.fall_unsupported && cfg.fall.zones.is_empty() {
-        return Err(c.err("fallthrough_unsupported requires fallthrough"));
-    }
-    Ok(cfg)
-}
-
-/// Go's `strconv.Atoi` (sign allowed, decimal digits only).
-fn go_atoi(s: &str) -> Result<i64, ()> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
-    }
-    s.parse::<i64>().map_err(|_| ())
 }
 
 /// The plugin's metric families.
@@ -240,7 +133,7 @@ pub struct Hosts {
     fall: Fall,
     fall_unsupported: bool,
     ttl: u32,
-    reload: Duration,
+    pub(crate) reload: Duration,
     metrics: HostsMetrics,
 }
 
@@ -320,10 +213,10 @@ fn read_and_record(data: &Hostsfile, metrics: &HostsMetrics) -> ReadOutcome {
 
 /// Reads the file at startup, then every `reload` until shutdown.
 pub struct HostsLifecycle {
-    data: Arc<Hostsfile>,
-    metrics: HostsMetrics,
-    reload: Duration,
-    stop: watch::Sender<bool>,
+    pub(crate) data: Arc<Hostsfile>,
+    pub(crate) metrics: HostsMetrics,
+    pub(crate) reload: Duration,
+    pub(crate) stop: watch::Sender<bool>,
 }
 
 #[async_trait]
@@ -346,27 +239,6 @@ impl Lifecycle for HostsLifecycle {
     async fn on_shutdown(&self) {
         let _ = self.stop.send(true);
     }
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c).map_err(|e| {
-        if e.0.starts_with("plugin/") {
-            e
-        } else {
-            SetupError::plugin(NAME, e)
-        }
-    })?;
-    let metrics = HostsMetrics::register(c.metrics());
-    let hosts = Hosts::new(cfg, metrics.clone());
-    let (stop, _) = watch::channel(false);
-    c.add_lifecycle(Arc::new(HostsLifecycle {
-        data: hosts.data.clone(),
-        metrics,
-        reload: hosts.reload,
-        stop,
-    }));
-    c.add_plugin(Arc::new(hosts));
-    Ok(())
 }
 
 #[async_trait]

@@ -18,6 +18,7 @@
 //! loadbalance [round_robin | weighted WEIGHTFILE [{ reload DURATION }]] [{ prefer CIDR... }]
 //! ```
 
+mod setup;
 mod weighted;
 
 use std::net::IpAddr;
@@ -26,10 +27,9 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Message, ResponseCode};
 use ferrodns_plugin::proto::rr::{RData, Record, RecordType};
-use ferrodns_plugin::{
-    Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
-};
+use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
 
+pub use setup::parse;
 pub use weighted::{Weighted, WeightedLifecycle, parse_weights};
 
 /// The directive name.
@@ -42,7 +42,7 @@ pub const TARGET: &str = "plugin/loadbalance";
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(30);
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// A subnet of `prefer`, as Go's `net.ParseCIDR` reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,108 +138,10 @@ pub struct Config {
     pub prefer: Vec<Subnet>,
 }
 
-/// Read the block's `loadbalance` lines. Errors are returned without the `plugin/loadbalance: `
-/// prefix.
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    let mut cfg = Config {
-        policy: Policy::RoundRobin,
-        prefer: Vec::new(),
-    };
-    while c.next() {
-        let args = c.remaining_args();
-        match args.first().map(String::as_str) {
-            None => cfg.policy = Policy::RoundRobin,
-            Some("round_robin") => {
-                if args.len() > 1 {
-                    return Err(c.err("unknown property for round_robin"));
-                }
-                cfg.policy = Policy::RoundRobin;
-            }
-            Some("weighted") => {
-                if args.len() < 2 {
-                    return Err(c.err("missing weight file argument"));
-                }
-                if args.len() > 2 {
-                    return Err(c.err("unexpected argument(s)"));
-                }
-                let mut reload = DEFAULT_RELOAD;
-                while c.next_block() {
-                    match c.val() {
-                        "reload" => {
-                            let t = c.remaining_args();
-                            if t.is_empty() {
-                                return Err(c.err("reload duration value is missing"));
-                            }
-                            if t.len() > 1 {
-                                return Err(c.err("unexpected argument"));
-                            }
-                            reload = go_duration(&t[0]).ok_or_else(|| {
-                                c.err(format_args!("invalid reload duration '{}'", t[0]))
-                            })?;
-                        }
-                        other => {
-                            let msg = format!("unknown property '{other}'");
-                            return Err(c.err(msg));
-                        }
-                    }
-                }
-                // As upstream, choosing `weighted` starts the configuration over (earlier
-                // `prefer` subnets are forgotten).
-                cfg = Config {
-                    policy: Policy::Weighted(Arc::new(Weighted::new(args[1].clone(), reload))),
-                    prefer: Vec::new(),
-                };
-            }
-            Some(other) => {
-                return Err(SetupError::new(format!("unknown policy: {other}")));
-            }
-        }
-        while c.next_block() {
-            match c.val() {
-                "prefer" => {
-                    for cidr in c.remaining_args() {
-                        match Subnet::parse(&cidr) {
-                            Ok(s) => cfg.prefer.push(s),
-                            Err(e) => {
-                                let msg = format!("invalid CIDR \"{cidr}\": {e}");
-                                return Err(c.err(msg));
-                            }
-                        }
-                    }
-                }
-                other => {
-                    let msg = format!("unknown property '{other}'");
-                    return Err(c.err(msg));
-                }
-            }
-        }
-    }
-    Ok(cfg)
-}
-
-/// A Go duration; negative ones are taken as zero (no reload), as a Go ticker would refuse them.
-fn go_duration(s: &str) -> Option<Duration> {
-    let (body, negative) = match s.strip_prefix('-') {
-        Some(rest) => (rest, true),
-        None => (s.strip_prefix('+').unwrap_or(s), false),
-    };
-    let d = ferrodns_plugin::duration::parse(body).ok()?;
-    Some(if negative { Duration::ZERO } else { d })
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c).map_err(|e| SetupError::plugin(NAME, e))?;
-    if let Policy::Weighted(w) = &cfg.policy {
-        c.add_lifecycle(Arc::new(WeightedLifecycle::new(w.clone())));
-    }
-    c.add_plugin(Arc::new(LoadBalance { cfg }));
-    Ok(())
-}
-
 /// The handler.
 #[derive(Debug, Clone)]
 pub struct LoadBalance {
-    cfg: Config,
+    pub(crate) cfg: Config,
 }
 
 impl LoadBalance {

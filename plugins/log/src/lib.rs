@@ -12,21 +12,19 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
 use ferrodns_plugin::wire::WireHeader;
 pub use ferrodns_plugin::wire::{client_write, rcode_reply, uncompressed_len};
-use ferrodns_plugin::{
-    Descriptor, Dispenser, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
-    async_trait,
-};
+use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
 
 pub mod replacer;
+mod setup;
 
 use ferrodns_plugin::response;
 pub use ferrodns_plugin::response::{Class, Type};
 pub use replacer::{Node, Recorded};
+pub use setup::parse;
 
 /// The directive name.
 pub const NAME: &str = "log";
@@ -35,7 +33,7 @@ pub const NAME: &str = "log";
 pub const TARGET: &str = "querylog";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The Common Log Format, the default.
 pub const COMMON_LOG_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
@@ -58,76 +56,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn new(name_scope: String, format: &str) -> Self {
+    pub(crate) fn new(name_scope: String, format: &str) -> Self {
         Rule {
             name_scope,
             format: format.to_string(),
             classes: BTreeSet::new(),
         }
     }
-}
-
-/// Read every `log` line of a block into rules, in order. Errors are returned without the
-/// `plugin/log: ` prefix.
-pub fn parse(c: &mut Dispenser) -> Result<Vec<Rule>, SetupError> {
-    let mut rules: Vec<Rule> = Vec::new();
-    while c.next() {
-        let mut args = c.remaining_args();
-        let first_of_line = rules.len();
-        match args.len() {
-            0 => rules.push(Rule::new(".".to_string(), DEFAULT_LOG_FORMAT)),
-            // A single argument is always a name, even when it holds a brace.
-            1 => rules.push(Rule::new(
-                ferrodns_plugin::corefile::fqdn(&args[0]),
-                DEFAULT_LOG_FORMAT,
-            )),
-            _ => {
-                let mut format = DEFAULT_LOG_FORMAT.to_string();
-                if args.last().is_some_and(|a| a.contains('{'))
-                    && let Some(last) = args.pop()
-                {
-                    format = last
-                        .replace("{common}", COMMON_LOG_FORMAT)
-                        .replace("{combined}", COMBINED_LOG_FORMAT);
-                }
-                for name in &args {
-                    rules.push(Rule::new(ferrodns_plugin::corefile::fqdn(name), &format));
-                }
-            }
-        }
-
-        let mut classes = BTreeSet::new();
-        while c.next_block() {
-            match c.val() {
-                "class" => {
-                    let names = c.remaining_args();
-                    if names.is_empty() {
-                        return Err(c.arg_err());
-                    }
-                    for name in names {
-                        classes.insert(Class::parse(&name).map_err(SetupError::new)?);
-                    }
-                }
-                other => {
-                    let msg = format!("unknown property '{other}'");
-                    return Err(c.err(msg));
-                }
-            }
-        }
-        if classes.is_empty() {
-            classes.insert(Class::All);
-        }
-        for rule in &mut rules[first_of_line..] {
-            rule.classes = classes.clone();
-        }
-    }
-    Ok(rules)
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let rules = parse(c).map_err(|e| SetupError::plugin(NAME, e))?;
-    c.add_plugin(Arc::new(Logger::new(rules)));
-    Ok(())
 }
 
 /// A rule ready to serve.

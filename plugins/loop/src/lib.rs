@@ -15,6 +15,9 @@
 //! address its listener actually bound (an unspecified address replaced by the loopback of its
 //! family), and names the configured address in the message, as CoreDNS does.
 
+mod setup;
+pub use setup::parse;
+
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +29,7 @@ use ferrodns_plugin::names::zone_match;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{
-    Descriptor, Lifecycle, Listening, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
+    Descriptor, Lifecycle, Listening, Next, Plugin, PluginError, Reply, Request, SetupError,
     async_trait,
 };
 use tokio::net::UdpSocket;
@@ -37,7 +40,7 @@ use tokio::time::Instant;
 pub const NAME: &str = "loop";
 
 /// The plugin's descriptor, listed in `plugin.cfg`.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The tracing target of the fatal message: the server's log format prints events of a
 /// `fatal:` target as `[FATAL] plugin/loop: ...`.
@@ -218,41 +221,6 @@ fn join_host_port(host: &str, port: &str) -> String {
     }
 }
 
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let l = Arc::new(parse(c)?);
-    let host = c.listen_hosts().first().cloned().unwrap_or_default();
-    let port = c
-        .zones()
-        .first()
-        .map(|z| z.port.clone())
-        .unwrap_or_default();
-    c.add_plugin(l.clone());
-    c.add_lifecycle(Arc::new(Prober {
-        l,
-        listening: c.shared().listening.clone(),
-        host,
-        port,
-        task: Mutex::new(None),
-    }));
-    Ok(())
-}
-
-/// Read the directive: no arguments, once per block. The zone is the block's first key.
-pub fn parse(c: &mut Setup<'_>) -> Result<Loop, SetupError> {
-    while c.next_once(NAME)? {
-        if c.next_arg() {
-            return Err(SetupError::plugin(NAME, c.arg_err()));
-        }
-    }
-    let zone = c
-        .zones()
-        .first()
-        .map(|z| z.zone.clone())
-        .filter(|z| !z.is_empty())
-        .unwrap_or_else(|| ".".to_string());
-    Ok(Loop::new(&zone))
-}
-
 /// The probe's timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -385,12 +353,12 @@ pub async fn exchange(to: SocketAddr, qname: &str, timeout: Duration) -> std::io
 }
 
 /// The startup task that sends the probe.
-struct Prober {
-    l: Arc<Loop>,
-    listening: Listening,
-    host: String,
-    port: String,
-    task: Mutex<Option<AbortHandle>>,
+pub(crate) struct Prober {
+    pub(crate) l: Arc<Loop>,
+    pub(crate) listening: Listening,
+    pub(crate) host: String,
+    pub(crate) port: String,
+    pub(crate) task: Mutex<Option<AbortHandle>>,
 }
 
 #[async_trait]

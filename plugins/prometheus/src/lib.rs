@@ -8,21 +8,23 @@
 //! `coredns_dns_responses_total` is the name of the handler right after this one when a handler
 //! wrote the reply, and empty when the server wrote it (an error rcode), as in CoreDNS.
 
-use std::sync::Arc;
+mod setup;
+pub use setup::parse;
+
 use std::time::Instant;
 
-use ferrodns_plugin::vars::{DnsMetrics, Labels, Report, rcode_label};
+use ferrodns_plugin::vars::{DnsMetrics, Report, rcode_label};
 use ferrodns_plugin::wire::{client_write, uncompressed_len};
 use ferrodns_plugin::{
     Descriptor, FastObserver, FastSeen, HttpHandler, HttpResponse, Metrics, Next, Plugin,
-    PluginError, Protocol, Reply, Request, Setup, SetupError, WireQuery, async_trait,
+    PluginError, Protocol, Reply, Request, WireQuery, async_trait,
 };
 
 /// The directive name.
 pub const NAME: &str = "prometheus";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// CoreDNS's default address.
 pub const DEFAULT_ADDR: &str = "localhost:9153";
@@ -34,59 +36,8 @@ pub struct Config {
     pub addr: String,
 }
 
-/// Read the directive (once per block): `prometheus [ADDRESS] { runtime_metrics }`.
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    let mut cfg = Config {
-        addr: DEFAULT_ADDR.to_string(),
-    };
-    while c.next_once(NAME)? {
-        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
-            cfg.addr = addr;
-        }
-        while c.next_block() {
-            match c.val() {
-                "runtime_metrics" => {
-                    if !c.remaining_args().is_empty() {
-                        return Err(SetupError::plugin(NAME, c.arg_err()));
-                    }
-                }
-                "tls" => {
-                    return Err(SetupError::plugin(
-                        NAME,
-                        c.err("tls for the metrics endpoint is not supported by ferrodns yet"),
-                    ));
-                }
-                other => {
-                    return Err(SetupError::plugin(
-                        NAME,
-                        c.err(format_args!("unknown option: {other}")),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(cfg)
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c)?;
-    let metrics = c.metrics().clone();
-    let dns = DnsMetrics::new(&metrics);
-    let build: Labels = vec![
-        ("version", env!("CARGO_PKG_VERSION").to_string()),
-        ("revision", String::new()),
-        ("goversion", "rust".to_string()),
-    ];
-    dns.build_info.get_or_create(&build).set(1);
-    c.http()
-        .route(&cfg.addr, "/metrics", Arc::new(Exporter(metrics)));
-    let zones = c.zone_names();
-    c.add_plugin(Arc::new(Prometheus { zones, dns }));
-    Ok(())
-}
-
 /// Serves `/metrics`.
-struct Exporter(Metrics);
+pub(crate) struct Exporter(pub(crate) Metrics);
 
 impl HttpHandler for Exporter {
     fn handle(&self) -> HttpResponse {
@@ -100,8 +51,8 @@ impl HttpHandler for Exporter {
 
 /// The request handler: counts what passes through.
 pub struct Prometheus {
-    zones: Vec<String>,
-    dns: DnsMetrics,
+    pub(crate) zones: Vec<String>,
+    pub(crate) dns: DnsMetrics,
 }
 
 #[async_trait]

@@ -9,20 +9,22 @@
 //! again; `monitor continuously` asks every plugin on every request. The plugin adds no request
 //! handler. Blocks naming the same address share one listener.
 
+mod setup;
+pub use setup::parse;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferrodns_plugin::{
-    Descriptor, HttpHandler, HttpResponse, Lifecycle, Readiness, ReadinessSet, Setup, SetupError,
-    async_trait,
+    Descriptor, HttpHandler, HttpResponse, Lifecycle, Readiness, ReadinessSet, async_trait,
 };
 
 /// The directive name.
 pub const NAME: &str = "ready";
 
 /// The plugin's descriptor, listed in `plugin.cfg`.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// CoreDNS's default address.
 pub const DEFAULT_ADDR: &str = ":8181";
@@ -51,75 +53,19 @@ pub struct Config {
     pub monitor: Monitor,
 }
 
-/// Read the directive (once per block): `ready [ADDRESS] { monitor until-ready|continuously }`.
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    let mut cfg = Config {
-        addr: DEFAULT_ADDR.to_string(),
-        monitor: Monitor::UntilReady,
-    };
-    while c.next_once(NAME)? {
-        if let Some(addr) = ferrodns_plugin::address_arg(c, NAME)? {
-            cfg.addr = addr;
-        }
-        while c.next_block() {
-            match c.val() {
-                "monitor" => {
-                    let args = c.remaining_args();
-                    let [kind] = args.as_slice() else {
-                        return Err(SetupError::plugin(NAME, c.arg_err()));
-                    };
-                    cfg.monitor = match kind.as_str() {
-                        "until-ready" => Monitor::UntilReady,
-                        "continuously" => Monitor::Continuously,
-                        other => {
-                            return Err(SetupError::plugin(
-                                NAME,
-                                c.err(format_args!("monitor type '{other}' not supported")),
-                            ));
-                        }
-                    };
-                }
-                other => {
-                    return Err(SetupError::plugin(
-                        NAME,
-                        c.err(format_args!("unknown property '{other}'")),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(cfg)
-}
-
 /// What every block's `ready` of one instance shares: the mode (the last block's, as in
 /// CoreDNS), the plugins already seen ready, and whether the instance is stopping.
 #[derive(Default)]
-struct State {
-    continuously: AtomicBool,
+pub(crate) struct State {
+    pub(crate) continuously: AtomicBool,
     stopping: AtomicBool,
     seen_ready: Mutex<HashSet<String>>,
 }
 
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c)?;
-    let state = c.shared().state::<State>();
-    state
-        .continuously
-        .store(cfg.monitor == Monitor::Continuously, Ordering::SeqCst);
-    let page = Page {
-        plugins: c.shared().readiness.clone(),
-        state: state.clone(),
-    };
-    if c.http().route(&cfg.addr, PATH, Arc::new(page)) {
-        c.add_lifecycle(Arc::new(Stopping(state)));
-    }
-    Ok(())
-}
-
 /// Serves `/ready`.
-struct Page {
-    plugins: ReadinessSet,
-    state: Arc<State>,
+pub(crate) struct Page {
+    pub(crate) plugins: ReadinessSet,
+    pub(crate) state: Arc<State>,
 }
 
 impl Page {
@@ -166,7 +112,7 @@ impl HttpHandler for Page {
 }
 
 /// Turns `/ready` to `503 Shutting down` when the instance stops.
-struct Stopping(Arc<State>);
+pub(crate) struct Stopping(pub(crate) Arc<State>);
 
 #[async_trait]
 impl Lifecycle for Stopping {

@@ -10,32 +10,31 @@
 //! Corefile is tried once, not at every tick.
 
 pub mod hash;
+mod setup;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::duration::{self, DurationError};
-use ferrodns_plugin::{
-    Control, CorefileInput, Descriptor, Lifecycle, Metrics, Setup, SetupError, async_trait,
-};
+use ferrodns_plugin::{Control, CorefileInput, Descriptor, Lifecycle, Metrics, async_trait};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
+pub use setup::parse;
+
 /// The directive name.
 pub const NAME: &str = "reload";
 
 /// The plugin's descriptor: its failure counter shows at 0 from process start, as in CoreDNS.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup).with_metrics(register_metrics);
+pub const DESCRIPTOR: Descriptor =
+    Descriptor::new(NAME, setup::setup).with_metrics(register_metrics);
 
 /// CoreDNS's default interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// CoreDNS's default jitter.
 pub const DEFAULT_JITTER: Duration = Duration::from_secs(15);
-const MIN_INTERVAL: Duration = Duration::from_secs(2);
-const MIN_JITTER: Duration = Duration::from_secs(1);
 
 /// The plugin's metric families.
 #[derive(Clone, Default)]
@@ -68,18 +67,6 @@ fn register_metrics(m: &Metrics) {
     ReloadMetrics::register(m);
 }
 
-/// Parse a Go duration as CoreDNS's setup does, negative values included (they then fail the
-/// minimum checks, as in Go).
-fn go_duration(s: &str) -> Result<(Duration, bool), DurationError> {
-    match s.strip_prefix('-') {
-        Some(rest) if !rest.starts_with(['-', '+']) => {
-            let d = duration::parse(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
-            Ok((d, !d.is_zero()))
-        }
-        _ => duration::parse(s).map(|d| (d, false)),
-    }
-}
-
 /// What the block's `reload` line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -87,39 +74,6 @@ pub struct Config {
     pub interval: Duration,
     /// The jitter, already clamped to half the interval.
     pub jitter: Duration,
-}
-
-/// Read the first `reload` line of the block (CoreDNS reads only that one).
-pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
-    c.next();
-    let args = c.remaining_args();
-    if args.len() > 2 {
-        return Err(SetupError::plugin(NAME, c.arg_err()));
-    }
-    let mut interval = DEFAULT_INTERVAL;
-    if let Some(a) = args.first() {
-        let (d, negative) = go_duration(a).map_err(|e| SetupError::plugin(NAME, e))?;
-        if negative || d < MIN_INTERVAL {
-            return Err(SetupError::plugin(
-                NAME,
-                "interval value must be greater or equal to 2s",
-            ));
-        }
-        interval = d;
-    }
-    let mut jitter = DEFAULT_JITTER;
-    if let Some(a) = args.get(1) {
-        let (d, negative) = go_duration(a).map_err(|e| SetupError::plugin(NAME, e))?;
-        if negative || (!d.is_zero() && d < MIN_JITTER) {
-            return Err(SetupError::plugin(
-                NAME,
-                "jitter value must be 0 or greater or equal to 1s",
-            ));
-        }
-        jitter = d;
-    }
-    jitter = jitter.min(interval / 2);
-    Ok(Config { interval, jitter })
 }
 
 impl Config {
@@ -133,22 +87,6 @@ impl Config {
         let nanos = (self.interval.as_nanos() as i128 + offset).max(0);
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let cfg = parse(c)?;
-    let checker = c.shared().state::<Checker>();
-    // The setting is per process in CoreDNS: the last block's line wins.
-    checker.configure(
-        cfg.period(),
-        c.shared().corefile.clone(),
-        c.shared().control.clone(),
-        ReloadMetrics::register(c.metrics()),
-    );
-    if checker.claim() {
-        c.add_lifecycle(checker);
-    }
-    Ok(())
 }
 
 #[derive(Default)]
@@ -176,7 +114,7 @@ impl Checker {
         }
     }
 
-    fn configure(
+    pub(crate) fn configure(
         &self,
         period: Duration,
         corefile: CorefileInput,
@@ -191,7 +129,7 @@ impl Checker {
     }
 
     /// True the first time: the hook is registered once per instance.
-    fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         let mut s = self.lock();
         !std::mem::replace(&mut s.registered, true)
     }
@@ -284,91 +222,6 @@ async fn check(
                 tracing::error!(target: "plugin/reload", "Corefile changed but reload failed: {e}");
                 metrics.failed.inc();
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferrodns_plugin::testkit;
-
-    fn parse_text(text: &str) -> Result<Config, SetupError> {
-        let disp = testkit::dispenser(NAME, text)?;
-        let mut block = ferrodns_plugin::BlockSettings::default();
-        let shared = ferrodns_plugin::Shared::default();
-        let mut c = Setup::new(disp, &mut block, &shared);
-        parse(&mut c)
-    }
-
-    #[test]
-    fn setup_registers_one_hook_per_instance() {
-        let shared = ferrodns_plugin::Shared::default();
-        testkit::setup_with(&DESCRIPTOR, "reload 5s", &shared).unwrap();
-        testkit::setup_with(&DESCRIPTOR, "reload 8s", &shared).unwrap();
-        assert_eq!(shared.lifecycles().len(), 1);
-    }
-
-    #[test]
-    fn defaults_and_arguments() {
-        assert_eq!(
-            parse_text("reload").unwrap(),
-            Config {
-                interval: DEFAULT_INTERVAL,
-                jitter: DEFAULT_JITTER
-            }
-        );
-        assert_eq!(
-            parse_text("reload 10s").unwrap(),
-            Config {
-                interval: Duration::from_secs(10),
-                jitter: Duration::from_secs(5)
-            }
-        );
-        assert_eq!(
-            parse_text("reload 3s 0").unwrap(),
-            Config {
-                interval: Duration::from_secs(3),
-                jitter: Duration::ZERO
-            }
-        );
-    }
-
-    #[test]
-    fn coredns_errors() {
-        let e = |t: &str| parse_text(t).unwrap_err().to_string();
-        assert_eq!(
-            e("reload 1s"),
-            "plugin/reload: interval value must be greater or equal to 2s"
-        );
-        assert_eq!(
-            e("reload -5s"),
-            "plugin/reload: interval value must be greater or equal to 2s"
-        );
-        assert_eq!(
-            e("reload 10s 500ms"),
-            "plugin/reload: jitter value must be 0 or greater or equal to 1s"
-        );
-        assert_eq!(
-            e("reload 10s x"),
-            "plugin/reload: time: invalid duration \"x\""
-        );
-        assert!(
-            e("reload 1 2 3").contains("Wrong argument count"),
-            "{}",
-            e("reload 1 2 3")
-        );
-    }
-
-    #[test]
-    fn period_stays_within_half_the_jitter() {
-        let c = Config {
-            interval: Duration::from_secs(30),
-            jitter: Duration::from_secs(15),
-        };
-        for _ in 0..1000 {
-            let p = c.period();
-            assert!(p >= Duration::from_millis(22_500) && p < Duration::from_millis(37_500));
         }
     }
 }

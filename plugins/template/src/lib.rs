@@ -21,30 +21,30 @@
 
 pub mod gotmpl;
 mod rr;
+mod setup;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use ferrodns_plugin::corefile::normalize_exact;
-use ferrodns_plugin::goregex::{self, Regex};
+use ferrodns_plugin::goregex::Regex;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::proto::rr::{RData, RecordType};
 use ferrodns_plugin::text::{self, presentation};
 use ferrodns_plugin::{
-    Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
+    Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, async_trait,
 };
 
 use gotmpl::{Struct, Template, Value};
+pub use setup::parse;
 
 /// The directive name.
 pub const NAME: &str = "template";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The longest regular expression accepted.
 pub const MAX_REGEXP_LEN: usize = 10000;
@@ -86,24 +86,24 @@ impl Families {
 /// One `template` line.
 #[derive(Debug, Clone)]
 pub struct TemplateRule {
-    zones: Vec<String>,
-    rcode: u16,
-    regex: Vec<Regex>,
-    answer: Vec<Template>,
-    additional: Vec<Template>,
-    authority: Vec<Template>,
-    qclass: u16,
-    qtype: u16,
-    ederror: Option<(u16, String)>,
-    fall: Option<Vec<String>>,
+    pub(crate) zones: Vec<String>,
+    pub(crate) rcode: u16,
+    pub(crate) regex: Vec<Regex>,
+    pub(crate) answer: Vec<Template>,
+    pub(crate) additional: Vec<Template>,
+    pub(crate) authority: Vec<Template>,
+    pub(crate) qclass: u16,
+    pub(crate) qtype: u16,
+    pub(crate) ederror: Option<(u16, String)>,
+    pub(crate) fall: Option<Vec<String>>,
 }
 
 /// The handler: every template of the block, tried in order.
 #[derive(Clone)]
 pub struct TemplateHandler {
-    zones: Vec<String>,
-    templates: Vec<TemplateRule>,
-    metrics: Families,
+    pub(crate) zones: Vec<String>,
+    pub(crate) templates: Vec<TemplateRule>,
+    pub(crate) metrics: Families,
 }
 
 /// The longest of `zones` that `name` is in (`plugin.Zones.Matches`), both lowercased.
@@ -116,34 +116,6 @@ fn zone_match<'z>(zones: &'z [String], name: &str) -> Option<&'z str> {
         }
     }
     best
-}
-
-/// Compile a Go regular expression keeping its capture groups (see the rewrite plugin):
-/// Go's grammar decides validity, the `regex` crate supplies the groups.
-fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = goregex::compile(pattern)?;
-    Ok(Regex::new(pattern).unwrap_or(checked))
-}
-
-/// miekg/dns `StringToType` (exact).
-fn type_from_str(s: &str) -> Option<u16> {
-    (0..=u16::MAX).find(|t| {
-        let n = text::type_name(*t);
-        !n.starts_with("TYPE") && n == s
-    })
-}
-
-/// miekg/dns `StringToClass` (exact).
-fn class_from_str(s: &str) -> Option<u16> {
-    Some(match s {
-        "IN" => 1,
-        "CS" => 2,
-        "CH" => 3,
-        "HS" => 4,
-        "NONE" => 254,
-        "ANY" => 255,
-        _ => return None,
-    })
 }
 
 /// miekg/dns `ClassToString[c]` ("" when missing).
@@ -168,140 +140,6 @@ fn type_text(t: u16) -> String {
     } else {
         n
     }
-}
-
-/// miekg/dns `StringToRcode` (exact).
-fn rcode_from_str(s: &str) -> Option<u16> {
-    if s == "NOTIMPL" {
-        return Some(4);
-    }
-    (0..=23u16).find(|r| text::rcode_name(*r) == Some(s))
-}
-
-/// Read every `template` line (CoreDNS's `templateParse`).
-pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
-    let perr = |e: SetupError| SetupError::plugin(NAME, e);
-    let mut out = Vec::new();
-    let block_zones = c.zone_names();
-    while c.next() {
-        if !c.next_arg() {
-            return Err(perr(c.arg_err()));
-        }
-        let qclass = class_from_str(c.val())
-            .ok_or_else(|| perr(c.err(format!("invalid query class {}", c.val()))))?;
-        if !c.next_arg() {
-            return Err(perr(c.arg_err()));
-        }
-        let qtype = type_from_str(c.val())
-            .ok_or_else(|| perr(c.err(format!("invalid RR class {}", c.val()))))?;
-        let args = c.remaining_args();
-        let zones: Vec<String> = if args.is_empty() {
-            block_zones.clone()
-        } else {
-            args.iter().flat_map(|a| normalize_exact(a)).collect()
-        };
-        let mut t = TemplateRule {
-            zones,
-            rcode: 0,
-            regex: Vec::new(),
-            answer: Vec::new(),
-            additional: Vec::new(),
-            authority: Vec::new(),
-            qclass,
-            qtype,
-            ederror: None,
-            fall: None,
-        };
-        while c.next_block() {
-            match c.val() {
-                "match" => {
-                    let args = c.remaining_args();
-                    if args.is_empty() {
-                        return Err(perr(c.arg_err()));
-                    }
-                    for r in args {
-                        if r.len() > MAX_REGEXP_LEN {
-                            return Err(perr(c.err(format!(
-                                "regex pattern too long: {} > {MAX_REGEXP_LEN}",
-                                r.len()
-                            ))));
-                        }
-                        let re = compile_captures(&r)
-                            .map_err(|e| perr(c.err(format!("could not parse regex: {r}, {e}"))))?;
-                        t.regex.push(re);
-                    }
-                }
-                section @ ("answer" | "additional" | "authority") => {
-                    let section = section.to_string();
-                    let args = c.remaining_args();
-                    if args.is_empty() {
-                        return Err(perr(c.arg_err()));
-                    }
-                    for a in args {
-                        let tmpl = Template::parse(&section, &a).map_err(|e| {
-                            let nl = if section == "answer" { "" } else { "\n" };
-                            perr(c.err(format!("could not compile template: {}, {e}{nl}", c.val())))
-                        })?;
-                        match section.as_str() {
-                            "answer" => t.answer.push(tmpl),
-                            "additional" => t.additional.push(tmpl),
-                            _ => t.authority.push(tmpl),
-                        }
-                    }
-                }
-                "rcode" => {
-                    if !c.next_arg() {
-                        return Err(perr(c.arg_err()));
-                    }
-                    t.rcode = rcode_from_str(c.val())
-                        .ok_or_else(|| perr(c.err(format!("unknown rcode {}", c.val()))))?;
-                }
-                "ederror" => {
-                    let args = c.remaining_args();
-                    if args.len() != 1 && args.len() != 2 {
-                        return Err(perr(c.arg_err()));
-                    }
-                    let code = rr::parse_uint10(&args[0], 16).map_err(|e| {
-                        perr(c.err(format!(
-                            "error parsing extended DNS error code {}, {e}\n",
-                            c.val()
-                        )))
-                    })?;
-                    t.ederror = Some((code as u16, args.get(1).cloned().unwrap_or_default()));
-                }
-                "fallthrough" => {
-                    let args = c.remaining_args();
-                    t.fall = Some(if args.is_empty() {
-                        vec![".".to_string()]
-                    } else {
-                        args.iter().flat_map(|a| normalize_exact(a)).collect()
-                    });
-                }
-                "upstream" => {
-                    c.remaining_args();
-                }
-                _ => return Err(perr(c.arg_err())),
-            }
-        }
-        if t.regex.is_empty() {
-            t.regex
-                .push(compile_captures(".*").map_err(|e| perr(SetupError::new(e)))?);
-        }
-        out.push(t);
-    }
-    Ok(out)
-}
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    let templates = parse(c)?;
-    let zones = templates.iter().flat_map(|t| t.zones.clone()).collect();
-    let metrics = Families::register(c.metrics());
-    c.add_plugin(Arc::new(TemplateHandler {
-        zones,
-        templates,
-        metrics,
-    }));
-    Ok(())
 }
 
 /// What a matching template renders with.

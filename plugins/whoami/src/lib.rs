@@ -7,38 +7,26 @@
 //!
 //! The plugin is terminal: it never calls the next plugin.
 
+mod setup;
+
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, AAAA, SRV};
 use ferrodns_plugin::proto::rr::{Name, RData, Record};
-use ferrodns_plugin::{
-    Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
-};
+use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
 
 /// The directive name.
 pub const NAME: &str = "whoami";
 
 /// The plugin's descriptor for the registry.
-pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup);
+pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 
 /// The request handler.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Whoami;
-
-fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    // Only the first occurrence in the block is looked at, as upstream does: a later `whoami`
-    // line is accepted whatever it holds.
-    c.next();
-    if c.next_arg() {
-        return Err(SetupError::plugin(NAME, c.arg_err()));
-    }
-    c.add_plugin(Arc::new(Whoami));
-    Ok(())
-}
 
 /// Build the whoami reply for a request, or `None` when the SRV owner name would be longer than
 /// a domain name may be (the reply is then built in wire form).

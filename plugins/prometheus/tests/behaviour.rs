@@ -1,0 +1,370 @@
+//! The prometheus plugin at run time, on a real server: queries over UDP and TCP to a loopback
+//! listener, then a real HTTP GET of `/metrics`, whose body must hold CoreDNS's `coredns_*`
+//! families with the labels and counts of what was asked. Every count is read after the reply
+//! came back, and the plugin reports before the reply is written, so no waiting is needed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use ferrodns_plugin::proto::rr::{Name, RecordType};
+use ferrodns_plugin::{
+    Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
+    Setup, SetupError, Shared, WireQuery, async_trait, testkit,
+};
+use ferrodns_server::{Server, Source, load};
+
+/// How long a socket read may block before the test fails (a bound, not a wait).
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A terminal plugin that answers UDP queries from its synchronous fast hook with NXDOMAIN
+/// and everything that reaches `serve` (TCP) with NOERROR, so each count shows its path.
+struct Fast;
+
+impl FastHook for Fast {
+    fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer {
+        out.extend_from_slice(&q.packet[..q.question_end]);
+        out[2] |= 0x80; // QR
+        out[3] = (out[3] & 0xf0) | 3; // NXDOMAIN
+        out[10] = 0;
+        out[11] = 0; // no additional records
+        FastAnswer::Answered
+    }
+}
+
+#[async_trait]
+impl Plugin for Fast {
+    fn name(&self) -> &'static str {
+        "fast"
+    }
+    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+        let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
+        m.queries = req.message().queries.clone();
+        Ok(Reply::message(m))
+    }
+    fn fast_hook(&self) -> Option<&dyn FastHook> {
+        Some(self)
+    }
+}
+
+fn fast_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
+    while c.next() {}
+    c.add_plugin(Arc::new(Fast));
+    Ok(())
+}
+
+/// The directives these tests use, in chain order.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.add(ferrodns_plugin_bind::DESCRIPTOR);
+    r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
+    r.add(Descriptor::new("fast", fast_setup));
+    r.add(ferrodns_plugin_whoami::DESCRIPTOR);
+    r
+}
+
+/// A started server, the address its DNS listener bound, its label, and the address of its
+/// one HTTP listener.
+async fn start(corefile: &str) -> (Server, SocketAddr, String, SocketAddr) {
+    let source = Source {
+        filename: "Corefile".into(),
+        text: corefile.as_bytes().to_vec(),
+        default_port: "53".into(),
+    };
+    let instance = load(source, &registry(), &Metrics::new(), None).unwrap();
+    let server = Server::start(instance).await.unwrap();
+    assert_eq!(server.listeners().len(), 1, "one DNS listener");
+    let dns = server.listeners()[0].addr;
+    let label = server.listeners()[0].label.clone();
+    let http = server.http_listeners();
+    assert_eq!(
+        http.len(),
+        1,
+        "blocks naming one address share one listener: {http:?}"
+    );
+    assert_eq!(http[0].0, "127.0.0.1:0");
+    let http = http[0].1;
+    (server, dns, label, http)
+}
+
+fn query(name: &str, qtype: RecordType, id: u16) -> Message {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    m
+}
+
+fn with_do(mut m: Message) -> Message {
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.set_dnssec_ok(true);
+    m.set_edns(edns);
+    m
+}
+
+fn udp(addr: SocketAddr, m: &Message) -> Message {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.send_to(&m.to_vec().unwrap(), addr).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).expect("a reply");
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.metadata.id, m.metadata.id);
+    r
+}
+
+fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let b = m.to_vec().unwrap();
+    let mut out = (b.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&b);
+    s.write_all(&out).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    let r = Message::from_vec(&buf).unwrap();
+    assert_eq!(r.metadata.id, m.metadata.id);
+    r
+}
+
+/// A real HTTP/1.1 GET; the status line, the headers (lowercased names) and the body.
+fn get(addr: SocketAddr, path: &str) -> (String, Vec<(String, String)>, String) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .expect("a complete response head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+fn sample<'a>(body: &'a str, series: &str) -> &'a str {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {series} in\n{body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_serves_coredns_families_for_what_was_asked() {
+    let (server, dns, label, http) = start(
+        "example.org:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n    whoami\n}\n\
+         .:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n}\n",
+    )
+    .await;
+    let (status, headers, body) = tokio::task::spawn_blocking(move || {
+        let rcodes = [
+            udp(dns, &query("www.example.org.", RecordType::A, 1)),
+            udp(dns, &with_do(query("www.Example.org.", RecordType::MX, 2))),
+            tcp(dns, &query("www.example.org.", RecordType::AAAA, 3)),
+            // The root block's chain ends after prometheus: the server writes SERVFAIL.
+            udp(dns, &query("other.test.", RecordType::A, 4)),
+        ]
+        .map(|m| m.metadata.response_code);
+        assert_eq!(
+            rcodes,
+            [
+                ResponseCode::NoError,
+                ResponseCode::NoError,
+                ResponseCode::NoError,
+                ResponseCode::ServFail,
+            ]
+        );
+        get(http, "/metrics")
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains(&(
+            "content-type".to_string(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string()
+        )),
+        "{headers:?}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    let s = |series: String| sample(&body, &series).to_string();
+    let ex = format!("server=\"{label}\",zone=\"example.org.\",view=\"\"");
+    let root = format!("server=\"{label}\",zone=\".\",view=\"\"");
+    for (series, want) in [
+        (
+            format!("coredns_dns_requests_total{{{ex},proto=\"udp\",family=\"1\",type=\"A\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_requests_total{{{ex},proto=\"udp\",family=\"1\",type=\"MX\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_requests_total{{{ex},proto=\"tcp\",family=\"1\",type=\"AAAA\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_requests_total{{{root},proto=\"udp\",family=\"1\",type=\"A\"}}"),
+            "1",
+        ),
+        (format!("coredns_dns_do_requests_total{{{ex}}}"), "1"),
+        (
+            format!("coredns_dns_responses_total{{{ex},rcode=\"NOERROR\",plugin=\"whoami\"}}"),
+            "3",
+        ),
+        (
+            format!("coredns_dns_responses_total{{{root},rcode=\"SERVFAIL\",plugin=\"\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_request_duration_seconds_count{{{ex}}}"),
+            "3",
+        ),
+        (
+            format!("coredns_dns_request_duration_seconds_count{{{root}}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_request_size_bytes_count{{{ex},proto=\"udp\"}}"),
+            "2",
+        ),
+        (
+            format!("coredns_dns_request_size_bytes_count{{{ex},proto=\"tcp\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_response_size_bytes_count{{{ex},proto=\"udp\"}}"),
+            "2",
+        ),
+        (
+            format!("coredns_dns_response_size_bytes_count{{{ex},proto=\"tcp\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_plugin_enabled{{{ex},name=\"whoami\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_plugin_enabled{{{ex},name=\"prometheus\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_plugin_enabled{{{root},name=\"prometheus\"}}"),
+            "1",
+        ),
+        (
+            format!(
+                "coredns_build_info{{version=\"{}\",revision=\"\",goversion=\"rust\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "1",
+        ),
+        ("coredns_panics_total".to_string(), "0"),
+    ] {
+        assert_eq!(s(series.clone()), want, "{series}\n{body}");
+    }
+    // Nothing was asked of the root block by TCP, and no DO bit reached it.
+    assert!(
+        !body.contains(&format!("coredns_dns_requests_total{{{root},proto=\"tcp\"")),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&format!("coredns_dns_do_requests_total{{{root}}}")),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_hook_replies_are_counted_like_chain_replies() {
+    let (server, dns, label, http) =
+        start(".:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n    fast\n}\n").await;
+    let body = tokio::task::spawn_blocking(move || {
+        // UDP is answered by the hook (NXDOMAIN), TCP by serve (NOERROR).
+        for id in 1..=3 {
+            let r = udp(dns, &query("Fast.Example.", RecordType::A, id));
+            assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        }
+        let r = tcp(dns, &query("fast.example.", RecordType::A, 9));
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        get(http, "/metrics").2
+    })
+    .await
+    .unwrap();
+    let root = format!("server=\"{label}\",zone=\".\",view=\"\"");
+    for (series, want) in [
+        (
+            format!("coredns_dns_requests_total{{{root},proto=\"udp\",family=\"1\",type=\"A\"}}"),
+            "3",
+        ),
+        (
+            format!("coredns_dns_requests_total{{{root},proto=\"tcp\",family=\"1\",type=\"A\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_responses_total{{{root},rcode=\"NXDOMAIN\",plugin=\"fast\"}}"),
+            "3",
+        ),
+        (
+            format!("coredns_dns_responses_total{{{root},rcode=\"NOERROR\",plugin=\"fast\"}}"),
+            "1",
+        ),
+        (
+            format!("coredns_dns_request_duration_seconds_count{{{root}}}"),
+            "4",
+        ),
+        (
+            format!("coredns_dns_response_size_bytes_count{{{root},proto=\"udp\"}}"),
+            "3",
+        ),
+    ] {
+        assert_eq!(sample(&body, &series), want, "{series}\n{body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_metrics_is_served_on_the_address() {
+    let (server, _dns, _label, http) =
+        start(".:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n    whoami\n}\n").await;
+    let (status, _, _) = tokio::task::spawn_blocking(move || get(http, "/health"))
+        .await
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    server.stop().await;
+}
+
+#[test]
+fn the_exporter_encodes_the_process_registry() {
+    let shared = Shared::default();
+    testkit::setup_with(
+        &ferrodns_plugin_prometheus::DESCRIPTOR,
+        "prometheus 127.0.0.1:9253",
+        &shared,
+    )
+    .unwrap();
+    let routes = shared.http.routes();
+    let page = routes["127.0.0.1:9253"]["/metrics"].handle();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body = String::from_utf8(page.body).unwrap();
+    assert_eq!(body, shared.metrics.encode());
+    assert!(body.contains("# TYPE coredns_build_info gauge"), "{body}");
+}
