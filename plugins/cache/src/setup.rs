@@ -1,7 +1,6 @@
 //! The `cache` directive's setup: its block read into a [`Config`](crate::Config), the metric
 //! families registered, and one [`Cache`] added to the server block's chain.
 
-
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::metrics::Families;

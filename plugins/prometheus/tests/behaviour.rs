@@ -39,7 +39,7 @@ impl Plugin for Fast {
     fn name(&self) -> &'static str {
         "fast"
     }
-    async fn serve(&self, req: &mut Request, _next: Next<'_>) -> Result<Reply, PluginError> {
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
         m.queries = req.message().queries.clone();
         Ok(Reply::message(m))
