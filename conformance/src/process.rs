@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -128,15 +127,16 @@ impl Server {
         timeout: Duration,
         netns: Option<&str>,
     ) -> Result<(Server, Started)> {
-        let mut cmd = match netns {
-            // `ip netns exec` joins the namespace and execs the server in place (same pid).
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        // `setpriv --pdeathsig` (util-linux, on every Debian) asks the kernel to kill the server
+        // when the thread that spawned it exits, so a harness that dies leaves no server behind;
+        // servers are spawned from the thread that runs (and outlives) the case. It then execs
+        // in place (same pid), and so does `ip netns exec` after joining the namespace.
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--"]);
+        if let Some(ns) = netns {
+            cmd.args(["ip", "netns", "exec", ns]);
+        }
+        cmd.arg(bin);
         cmd.args(["-conf", "Corefile", "-dns.port", &port.to_string()])
             .current_dir(dir)
             .env_clear()
@@ -145,15 +145,6 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The signal
-        // fires when the thread that spawned the child exits, so servers are spawned from the
-        // thread that runs (and outlives) the case.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                Ok(())
-            });
-        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

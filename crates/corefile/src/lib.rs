@@ -57,7 +57,6 @@
 //! assert_eq!(zones[0].to_string(), "dns://example.org.:1053");
 //! ```
 
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod env;

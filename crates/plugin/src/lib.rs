@@ -46,6 +46,8 @@
 //! pub const DESCRIPTOR: Descriptor = Descriptor::new("hello", setup);
 //! ```
 
+#![deny(missing_docs)]
+
 mod chain;
 mod dispenser;
 pub mod duration;

@@ -9,8 +9,10 @@
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
+
+use socket2::{SockAddr, SockAddrStorage};
 
 /// Largest request we read. Queries are small (one question and an OPT or TSIG record); a
 /// datagram cut at this size is dropped as malformed.
@@ -21,7 +23,8 @@ pub struct RecvBatch {
     bufs: Vec<u8>,
     lens: Vec<usize>,
     truncated: Vec<bool>,
-    addrs: Vec<libc::sockaddr_storage>,
+    addrs: Vec<SockAddrStorage>,
+    addr_lens: Vec<libc::socklen_t>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
@@ -39,8 +42,8 @@ impl RecvBatch {
             bufs: vec![0; n * SLOT],
             lens: vec![0; n],
             truncated: vec![false; n],
-            // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-            addrs: vec![unsafe { mem::zeroed() }; n],
+            addrs: (0..n).map(|_| SockAddrStorage::zeroed()).collect(),
+            addr_lens: vec![0; n],
             iovs: Vec::with_capacity(n),
             hdrs: Vec::with_capacity(n),
         }
@@ -57,7 +60,10 @@ impl RecvBatch {
         if self.truncated[i] {
             return None;
         }
-        let addr = from_storage(&self.addrs[i])?;
+        // SAFETY: `recvmmsg` wrote a source address of its family and this length into the
+        // storage (a zeroed storage of length 0 reads as no address); the copy is read once.
+        let addr = unsafe { SockAddr::new(std::ptr::read(&self.addrs[i]), self.addr_lens[i]) }
+            .as_socket()?;
         Some((&self.bufs[i * SLOT..i * SLOT + self.lens[i]], addr))
     }
 
@@ -78,8 +84,8 @@ impl RecvBatch {
         for i in 0..n {
             // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
             let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut SockAddrStorage).cast();
+            h.msg_hdr.msg_namelen = self.addrs[i].size_of();
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
             self.hdrs.push(h);
@@ -103,6 +109,7 @@ impl RecvBatch {
             let h = &self.hdrs[i];
             self.lens[i] = (h.msg_len as usize).min(SLOT);
             self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.addr_lens[i] = h.msg_hdr.msg_namelen;
         }
         Ok(got)
     }
@@ -114,8 +121,7 @@ pub fn send_batch(fd: RawFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> 
     if msgs.is_empty() {
         return Ok(0);
     }
-    let mut addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-        msgs.iter().map(|(_, a)| to_storage(a)).collect();
+    let addrs: Vec<SockAddr> = msgs.iter().map(|(_, a)| SockAddr::from(*a)).collect();
     let mut iovs: Vec<libc::iovec> = msgs
         .iter()
         .map(|(b, _)| libc::iovec {
@@ -127,8 +133,9 @@ pub fn send_batch(fd: RawFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> 
     for i in 0..msgs.len() {
         // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
         let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-        h.msg_hdr.msg_name = (&mut addrs[i].0 as *mut libc::sockaddr_storage).cast();
-        h.msg_hdr.msg_namelen = addrs[i].1;
+        // `sendmmsg` only reads the address through this pointer.
+        h.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = addrs[i].len();
         h.msg_hdr.msg_iov = &mut iovs[i];
         h.msg_hdr.msg_iovlen = 1;
         hdrs.push(h);
@@ -149,57 +156,6 @@ pub fn send_batch(fd: RawFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> 
     Ok(sent as usize)
 }
 
-fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match s.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, which it is large
-            // enough and suitably aligned for.
-            let a: &libc::sockaddr_in = unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-fn to_storage(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-    let mut s: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
-            let sin = unsafe { &mut *(&mut s as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in6.
-            let sin6 = unsafe { &mut *(&mut s as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (s, len as libc::socklen_t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,8 +163,17 @@ mod tests {
 
     #[test]
     fn batch_round_trip_on_loopback() {
-        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        round_trip("127.0.0.1:0");
+    }
+
+    #[test]
+    fn batch_round_trip_on_ipv6_loopback() {
+        round_trip("[::1]:0");
+    }
+
+    fn round_trip(bind: &str) {
+        let a = std::net::UdpSocket::bind(bind).unwrap();
+        let b = std::net::UdpSocket::bind(bind).unwrap();
         let to = b.local_addr().unwrap();
         let msgs: Vec<(&[u8], SocketAddr)> = vec![(b"one", to), (b"two", to), (b"three", to)];
         assert_eq!(send_batch(a.as_raw_fd(), &msgs).unwrap(), 3);
