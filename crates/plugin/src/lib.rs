@@ -48,10 +48,8 @@
 
 mod chain;
 mod dispenser;
-pub mod duration;
 pub mod edns;
 mod fast;
-pub mod goregex;
 mod http;
 mod lifecycle;
 mod lookup;
@@ -71,9 +69,7 @@ pub use async_trait::async_trait;
 pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, FastObserver, FastSeen, WireQuery};
-pub use http::{
-    HttpHandler, HttpRegistry, HttpResponse, address_arg, split_host_port, split_host_port_reason,
-};
+pub use http::{HttpHandler, HttpRegistry, HttpResponse, address_arg};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;
 pub use metrics::Metrics;

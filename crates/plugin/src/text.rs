@@ -1,13 +1,10 @@
 //! Texts of DNS values as CoreDNS (miekg/dns and Go) prints them: type and class mnemonics,
-//! rcode names, domain names in presentation format, addresses, and Go's `%q` quoting. Plugins
-//! use these so that their logs and errors read exactly like CoreDNS's.
+//! rcode names, domain names in presentation format, addresses. Plugins use these so that their
+//! logs and errors read exactly like CoreDNS's.
 
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
-
-/// Go's `strconv.Quote`, as CoreDNS's `%q` prints a string.
-pub use ferrodns_corefile::go_quote;
 
 /// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`); other values print `TYPE<n>`.
 const TYPES: &[(u16, &str)] = &[
@@ -199,22 +196,6 @@ pub fn ip_text(ip: IpAddr) -> String {
 pub fn ip_rfc3986(ip: IpAddr) -> String {
     let s = ip_text(ip);
     if s.contains(':') { format!("[{s}]") } else { s }
-}
-
-/// An I/O error as Go prints it (`no such file or directory`): the OS message, lowercased and
-/// without Rust's `(os error N)`.
-pub fn go_io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.split_once(" (os error") {
-        Some((a, _)) => a.to_lowercase(),
-        None => s,
-    }
-}
-
-/// A failed file operation as Go's `*PathError` prints it (`open FILE: no such file or
-/// directory`).
-pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
-    format!("{op} {path}: {}", go_io_text(e))
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl ListenerSpec {
             if !preferred_syntax(&z) {
                 out.push(format!(
                     "Warning: Domain {} does not follow RFC1035 preferred syntax",
-                    ferrodns_corefile::go_quote(&z)
+                    ferrodns_go::strconv::quote(&z)
                 ));
             }
             out.push(if self.host.is_empty() {

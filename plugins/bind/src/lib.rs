@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
-use ferrodns_plugin::text::go_quote;
+use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::{Descriptor, Setup, SetupError};
 
 /// The directive name.

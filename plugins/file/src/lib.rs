@@ -21,9 +21,9 @@ pub mod zone;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use ferrodns_go::os::io_error as go_io_error;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::text::go_io_error;
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,
@@ -169,7 +169,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     let Some(first) = t.first() else {
                         return Err(SetupError::new("reload duration value is expected"));
                     };
-                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
+                    use ferrodns_go::time::{DurationError, parse_duration};
                     reload = match parse_duration(first) {
                         Ok(d) => d,
                         // Go accepts a negative period here (and its ticker then panics at
@@ -209,8 +209,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         tracing::warn!(
             target: TARGET,
             "Failed to open {}: trying again in {}",
-            ferrodns_plugin::text::go_quote(&e),
-            ferrodns_plugin::duration::format(reload)
+            ferrodns_go::strconv::quote(&e),
+            ferrodns_go::time::format_duration(reload)
         );
     }
     Ok(Config { zones, fall })

@@ -18,9 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use ferrodns_go::net::split_host_port;
+use ferrodns_go::time;
 use ferrodns_plugin::{
     Descriptor, HttpHandler, HttpResponse, Lifecycle, Metrics, Setup, SetupError, async_trait,
-    duration, split_host_port,
 };
 
 /// The directive name.
@@ -98,9 +99,9 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
 }
 
 /// A Go duration; a negative one parses (as in Go) and means no lameduck.
-fn lameduck(value: &str) -> Result<Duration, duration::DurationError> {
-    match duration::parse(value) {
-        Err(duration::DurationError::Negative(_)) => Ok(Duration::ZERO),
+fn lameduck(value: &str) -> Result<Duration, time::DurationError> {
+    match time::parse_duration(value) {
+        Err(time::DurationError::Negative(_)) => Ok(Duration::ZERO),
         other => other,
     }
 }
@@ -200,7 +201,7 @@ impl Probe {
                 format!(
                     "dial tcp {}: connect: {}",
                     self.addr,
-                    ferrodns_plugin::text::go_io_text(&e)
+                    ferrodns_go::os::io_text(&e)
                 )
             })?;
             let host_header = if self.host.is_empty() {
@@ -211,7 +212,7 @@ impl Probe {
             let req = format!(
                 "GET {PATH} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: Go-http-client/1.1\r\nConnection: close\r\n\r\n"
             );
-            let io = |e: std::io::Error| ferrodns_plugin::text::go_io_text(&e);
+            let io = |e: std::io::Error| ferrodns_go::os::io_text(&e);
             s.write_all(req.as_bytes()).await.map_err(io)?;
             let mut resp = Vec::new();
             s.read_to_end(&mut resp).await.map_err(io)?;
@@ -249,7 +250,7 @@ pub async fn check_once(probe: &Probe, metrics: &HealthMetrics) {
                 target: TARGET,
                 "Local health request to {:?} took more than 1s: {}",
                 probe.url,
-                duration::format(elapsed)
+                time::format_duration(elapsed)
             );
         }
         Ok(()) => {}
@@ -316,7 +317,7 @@ impl Lifecycle for Health {
             tracing::info!(
                 target: TARGET,
                 "Going into lameduck mode for {}",
-                duration::format(self.lameduck)
+                time::format_duration(self.lameduck)
             );
             tokio::time::sleep(self.lameduck).await;
         }

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::duration::{self, DurationError};
+use ferrodns_go::time::{self, DurationError};
 use ferrodns_plugin::{
     Control, CorefileInput, Descriptor, Lifecycle, Metrics, Setup, SetupError, async_trait,
 };
@@ -73,10 +73,11 @@ fn register_metrics(m: &Metrics) {
 fn go_duration(s: &str) -> Result<(Duration, bool), DurationError> {
     match s.strip_prefix('-') {
         Some(rest) if !rest.starts_with(['-', '+']) => {
-            let d = duration::parse(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
+            let d =
+                time::parse_duration(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
             Ok((d, !d.is_zero()))
         }
-        _ => duration::parse(s).map(|d| (d, false)),
+        _ => time::parse_duration(s).map(|d| (d, false)),
     }
 }
 

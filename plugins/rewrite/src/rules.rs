@@ -2,14 +2,12 @@
 
 use std::net::IpAddr;
 
-use ferrodns_plugin::goregex::{self, Regex};
+use ferrodns_go::regexp::{self, Regex};
 use ferrodns_plugin::proto::op::Edns;
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::{Request, edns};
 
-use crate::names::{
-    class_from_str, normalize, parse_uint_base0, parse_uint10, rcode_from_str, type_from_str,
-};
+use crate::names::{class_from_str, normalize, rcode_from_str, type_from_str};
 
 /// The longest regular expression CoreDNS compiles.
 const MAX_REGEXP_LEN: usize = 10000;
@@ -36,10 +34,10 @@ pub enum StringRewriter {
 
 /// Compile a Go regular expression keeping its capture groups: Go decides whether it is valid
 /// (and the error text); the `regex` crate reading the pattern as written provides the groups.
-/// `ferrodns_plugin::goregex` drops capture groups in its translation, so it is the fallback
+/// `ferrodns_go::regexp` drops capture groups in its translation, so it is the fallback
 /// only for patterns the `regex` crate reads differently.
 pub fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = goregex::compile(pattern)?;
+    let checked = regexp::compile(pattern)?;
     Ok(Regex::new(pattern).unwrap_or(checked))
 }
 
@@ -317,7 +315,7 @@ pub fn new_rule(args: &[String]) -> Result<Rule, String> {
         _ => {
             return Err(format!(
                 "invalid rule type {}",
-                ferrodns_plugin::text::go_quote(&args[0])
+                ferrodns_go::strconv::quote(&args[0])
             ));
         }
     };
@@ -481,7 +479,7 @@ fn parse_answer_rules(name: &str, args: &[String]) -> Result<(bool, Vec<Response
             _ => {
                 return Err(format!(
                     "invalid type {} for answer rule for {name} rule",
-                    ferrodns_plugin::text::go_quote(&last)
+                    ferrodns_go::strconv::quote(&last)
                 ));
             }
         }
@@ -522,7 +520,11 @@ fn matcher_for(kind: &str, arg: &str, what: &str) -> Result<Matcher, String> {
 /// Go's `strings.Split(v, "-")` based TTL range check.
 fn valid_ttl(v: &str) -> Option<(u32, u32)> {
     let parts: Vec<&str> = v.split('-').collect();
-    let p = |s: &str| parse_uint10(s, 32).ok().map(|x| x as u32);
+    let p = |s: &str| {
+        ferrodns_go::strconv::parse_uint(s, 10, 32)
+            .ok()
+            .map(|x| x as u32)
+    };
     match parts.as_slice() {
         [one] => p(one).map(|x| (x, x)),
         [a, b] => {
@@ -561,7 +563,7 @@ fn new_ttl_rule(args: &[String]) -> Result<Kind, String> {
 }
 
 fn valid_rcode(v: &str) -> Option<u16> {
-    if let Ok(i) = parse_uint10(v, 32)
+    if let Ok(i) = ferrodns_go::strconv::parse_uint(v, 10, 32)
         && i <= 23
     {
         return Some(i as u16);
@@ -675,19 +677,15 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
     }
     let rule_type = args[0].to_lowercase();
     let action_s = args[1].to_lowercase();
-    let action = parse_action(&action_s).ok_or_else(|| {
-        format!(
-            "invalid action: {}",
-            ferrodns_plugin::text::go_quote(&action_s)
-        )
-    })?;
+    let action = parse_action(&action_s)
+        .ok_or_else(|| format!("invalid action: {}", ferrodns_go::strconv::quote(&action_s)))?;
     if action == Action::Unset {
         return match rule_type.as_str() {
             "local" => {
                 if args.len() != 3 {
                     return Err("local unset action requires exactly two arguments".into());
                 }
-                let code = parse_uint_base0(&args[2], 16)? as u16;
+                let code = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)? as u16;
                 edns::support_option(code);
                 Ok(Edns0Rule::Local {
                     action,
@@ -718,7 +716,7 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             }
             _ => Err(format!(
                 "invalid rule type {}",
-                ferrodns_plugin::text::go_quote(&rule_type)
+                ferrodns_go::strconv::quote(&rule_type)
             )),
         };
     }
@@ -733,7 +731,7 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             if args.len() != 4 {
                 return Err("EDNS0 local rules require three or four args".into());
             }
-            let code = parse_uint_base0(&args[2], 16)? as u16;
+            let code = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)? as u16;
             let v = &args[3];
             let data = if v.starts_with('{') && v.ends_with('}') {
                 let ok = VARIABLES.contains(&v.as_str())
@@ -741,7 +739,7 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
                 if !ok {
                     return Err(format!(
                         "unsupported variable name {}",
-                        ferrodns_plugin::text::go_quote(v)
+                        ferrodns_go::strconv::quote(v)
                     ));
                 }
                 LocalData::Variable(v.clone())
@@ -768,11 +766,11 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             if args.len() != 4 {
                 return Err("EDNS0 subnet rules require three or four args".into());
             }
-            let v4 = parse_uint_base0(&args[2], 16)?;
+            let v4 = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)?;
             if v4 > 32 {
                 return Err(format!("invalid IPv4 bit mask length {v4}"));
             }
-            let v6 = parse_uint_base0(&args[3], 16)?;
+            let v6 = ferrodns_go::strconv::parse_uint(&args[3], 0, 16)?;
             if v6 > 128 {
                 return Err(format!("invalid IPv6 bit mask length {v6}"));
             }
@@ -785,7 +783,7 @@ fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
         }
         _ => Err(format!(
             "invalid rule type {}",
-            ferrodns_plugin::text::go_quote(&rule_type)
+            ferrodns_go::strconv::quote(&rule_type)
         )),
     }
 }

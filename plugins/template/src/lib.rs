@@ -19,7 +19,6 @@
 //! }
 //! ```
 
-pub mod gotmpl;
 mod rr;
 
 use std::collections::BTreeMap;
@@ -28,8 +27,9 @@ use std::sync::Arc;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
+use ferrodns_go::regexp::{self, Regex};
+use ferrodns_go::template::{Struct, Template, Value};
 use ferrodns_plugin::corefile::normalize_exact;
-use ferrodns_plugin::goregex::{self, Regex};
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::proto::rr::{RData, RecordType};
@@ -37,8 +37,6 @@ use ferrodns_plugin::text::{self, presentation};
 use ferrodns_plugin::{
     Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
 };
-
-use gotmpl::{Struct, Template, Value};
 
 /// The directive name.
 pub const NAME: &str = "template";
@@ -121,7 +119,7 @@ fn zone_match<'z>(zones: &'z [String], name: &str) -> Option<&'z str> {
 /// Compile a Go regular expression keeping its capture groups (see the rewrite plugin):
 /// Go's grammar decides validity, the `regex` crate supplies the groups.
 fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = goregex::compile(pattern)?;
+    let checked = regexp::compile(pattern)?;
     Ok(Regex::new(pattern).unwrap_or(checked))
 }
 
@@ -261,7 +259,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
                     if args.len() != 1 && args.len() != 2 {
                         return Err(perr(c.arg_err()));
                     }
-                    let code = rr::parse_uint10(&args[0], 16).map_err(|e| {
+                    let code = ferrodns_go::strconv::parse_uint(&args[0], 10, 16).map_err(|e| {
                         perr(c.err(format!(
                             "error parsing extended DNS error code {}, {e}\n",
                             c.val()
