@@ -54,15 +54,11 @@ mod http;
 mod lifecycle;
 mod lookup;
 mod metrics;
-pub mod names;
 mod process;
 mod reply;
 mod request;
-pub mod response;
 mod setup;
 pub mod testkit;
-pub mod text;
-pub mod vars;
 pub mod wire;
 
 pub use async_trait::async_trait;
@@ -75,7 +71,7 @@ pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
-pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request};
+pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, presentation};
 pub use setup::{BlockSettings, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared};
 
 /// The Corefile token and key types setup functions see.

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ferrodns_corefile::{ParseOptions, Transport, ZoneAddr};
-use ferrodns_plugin::vars::{DnsMetrics, Labels};
+use ferrodns_pkg::vars::{DnsMetrics, Labels};
 use ferrodns_plugin::{
     BlockSettings, Chain, Control, CorefileInput, Dispenser, Metrics, Registry, Setup, Shared,
 };

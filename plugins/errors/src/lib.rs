@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ferrodns_go::regexp::Regex;
 use ferrodns_go::strconv::quote as go_quote;
-use ferrodns_plugin::text::{name_lower, type_name};
+use ferrodns_pkg::text::{name_lower, type_name};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, Setup, SetupError,
     async_trait,

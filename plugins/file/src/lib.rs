@@ -30,8 +30,8 @@ use ferrodns_plugin::{
 };
 use tokio::sync::watch;
 
-use ferrodns_plugin::names;
-pub use ferrodns_plugin::names::Fall;
+use ferrodns_pkg::names;
+pub use ferrodns_pkg::names::Fall;
 pub use lookup::{Outcome, Upstream, lookup};
 pub use zone::{ParseError, ZoneData, parse as parse_zone};
 
@@ -312,7 +312,7 @@ impl Plugin for File {
             tracing::info!(
                 target: TARGET,
                 "Dropping notify from {} for {}",
-                ferrodns_plugin::text::ip_text(req.src.ip()),
+                ferrodns_pkg::text::ip_text(req.src.ip()),
                 zone.origin
             );
             return Ok(Reply::Rcode(ResponseCode::NoError));

@@ -214,7 +214,7 @@ pub fn rcode_from_name(s: &str) -> Option<u16> {
     if up == "NOTIMPL" {
         return Some(4);
     }
-    (0u16..=23).find(|&n| ferrodns_plugin::text::rcode_name(n) == Some(up.as_str()))
+    (0u16..=23).find(|&n| ferrodns_pkg::text::rcode_name(n) == Some(up.as_str()))
 }
 
 /// Go's `net.SplitHostPort`: `host:port` or `[host]:port`; `None` when Go fails.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrodns_go::strconv::quote as go_quote;
-use ferrodns_plugin::names::zone_match;
+use ferrodns_pkg::names::zone_match;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{

@@ -23,10 +23,10 @@ mod rules;
 
 use std::sync::Arc;
 
+use ferrodns_pkg::text::presentation;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{CNAME, NS, PTR};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::text::presentation;
 use ferrodns_plugin::wire::{client_write, rcode_reply};
 use ferrodns_plugin::{
     Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait, edns,

@@ -1,43 +1,7 @@
 //! Small helpers shared by the rules: miekg/dns's mnemonic tables and name checks.
 
-use std::sync::OnceLock;
-
-use ferrodns_plugin::text;
-
-/// miekg/dns's `StringToType`: the exact mnemonic (case-sensitive) to its number.
-pub fn type_from_str(s: &str) -> Option<u16> {
-    static TABLE: OnceLock<Vec<(String, u16)>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        (0..=u16::MAX)
-            .filter_map(|t| {
-                let n = text::type_name(t);
-                (!n.starts_with("TYPE")).then_some((n, t))
-            })
-            .collect()
-    });
-    table.iter().find(|(n, _)| n == s).map(|(_, t)| *t)
-}
-
-/// miekg/dns's `StringToClass` (exact, case-sensitive).
-pub fn class_from_str(s: &str) -> Option<u16> {
-    Some(match s {
-        "IN" => 1,
-        "CS" => 2,
-        "CH" => 3,
-        "HS" => 4,
-        "NONE" => 254,
-        "ANY" => 255,
-        _ => return None,
-    })
-}
-
-/// miekg/dns's `StringToRcode` (exact, case-sensitive).
-pub fn rcode_from_str(s: &str) -> Option<u16> {
-    if s == "NOTIMPL" {
-        return Some(4);
-    }
-    (0..=23u16).find(|r| text::rcode_name(*r) == Some(s))
-}
+/// miekg/dns's `StringToType`, `StringToClass` and `StringToRcode` (exact, case-sensitive).
+pub use ferrodns_pkg::text::{class_from_str, rcode_from_str, type_from_str};
 
 /// CoreDNS's `plugin.Name(s).Normalize()`: lowercased and fully qualified.
 pub fn normalize(s: &str) -> String {

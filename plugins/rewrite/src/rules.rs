@@ -865,7 +865,7 @@ fn local_data(req: &Request, var: &str) -> Option<Vec<u8>> {
     };
     match var {
         "{qname}" => {
-            let mut n = ferrodns_plugin::text::presentation(&req.qname());
+            let mut n = ferrodns_pkg::text::presentation(&req.qname());
             if req.question().is_none() {
                 n = ".".into();
             }

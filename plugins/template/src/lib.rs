@@ -29,11 +29,12 @@ use prometheus_client::metrics::family::Family;
 
 use ferrodns_go::regexp::{self, Regex};
 use ferrodns_go::template::{Struct, Template, Value};
+use ferrodns_pkg::names::zone_match;
+use ferrodns_pkg::text::{self, class_from_str, presentation, rcode_from_str, type_from_str};
 use ferrodns_plugin::corefile::normalize_exact;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::proto::rr::{RData, RecordType};
-use ferrodns_plugin::text::{self, presentation};
 use ferrodns_plugin::{
     Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, Setup, SetupError, async_trait,
 };
@@ -104,18 +105,6 @@ pub struct TemplateHandler {
     metrics: Families,
 }
 
-/// The longest of `zones` that `name` is in (`plugin.Zones.Matches`), both lowercased.
-fn zone_match<'z>(zones: &'z [String], name: &str) -> Option<&'z str> {
-    let mut best: Option<&str> = None;
-    for z in zones {
-        let inside = z == "." || name == z || name.ends_with(&format!(".{z}"));
-        if inside && best.is_none_or(|b| z.len() > b.len()) {
-            best = Some(z);
-        }
-    }
-    best
-}
-
 /// Compile a Go regular expression keeping its capture groups (see the rewrite plugin):
 /// Go's grammar decides validity, the `regex` crate supplies the groups.
 fn compile_captures(pattern: &str) -> Result<Regex, String> {
@@ -123,39 +112,9 @@ fn compile_captures(pattern: &str) -> Result<Regex, String> {
     Ok(Regex::new(pattern).unwrap_or(checked))
 }
 
-/// miekg/dns `StringToType` (exact).
-fn type_from_str(s: &str) -> Option<u16> {
-    (0..=u16::MAX).find(|t| {
-        let n = text::type_name(*t);
-        !n.starts_with("TYPE") && n == s
-    })
-}
-
-/// miekg/dns `StringToClass` (exact).
-fn class_from_str(s: &str) -> Option<u16> {
-    Some(match s {
-        "IN" => 1,
-        "CS" => 2,
-        "CH" => 3,
-        "HS" => 4,
-        "NONE" => 254,
-        "ANY" => 255,
-        _ => return None,
-    })
-}
-
 /// miekg/dns `ClassToString[c]` ("" when missing).
 fn class_text(c: u16) -> String {
-    match c {
-        1 => "IN",
-        2 => "CS",
-        3 => "CH",
-        4 => "HS",
-        254 => "NONE",
-        255 => "ANY",
-        _ => "",
-    }
-    .to_string()
+    text::class_mnemonic(c).unwrap_or("").to_string()
 }
 
 /// miekg/dns `TypeToString[t]` ("" when missing).
@@ -166,14 +125,6 @@ fn type_text(t: u16) -> String {
     } else {
         n
     }
-}
-
-/// miekg/dns `StringToRcode` (exact).
-fn rcode_from_str(s: &str) -> Option<u16> {
-    if s == "NOTIMPL" {
-        return Some(4);
-    }
-    (0..=23u16).find(|r| text::rcode_name(*r) == Some(s))
 }
 
 /// Read every `template` line (CoreDNS's `templateParse`).
