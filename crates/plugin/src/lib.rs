@@ -20,6 +20,11 @@
 //! A handler gets the decoded [`Request`] and a [`Next`] for the rest of the chain, and returns a
 //! [`Reply`]: a message to send, an rcode for the server to answer with, or nothing.
 //!
+//! This crate is only the API. The DNS helpers plugins share (zones and `fallthrough`, miekg/dns
+//! texts, reply classification, the DNS metric families) are in `ferrodns-pkg`; the Go
+//! behaviour plugins reproduce (durations, `%q`, regular expressions, templates) in
+//! `ferrodns-go`; the test kit in `ferrodns-plugin-test`.
+//!
 //! ```no_run
 //! use ferrodns_plugin::{async_trait, Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError};
 //! use std::sync::Arc;
@@ -58,7 +63,6 @@ mod process;
 mod reply;
 mod request;
 mod setup;
-pub mod testkit;
 pub mod wire;
 
 pub use async_trait::async_trait;

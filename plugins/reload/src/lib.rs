@@ -292,7 +292,7 @@ async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrodns_plugin::testkit;
+    use ferrodns_plugin_test as testkit;
 
     fn parse_text(text: &str) -> Result<Config, SetupError> {
         let disp = testkit::dispenser(NAME, text)?;

@@ -1148,8 +1148,7 @@ mod tests {
 
     #[test]
     fn ecs_masks() {
-        let req =
-            ferrodns_plugin::testkit::request("a.", ferrodns_plugin::proto::rr::RecordType::A);
+        let req = ferrodns_plugin_test::request("a.", ferrodns_plugin::proto::rr::RecordType::A);
         assert_eq!(ecs_payload(&req, 24, 56), vec![0, 1, 24, 0, 127, 0, 0]);
         assert_eq!(ecs_payload(&req, 0, 56), vec![0, 1, 0, 0]);
         assert_eq!(ecs_payload(&req, 12, 56), vec![0, 1, 12, 0, 127, 0]);
