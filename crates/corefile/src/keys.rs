@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use ferrodns_go::strconv::quote;
+
 use crate::error::CorefileError;
 use crate::{ServerBlock, Token};
 
@@ -164,10 +166,10 @@ pub fn split_host_port(s: &str) -> Result<(Vec<String>, String), String> {
     let mut port = String::new();
     match s.rfind(':') {
         Some(colon) if colon + 1 == s.len() => {
-            return Err(format!("expecting data after last colon: {}", go_quote(s)));
+            return Err(format!("expecting data after last colon: {}", quote(s)));
         }
         None if s.is_empty() => {
-            return Err(format!("expecting data after last colon: {}", go_quote(s)));
+            return Err(format!("expecting data after last colon: {}", quote(s)));
         }
         Some(colon) => {
             if let Ok(p) = s[colon + 1..].parse::<i64>() {
@@ -536,70 +538,6 @@ fn reverse_name(v6: bool, addr: u128, prefix: u32) -> String {
     name
 }
 
-/// Go's `strconv.Quote` (used by CoreDNS's `%q`).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if go_is_print(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Approximation of Go's `strconv.IsPrint` without Unicode tables: ASCII
-/// graphic characters and space, and non-ASCII characters that are not
-/// control, white space, format or private-use characters.
-fn go_is_print(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    const FORMAT: &[(u32, u32)] = &[
-        (0x00AD, 0x00AD),
-        (0x0600, 0x0605),
-        (0x061C, 0x061C),
-        (0x06DD, 0x06DD),
-        (0x070F, 0x070F),
-        (0x0890, 0x0891),
-        (0x08E2, 0x08E2),
-        (0x180E, 0x180E),
-        (0x200B, 0x200F),
-        (0x202A, 0x202E),
-        (0x2060, 0x2064),
-        (0x2066, 0x206F),
-        (0xD800, 0xF8FF),
-        (0xFEFF, 0xFEFF),
-        (0xFFF9, 0xFFFB),
-        (0x110BD, 0x110BD),
-        (0x110CD, 0x110CD),
-        (0x13430, 0x1343F),
-        (0x1BCA0, 0x1BCA3),
-        (0x1D173, 0x1D17A),
-        (0xE0001, 0xE0001),
-        (0xE0020, 0xE007F),
-        (0xF0000, 0x10FFFF),
-    ];
-    !FORMAT.iter().any(|(lo, hi)| (*lo..=*hi).contains(&u))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,11 +561,5 @@ mod tests {
         assert_eq!(parse_ipv4("1.2.3"), None);
         assert_eq!(parse_ipv4("1.2.3.4.5"), None);
         assert_eq!(parse_ipv4("256.0.0.0"), None);
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(go_quote("a\"b\\"), "\"a\\\"b\\\\\"");
-        assert_eq!(go_quote("\u{1}\u{a0}é"), "\"\\x01\\u00a0é\"");
     }
 }

@@ -61,7 +61,6 @@
 
 mod env;
 mod error;
-mod gopath;
 mod keys;
 mod lexer;
 mod parser;
@@ -72,7 +71,7 @@ use std::sync::Arc;
 pub use env::replace_env_vars;
 pub use error::CorefileError;
 pub use keys::{
-    Transport, ZoneAddr, fqdn, go_quote, inspect_keys, is_domain_name, is_fqdn, normalize_exact,
+    Transport, ZoneAddr, fqdn, inspect_keys, is_domain_name, is_fqdn, normalize_exact,
     normalize_name, split_host_port,
 };
 

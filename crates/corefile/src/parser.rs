@@ -11,9 +11,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ferrodns_go::os;
+use ferrodns_go::path as filepath;
+
 use crate::env::replace_env_vars;
 use crate::error::CorefileError;
-use crate::gopath;
 use crate::lexer::{RawToken, lex};
 use crate::{DirectiveTokens, ParseOptions, ServerBlock, Token};
 
@@ -589,28 +591,28 @@ impl<'p, 'o> Parser<'p, 'o> {
 
     fn import_files(&mut self, pattern: &str) -> Result<Vec<Tok>, CorefileError> {
         let here = self.file();
-        let glob_pattern: Vec<u8> = if gopath::is_abs(pattern.as_bytes()) {
+        let glob_pattern: Vec<u8> = if filepath::is_abs(pattern.as_bytes()) {
             pattern.as_bytes().to_vec()
         } else {
-            let abs_file = gopath::abs(here.as_bytes()).map_err(|e| {
+            let abs_file = filepath::abs(here.as_bytes()).map_err(|e| {
                 self.err(format!(
                     "Failed to get absolute path of file: {}: {}",
                     self.filename,
-                    gopath::errno_text(&e)
+                    os::errno_text(&e)
                 ))
             })?;
-            gopath::join(&gopath::dir(&abs_file), pattern.as_bytes())
+            filepath::join(&filepath::dir(&abs_file), pattern.as_bytes())
         };
 
         let count = |b: u8| glob_pattern.iter().filter(|c| **c == b).count();
         if count(b'*') > 1 || count(b'?') > 1 || (count(b'[') > 0 && count(b']') > 0) {
             return Err(self.err(format!(
                 "Glob pattern may only contain one wildcard (*), but has others: {}",
-                gopath::display(&glob_pattern)
+                filepath::display(&glob_pattern)
             )));
         }
 
-        let matches = gopath::glob(&glob_pattern)
+        let matches = filepath::glob(&glob_pattern)
             .map_err(|e| self.err(format!("Failed to use import pattern {pattern}: {e}")))?;
         if matches.is_empty() {
             if glob_pattern
@@ -638,17 +640,17 @@ impl<'p, 'o> Parser<'p, 'o> {
     fn import_one_file(&self, path: &[u8]) -> Result<Vec<Tok>, CorefileError> {
         use std::io::Read;
 
-        let shown = gopath::display(path);
-        let file = std::fs::File::open(gopath::to_path(path)).map_err(|e| {
+        let shown = filepath::display(path);
+        let file = std::fs::File::open(filepath::to_path(path)).map_err(|e| {
             self.err(format!(
                 "Could not import {shown}: {}",
-                gopath::path_error("open", path, &e)
+                filepath::path_error("open", path, &e)
             ))
         })?;
         let meta = file.metadata().map_err(|e| {
             self.err(format!(
                 "Could not import {shown}: {}",
-                gopath::path_error("stat", path, &e)
+                filepath::path_error("stat", path, &e)
             ))
         })?;
         if meta.is_dir() {
@@ -660,7 +662,7 @@ impl<'p, 'o> Parser<'p, 'o> {
             .map_err(|e| {
                 self.err(format!(
                     "Could not read tokens while importing {shown}: {}",
-                    gopath::path_error("read", path, &e)
+                    filepath::path_error("read", path, &e)
                 ))
             })?;
         if contents.len() as u64 > MAX_IMPORT_FILE_SIZE {
@@ -668,14 +670,14 @@ impl<'p, 'o> Parser<'p, 'o> {
                 "Could not read tokens while importing {shown}: file is larger than {MAX_IMPORT_FILE_SIZE} bytes"
             )));
         }
-        let abs = gopath::abs(path).map_err(|e| {
+        let abs = filepath::abs(path).map_err(|e| {
             self.err(format!(
                 "Failed to get absolute path of file: {}: {}",
                 self.filename,
-                gopath::errno_text(&e)
+                os::errno_text(&e)
             ))
         })?;
-        let origin: Arc<str> = Arc::from(gopath::display(&abs));
+        let origin: Arc<str> = Arc::from(filepath::display(&abs));
         Ok(lex(&contents)
             .into_iter()
             .map(|t| Tok::from_raw(t, Some(origin.clone())))

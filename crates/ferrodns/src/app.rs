@@ -103,7 +103,7 @@ pub fn source(flags: &cli::Flags) -> Result<Source, String> {
             let text = std::fs::read(path).map_err(|e| {
                 format!(
                     "loading Caddyfile via flag: open {path}: {}",
-                    ferrodns_plugin::text::go_io_text(&e)
+                    ferrodns_go::os::io_text(&e)
                 )
             })?;
             Ok(Source {
@@ -119,10 +119,7 @@ pub fn source(flags: &cli::Flags) -> Result<Source, String> {
                 default_port: port,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Source::default_for(&port)),
-            Err(e) => Err(format!(
-                "open Corefile: {}",
-                ferrodns_plugin::text::go_io_text(&e)
-            )),
+            Err(e) => Err(format!("open Corefile: {}", ferrodns_go::os::io_text(&e))),
         },
     }
 }

@@ -1,4 +1,4 @@
-//! CoreDNS's command line (parsed as Go's `flag` package does, see [`crate::goflag`]).
+//! CoreDNS's command line (parsed as Go's `flag` package does, see [`ferrodns_go::flag`]).
 
 /// The flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,8 @@ impl Default for Flags {
     }
 }
 
-pub use crate::goflag::FlagError;
-use crate::goflag::{FlagSet, Values};
+pub use ferrodns_go::flag::FlagError;
+use ferrodns_go::flag::{FlagSet, Values};
 
 /// Add CoreDNS's own flags (`-conf`, `-dns.port`/`-p`, `-pidfile`, `-quiet`, `-version`,
 /// `-plugins`) to a set: the `ferrodns` binary's and `node-cache`'s, which inherits them.

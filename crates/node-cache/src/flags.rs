@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ferrodns::cli::{self, Flags};
-use ferrodns::goflag::{FlagError, FlagSet};
+use ferrodns_go::flag::{FlagError, FlagSet};
 
 /// Everything the command line says.
 #[derive(Debug, Clone, PartialEq, Eq)]

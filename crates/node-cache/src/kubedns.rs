@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
-pub(crate) use ferrodns_plugin::corefile::go_quote;
-use ferrodns_plugin::split_host_port_reason as split_host_port;
+use ferrodns_go::fmt::quote_list as go_quote_list;
+pub(crate) use ferrodns_go::strconv::quote as go_quote;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -472,6 +472,11 @@ fn go_atoi(s: &str) -> Option<i64> {
     s.strip_prefix('+').unwrap_or(s).parse::<i64>().ok()
 }
 
+/// Go's `net.SplitHostPort`, with Go's bare reason (`missing port in address`) as the error.
+fn split_host_port(addr: &str) -> Result<(&str, &str), &'static str> {
+    ferrodns_go::net::split_host_port(addr).map_err(|e| e.reason)
+}
+
 /// Go's `net.JoinHostPort`.
 fn join_host_port(host: &str, port: &str) -> String {
     if host.contains(':') {
@@ -625,12 +630,6 @@ fn json_string_list_map(text: &str) -> Result<BTreeMap<String, Vec<String>>, Str
             .collect(),
         other => Err(type_error(&other, "map[string][]string")),
     }
-}
-
-/// Go's `%q` of a `[]string`: `["a" "b"]`.
-fn go_quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
-    format!("[{}]", quoted.join(" "))
 }
 
 /// Go's `%s`/`%v` of a `[]string`: `[a b]`.

@@ -202,7 +202,7 @@ pub async fn init_metrics(addr: &str, metrics: &Metrics) -> SetupMetrics {
 pub enum SyncIntervalError {
     /// Not a Go duration (Go's flag package rejects it: usage, exit 2).
     #[error("{0}")]
-    Parse(ferrodns_plugin::duration::DurationError),
+    Parse(ferrodns_go::time::DurationError),
     /// Zero or negative once scaled (upstream's ticker panics when the loop starts).
     #[error("non-positive interval for NewTicker")]
     NonPositive,
@@ -213,8 +213,8 @@ pub enum SyncIntervalError {
 /// default `60` is not accepted (no unit) but `60ns` means 60 s, and `60s` wraps to about 147
 /// years.
 pub fn sync_period(value: &str) -> Result<Duration, SyncIntervalError> {
-    use ferrodns_plugin::duration::{DurationError, parse};
-    let d = match parse(value) {
+    use ferrodns_go::time::{DurationError, parse_duration};
+    let d = match parse_duration(value) {
         Ok(d) => d,
         Err(DurationError::Negative(_)) => return Err(SyncIntervalError::NonPositive),
         Err(e) => return Err(SyncIntervalError::Parse(e)),

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use ferrodns_go::net::split_host_port;
+
 use crate::{Dispenser, SetupError};
 
 /// A response to an HTTP request.
@@ -28,55 +30,9 @@ impl HttpResponse {
     }
 }
 
-/// Split `host:port` as Go's `net.SplitHostPort` does, with its error texts (`address x:
-/// missing port in address`): the check `health`, `ready` and `prometheus` make on their
-/// ADDRESS. The port is not checked here (Go only finds a bad one when it listens).
-pub fn split_host_port(addr: &str) -> Result<(&str, &str), String> {
-    split_host_port_reason(addr).map_err(|why| {
-        if addr.is_empty() {
-            why.to_string()
-        } else {
-            format!("address {addr}: {why}")
-        }
-    })
-}
-
-/// [`split_host_port`] with the bare reason as the error (`missing port in address`), for
-/// callers that word the message themselves.
-pub fn split_host_port_reason(addr: &str) -> Result<(&str, &str), &'static str> {
-    let Some(colon) = addr.rfind(':') else {
-        return Err("missing port in address");
-    };
-    let (host, j, k) = if addr.starts_with('[') {
-        let Some(end) = addr.find(']') else {
-            return Err("missing ']' in address");
-        };
-        if end + 1 != colon {
-            return if end + 1 < addr.len() && addr.as_bytes()[end + 1] == b':' {
-                Err("too many colons in address")
-            } else {
-                Err("missing port in address")
-            };
-        }
-        (&addr[1..end], 1, end + 1)
-    } else {
-        let host = &addr[..colon];
-        if host.contains(':') {
-            return Err("too many colons in address");
-        }
-        (host, 0, 0)
-    };
-    if addr[j..].contains('[') {
-        return Err("unexpected '[' in address");
-    }
-    if addr[k..].contains(']') {
-        return Err("unexpected ']' in address");
-    }
-    Ok((host, &addr[colon + 1..]))
-}
-
 /// The optional `ADDRESS` argument of an HTTP plugin's line (`health`, `ready`,
-/// `prometheus`): none, or one `host:port` checked as Go's `net.SplitHostPort` checks it; more is
+/// `prometheus`): none, or one `host:port` checked as Go's `net.SplitHostPort` checks it (the
+/// port is not checked: Go only finds a bad one when it listens); more is
 /// CoreDNS's argument error. Errors carry the `plugin/<name>: ` prefix.
 pub fn address_arg(c: &mut Dispenser, plugin: &str) -> Result<Option<String>, SetupError> {
     let args = c.remaining_args();

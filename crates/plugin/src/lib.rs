@@ -20,6 +20,11 @@
 //! A handler gets the decoded [`Request`] and a [`Next`] for the rest of the chain, and returns a
 //! [`Reply`]: a message to send, an rcode for the server to answer with, or nothing.
 //!
+//! This crate is only the API. The DNS helpers plugins share (zones and `fallthrough`, miekg/dns
+//! texts, reply classification, the DNS metric families) are in `ferrodns-pkg`; the Go
+//! behaviour plugins reproduce (durations, `%q`, regular expressions, templates) in
+//! `ferrodns-go`; the test kit in `ferrodns-plugin-test`.
+//!
 //! ```no_run
 //! use ferrodns_plugin::{async_trait, Descriptor, Next, Plugin, PluginError, Reply, Request, Setup, SetupError};
 //! use std::sync::Arc;
@@ -50,38 +55,29 @@
 
 mod chain;
 mod dispenser;
-pub mod duration;
 pub mod edns;
 mod fast;
-pub mod goregex;
 mod http;
 mod lifecycle;
 mod lookup;
 mod metrics;
-pub mod names;
 mod process;
 mod reply;
 mod request;
-pub mod response;
 mod setup;
-pub mod testkit;
-pub mod text;
-pub mod vars;
 pub mod wire;
 
 pub use async_trait::async_trait;
 pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, FastObserver, FastSeen, WireQuery};
-pub use http::{
-    HttpHandler, HttpRegistry, HttpResponse, address_arg, split_host_port, split_host_port_reason,
-};
+pub use http::{HttpHandler, HttpRegistry, HttpResponse, address_arg};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
-pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request};
+pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, presentation};
 pub use setup::{BlockSettings, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared};
 
 /// The Corefile token and key types setup functions see.

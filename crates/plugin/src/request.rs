@@ -172,7 +172,9 @@ impl Request {
     /// The question name lowercased and fully qualified, in presentation format as CoreDNS
     /// prints it (`example.org.`, escapes as miekg/dns writes them).
     pub fn name_lower(&self) -> String {
-        crate::text::name_lower(&self.qname())
+        let mut s = presentation(&self.qname());
+        s.make_ascii_lowercase();
+        s
     }
 
     /// The question type (`A` when there is no question).
@@ -236,4 +238,32 @@ impl Request {
     pub fn metadata(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
     }
+}
+
+/// A name in presentation format as miekg/dns unpacks it: the bytes `. ' @ ; ( ) " \` and space
+/// are escaped with a backslash, other bytes outside `!`..`~` as `\DDD` (decimal); fully
+/// qualified; the root is `.`. [`Request::name_lower`] prints the question name so; plugins
+/// reach it as `ferrodns_pkg::text::presentation`, with the other miekg/dns texts.
+pub fn presentation(name: &Name) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
+                    out.push('\\');
+                    out.push(b as char);
+                }
+                0x21..=0x7e => out.push(b as char),
+                _ => {
+                    out.push('\\');
+                    out.push_str(&format!("{b:03}"));
+                }
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
 }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ferrodns_corefile::{ParseOptions, Transport, ZoneAddr};
-use ferrodns_plugin::vars::{DnsMetrics, Labels};
+use ferrodns_pkg::vars::{DnsMetrics, Labels};
 use ferrodns_plugin::{
     BlockSettings, Chain, Control, CorefileInput, Dispenser, Metrics, Registry, Setup, Shared,
 };
@@ -81,7 +81,7 @@ impl ListenerSpec {
             if !preferred_syntax(&z) {
                 out.push(format!(
                     "Warning: Domain {} does not follow RFC1035 preferred syntax",
-                    ferrodns_corefile::go_quote(&z)
+                    ferrodns_go::strconv::quote(&z)
                 ));
             }
             out.push(if self.host.is_empty() {

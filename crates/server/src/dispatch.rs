@@ -16,7 +16,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use async_trait::async_trait;
-use ferrodns_plugin::vars::{DROPPED, DnsMetrics, Report, rcode_label};
+use ferrodns_pkg::vars::{DROPPED, DnsMetrics, Report, rcode_label};
 use ferrodns_plugin::{
     Chain, FastAnswer, FastSeen, Lookup, PluginError, Protocol, Reply, Request, WireQuery,
 };
@@ -148,7 +148,7 @@ impl Dispatcher {
         if msg.edns.as_ref().is_some_and(|e| e.version() != 0) {
             return Some(wire::badvers(&msg));
         }
-        let Some(site) = self.select(&ferrodns_plugin::text::name_lower(q.name()), q.query_type())
+        let Some(site) = self.select(&ferrodns_pkg::text::name_lower(q.name()), q.query_type())
         else {
             return self.dropped(&msg, ResponseCode::Refused, size, opt_size, &seen);
         };
@@ -405,7 +405,7 @@ impl Lookup for Dispatcher {
             edns.set_dnssec_ok(e.flags().dnssec_ok);
             m.set_edns(edns);
         }
-        let lower = ferrodns_plugin::text::name_lower(&name);
+        let lower = ferrodns_pkg::text::name_lower(&name);
         let Some(site) = self.select(&lower, qtype) else {
             return Ok(wire::rcode_reply(&m, ResponseCode::Refused));
         };

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::{DNSClass, RData, RecordType};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Plugin, Reply};
 use ferrodns_plugin_any::Any;
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 #[tokio::test]
 async fn any_query_gets_hinfo() {

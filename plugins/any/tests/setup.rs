@@ -1,7 +1,7 @@
 //! CoreDNS's any setup tests (setup_test.go), with the exact error texts of v1.14.7.
 
-use ferrodns_plugin::testkit;
 use ferrodns_plugin_any::DESCRIPTOR;
+use ferrodns_plugin_test as testkit;
 
 const CASES: &[(&str, Option<&str>)] = &[
     ("any", None),

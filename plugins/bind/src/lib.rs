@@ -21,7 +21,7 @@ pub use setup::{parse_line, setup_with_interfaces};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
-use ferrodns_plugin::text::go_quote;
+use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::{Descriptor, SetupError};
 
 /// The directive name.

@@ -1,6 +1,6 @@
 //! Reading the `bind` directive from the Corefile.
 
-use ferrodns_plugin::text::go_quote;
+use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Interface, Line, NAME, expand, interfaces};

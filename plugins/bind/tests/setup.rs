@@ -2,8 +2,9 @@
 //! in our words, plus error texts checked against CoreDNS v1.14.7 and interface expansion on a
 //! made-up interface list.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_bind::{DESCRIPTOR, Interface, setup_with_interfaces};
+use ferrodns_plugin_test as testkit;
 
 fn hosts(input: &str) -> Result<Vec<String>, String> {
     let block = testkit::setup(&DESCRIPTOR, input).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, RecordType};
 
 use crate::config::{Config, MIN_TTL};
 
-pub use ferrodns_plugin::response::Type;
+pub use ferrodns_pkg::response::Type;
 
 fn has_soa(m: &Message) -> bool {
     m.authorities
@@ -18,7 +18,7 @@ fn has_soa(m: &Message) -> bool {
 
 /// `Typify` followed by the cache's NODATA rule; `now` is the Unix time for RRSIG validity.
 pub fn cache_type(m: &Message, now: i64) -> Type {
-    let t = ferrodns_plugin::response::typify(Some(m), now);
+    let t = ferrodns_pkg::response::typify(Some(m), now);
     if t == Type::NoError && has_soa(m) && is_nodata(m) {
         return Type::NoData;
     }

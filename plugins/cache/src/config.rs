@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::corefile::{go_quote, normalize_exact, normalize_name};
+use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_plugin::corefile::{normalize_exact, normalize_name};
 use ferrodns_plugin::{Dispenser, SetupError};
 
 /// Default capacity of each of the two caches.
@@ -124,7 +125,7 @@ pub fn go_duration(s: &str) -> Result<(bool, Duration), Err> {
     if neg && (rest.starts_with('-') || rest.starts_with('+')) {
         return Err(plain(format!("time: invalid duration {}", go_quote(s))));
     }
-    match ferrodns_plugin::duration::parse(rest) {
+    match ferrodns_go::time::parse_duration(rest) {
         Ok(d) => Ok((neg && !d.is_zero(), d)),
         Err(e) => {
             // Go names the whole input (sign included) in its messages.

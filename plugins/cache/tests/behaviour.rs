@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{Backend, Rig, Script, a, soa, ttls};
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::{FastAnswer, Plugin, Protocol, Reply, WireQuery, testkit};
+use ferrodns_plugin::{FastAnswer, Plugin, Protocol, Reply, WireQuery};
+use ferrodns_plugin_test as testkit;
 
 fn q(name: &str) -> ferrodns_plugin::Request {
     testkit::request(name, RecordType::A)

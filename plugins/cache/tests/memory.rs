@@ -5,7 +5,7 @@ mod common;
 
 use common::{Backend, Rig};
 use ferrodns_plugin::proto::rr::RecordType;
-use ferrodns_plugin::testkit;
+use ferrodns_plugin_test as testkit;
 
 /// Resident set size in bytes, from /proc/self/statm.
 fn rss() -> u64 {

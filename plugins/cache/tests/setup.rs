@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::testkit;
 use ferrodns_plugin_cache::DESCRIPTOR;
 use ferrodns_plugin_cache::config::{self, Config, DEFAULT_CAP, MAX_NTTL, MAX_TTL, MIN_TTL};
+use ferrodns_plugin_test as testkit;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 

@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::goregex::Regex;
-use ferrodns_plugin::text::{go_quote, name_lower, type_name};
+use ferrodns_go::regexp::Regex;
+use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_pkg::text::{name_lower, type_name};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, async_trait,
 };
@@ -83,7 +84,7 @@ pub struct GoDuration {
 impl GoDuration {
     /// Parse as Go's `time.ParseDuration`, with Go's error texts.
     pub fn parse(s: &str) -> Result<GoDuration, String> {
-        use ferrodns_plugin::duration::{DurationError, parse};
+        use ferrodns_go::time::{DurationError, parse_duration};
         let invalid = || format!("time: invalid duration {}", go_quote(s));
         let (body, negative) = match s.strip_prefix('-') {
             Some(rest) => {
@@ -94,7 +95,7 @@ impl GoDuration {
             }
             None => (s, false),
         };
-        match parse(body) {
+        match parse_duration(body) {
             Ok(abs) => Ok(GoDuration { abs, negative }),
             Err(DurationError::MissingUnit(_)) => {
                 Err(format!("time: missing unit in duration {}", go_quote(s)))
@@ -123,7 +124,7 @@ impl std::fmt::Display for GoDuration {
         if self.negative && !self.abs.is_zero() {
             f.write_str("-")?;
         }
-        f.write_str(&ferrodns_plugin::duration::format(self.abs))
+        f.write_str(&ferrodns_go::time::format_duration(self.abs))
     }
 }
 

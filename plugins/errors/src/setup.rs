@@ -61,7 +61,7 @@ fn parse_consolidate(c: &mut Setup<'_>) -> Result<Consolidate, SetupError> {
         );
         return Err(c.err(msg));
     }
-    let regex = ferrodns_plugin::goregex::compile(&pattern).map_err(|e| c.err(e))?;
+    let regex = ferrodns_go::regexp::compile(&pattern).map_err(|e| c.err(e))?;
     let mut level = None;
     let mut show_first = false;
     for arg in &args[2..] {

@@ -1,15 +1,15 @@
 //! Request-path behaviour of the errors plugin: the error line, consolidation with and without
 //! `show_first`, levels, and the flush at shutdown.
 
-use ferrodns_plugin::testkit::capture;
+use ferrodns_plugin_test::capture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::RecordType;
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Lifecycle, Plugin, PluginError, Reply, Shared};
 use ferrodns_plugin_errors::DESCRIPTOR;
+use ferrodns_plugin_test::{self as testkit, Fixed};
 use tracing::Level;
 
 /// The errors handler of `directives`, and its lifecycle hooks.

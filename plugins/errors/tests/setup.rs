@@ -2,8 +2,9 @@
 //! TestProperLogCallbackIsSet, TestShowFirstOption, TestErrorsParseLargeRegex), in our words,
 //! with the exact error texts of CoreDNS v1.14.7.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_errors::{Config, DESCRIPTOR, Level, parse};
+use ferrodns_plugin_test as testkit;
 
 /// Parse the directive text as a block's `errors` lines; the config and the block settings.
 fn config(text: &str) -> (Result<Config, SetupError>, BlockSettings) {

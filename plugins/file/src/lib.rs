@@ -22,16 +22,16 @@ pub mod zone;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use ferrodns_go::os::io_error as go_io_error;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::text::go_io_error;
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, SetupError, async_trait,
 };
 use tokio::sync::watch;
 
-use ferrodns_plugin::names;
-pub use ferrodns_plugin::names::Fall;
+use ferrodns_pkg::names;
+pub use ferrodns_pkg::names::Fall;
 pub use lookup::{Outcome, Upstream, lookup};
 pub use setup::parse;
 pub use zone::{ParseError, ZoneData, parse as parse_zone};
@@ -211,7 +211,7 @@ impl Plugin for File {
             tracing::info!(
                 target: TARGET,
                 "Dropping notify from {} for {}",
-                ferrodns_plugin::text::ip_text(req.src.ip()),
+                ferrodns_pkg::text::ip_text(req.src.ip()),
                 zone.origin
             );
             return Ok(Reply::Rcode(ResponseCode::NoError));

@@ -3,9 +3,10 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use ferrodns_go::os::io_error as go_io_error;
+use ferrodns_pkg::names;
 use ferrodns_plugin::proto::rr::Name;
-use ferrodns_plugin::text::go_io_error;
-use ferrodns_plugin::{Setup, SetupError, names};
+use ferrodns_plugin::{Setup, SetupError};
 use tokio::sync::watch;
 
 use crate::{
@@ -56,7 +57,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     let Some(first) = t.first() else {
                         return Err(SetupError::new("reload duration value is expected"));
                     };
-                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
+                    use ferrodns_go::time::{DurationError, parse_duration};
                     reload = match parse_duration(first) {
                         Ok(d) => d,
                         // Go accepts a negative period here (and its ticker then panics at
@@ -96,8 +97,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         tracing::warn!(
             target: TARGET,
             "Failed to open {}: trying again in {}",
-            ferrodns_plugin::text::go_quote(&e),
-            ferrodns_plugin::duration::format(reload)
+            ferrodns_go::strconv::quote(&e),
+            ferrodns_go::time::format_duration(reload)
         );
     }
     Ok(Config { zones, fall })

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use ferrodns_plugin::corefile::{Transport, ZoneAddr};
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::{Name, Record, RecordType};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{BlockSettings, Plugin, Reply, Setup, Shared};
 use ferrodns_plugin_file::{Config, File, Outcome, Upstream, lookup, parse};
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 const ZONE: &str = r#"$TTL 3600
 $ORIGIN example.org.

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use ferrodns_plugin::corefile::{Transport, ZoneAddr};
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_file::{Config, DESCRIPTOR, parse};
+use ferrodns_plugin_test as testkit;
 
 const ZONE: &str = "$TTL 300\n@ IN SOA ns.miek.nl. h.miek.nl. 7 1 1 1 1\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A 192.0.2.2\n";
 

@@ -5,8 +5,9 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::SetupError;
-use ferrodns_plugin::corefile::{go_quote, is_domain_name};
+use ferrodns_plugin::corefile::is_domain_name;
 
 use crate::config::{Config, Scheme, UpstreamSpec, join_host_port, split_host_port};
 

@@ -5,8 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ferrodns_plugin::corefile::{go_quote, is_domain_name, normalize_exact, normalize_name};
-use ferrodns_plugin::{Dispenser, SetupError, duration};
+use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_go::time;
+use ferrodns_plugin::corefile::{is_domain_name, normalize_exact, normalize_name};
+use ferrodns_plugin::{Dispenser, SetupError};
 
 use crate::addr::parse_ip;
 pub use crate::addr::{Transport, split_zone, transport};
@@ -183,18 +185,9 @@ fn plain(msg: impl Into<String>) -> SetupError {
 
 /// Go's `strconv.ParseUint(s, 10, 32)`.
 fn parse_uint32(s: &str) -> Result<u32, SetupError> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(plain(format!(
-            "strconv.ParseUint: parsing {}: invalid syntax",
-            go_quote(s)
-        )));
-    }
-    s.parse::<u32>().map_err(|_| {
-        plain(format!(
-            "strconv.ParseUint: parsing {}: value out of range",
-            go_quote(s)
-        ))
-    })
+    ferrodns_go::strconv::parse_uint(s, 10, 32)
+        .map(|v| v as u32)
+        .map_err(plain)
 }
 
 /// Go's `strconv.Atoi`.
@@ -217,7 +210,7 @@ fn parse_atoi(s: &str) -> Result<i64, SetupError> {
 /// A signed Go duration: (magnitude, negative).
 fn parse_signed_duration(s: &str) -> Result<(Duration, bool), SetupError> {
     if let Some(rest) = s.strip_prefix('-') {
-        return match duration::parse(rest) {
+        return match time::parse_duration(rest) {
             Ok(d) if rest.starts_with(['-', '+']) => {
                 // "--1s" and "-+1s" are invalid in Go.
                 let _ = d;
@@ -225,23 +218,23 @@ fn parse_signed_duration(s: &str) -> Result<(Duration, bool), SetupError> {
             }
             Ok(d) => Ok((d, !d.is_zero())),
             Err(_) => Err(plain(
-                duration::parse(s)
+                time::parse_duration(s)
                     .err()
                     .map(|e| e.to_string())
                     .unwrap_or_default(),
             )),
         };
     }
-    duration::parse(s)
+    time::parse_duration(s)
         .map(|d| (d, false))
         .map_err(|e| plain(e.to_string()))
 }
 
 fn go_duration_text((d, neg): (Duration, bool)) -> String {
     if neg {
-        format!("-{}", duration::format(d))
+        format!("-{}", time::format_duration(d))
     } else {
-        duration::format(d)
+        time::format_duration(d)
     }
 }
 
@@ -251,27 +244,13 @@ pub fn rcode_from_name(s: &str) -> Option<u16> {
     if up == "NOTIMPL" {
         return Some(4);
     }
-    (0u16..=23).find(|&n| ferrodns_plugin::text::rcode_name(n) == Some(up.as_str()))
+    (0u16..=23).find(|&n| ferrodns_pkg::text::rcode_name(n) == Some(up.as_str()))
 }
 
-/// Go's `net.SplitHostPort`: `host:port` or `[host]:port`.
+/// Go's `net.SplitHostPort`: `host:port` or `[host]:port`; `None` when Go fails.
 pub fn split_host_port(s: &str) -> Option<(String, String)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let close = rest.find(']')?;
-        let host = &rest[..close];
-        let after = &rest[close + 1..];
-        let port = after.strip_prefix(':')?;
-        if port.contains(':') || host.contains('[') {
-            return None;
-        }
-        return Some((host.to_string(), port.to_string()));
-    }
-    let colon = s.rfind(':')?;
-    let host = &s[..colon];
-    if host.contains(':') || host.contains('[') || host.contains(']') {
-        return None;
-    }
-    Some((host.to_string(), s[colon + 1..].to_string()))
+    let (host, port) = ferrodns_go::net::split_host_port(s).ok()?;
+    Some((host.to_string(), port.to_string()))
 }
 
 /// Go's `net.JoinHostPort`.
@@ -322,8 +301,8 @@ pub fn parse_stanza(c: &mut Dispenser) -> Result<Config, SetupError> {
     if !f.max_age.is_zero() && f.max_age < f.expire {
         return Err(plain(format!(
             "max_age ({}) must not be less than expire ({})",
-            duration::format(f.max_age),
-            duration::format(f.expire)
+            time::format_duration(f.max_age),
+            time::format_duration(f.expire)
         )));
     }
     crate::addr::upstreams(&to, &mut f)?;

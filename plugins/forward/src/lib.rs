@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use ferrodns_pkg::names::is_subdomain;
 use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Protocol, Reply, Request, SetupError,
@@ -226,13 +227,13 @@ impl Forward {
     /// Whether the query name is for this forwarder: at or below FROM and not below an
     /// `except` name (FROM itself always matches).
     fn matches(&self, name: &str) -> bool {
-        if !is_subdomain(name, &self.cfg.from) {
+        if !is_subdomain(&self.cfg.from, name) {
             return false;
         }
         if name == self.cfg.from {
             return true;
         }
-        !self.cfg.ignored.iter().any(|i| is_subdomain(name, i))
+        !self.cfg.ignored.iter().any(|i| is_subdomain(i, name))
     }
 
     /// Stop health checking and close every connection.
@@ -294,7 +295,7 @@ impl Forward {
                 }
                 Err((msg::Malformed::Bad, _)) => return Err("dns: bad rdata".into()),
             };
-            let rcode = ferrodns_plugin::text::rcode_name(info.rcode)
+            let rcode = ferrodns_pkg::text::rcode_name(info.rcode)
                 .map(str::to_string)
                 .unwrap_or_else(|| info.rcode.to_string());
             self.metrics
@@ -307,16 +308,6 @@ impl Forward {
             return Ok((reply, info));
         }
     }
-}
-
-/// `name` is `zone` or below it (both lowercased and fully qualified).
-fn is_subdomain(name: &str, zone: &str) -> bool {
-    if zone == "." || name == zone {
-        return true;
-    }
-    name.len() > zone.len()
-        && name.ends_with(zone)
-        && name.as_bytes()[name.len() - zone.len() - 1] == b'.'
 }
 
 /// CoreDNS's `SetRcode(req, FORMERR)`: a reply to the request with only its question.

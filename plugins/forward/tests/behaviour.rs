@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{Act, Fake, Via, answer, decoded, forwarder, ok, query, wire};
 use ferrodns_plugin::proto::op::ResponseCode;
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Plugin, Protocol, Reply};
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 fn chain(f: &Arc<ferrodns_plugin_forward::Forward>) -> Vec<Arc<dyn Plugin>> {
     vec![f.clone() as Arc<dyn Plugin>]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::testkit;
 use ferrodns_plugin_forward::DESCRIPTOR;
 use ferrodns_plugin_forward::config::{self, Config, Policy, split_zone};
+use ferrodns_plugin_test as testkit;
 
 /// Parse `text` as the block's forward lines.
 fn parse(text: &str) -> Result<Vec<Config>, String> {

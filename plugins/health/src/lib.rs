@@ -21,9 +21,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use ferrodns_go::net::split_host_port;
+use ferrodns_go::time;
 use ferrodns_plugin::{
-    Descriptor, HttpHandler, HttpResponse, Lifecycle, Metrics, SetupError, async_trait, duration,
-    split_host_port,
+    Descriptor, HttpHandler, HttpResponse, Lifecycle, Metrics, SetupError, async_trait,
 };
 
 /// The directive name.
@@ -144,7 +145,7 @@ impl Probe {
                 format!(
                     "dial tcp {}: connect: {}",
                     self.addr,
-                    ferrodns_plugin::text::go_io_text(&e)
+                    ferrodns_go::os::io_text(&e)
                 )
             })?;
             let host_header = if self.host.is_empty() {
@@ -155,7 +156,7 @@ impl Probe {
             let req = format!(
                 "GET {PATH} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: Go-http-client/1.1\r\nConnection: close\r\n\r\n"
             );
-            let io = |e: std::io::Error| ferrodns_plugin::text::go_io_text(&e);
+            let io = |e: std::io::Error| ferrodns_go::os::io_text(&e);
             s.write_all(req.as_bytes()).await.map_err(io)?;
             let mut resp = Vec::new();
             s.read_to_end(&mut resp).await.map_err(io)?;
@@ -193,7 +194,7 @@ pub async fn check_once(probe: &Probe, metrics: &HealthMetrics) {
                 target: TARGET,
                 "Local health request to {:?} took more than 1s: {}",
                 probe.url,
-                duration::format(elapsed)
+                time::format_duration(elapsed)
             );
         }
         Ok(()) => {}
@@ -260,7 +261,7 @@ impl Lifecycle for Health {
             tracing::info!(
                 target: TARGET,
                 "Going into lameduck mode for {}",
-                duration::format(self.lameduck)
+                time::format_duration(self.lameduck)
             );
             tokio::time::sleep(self.lameduck).await;
         }

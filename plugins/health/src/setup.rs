@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::{Setup, SetupError, duration};
+use ferrodns_go::time;
+use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Config, DEFAULT_ADDR, Health, HealthMetrics, NAME, PATH, Page, Probe};
 
@@ -47,9 +48,9 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
 }
 
 /// A Go duration; a negative one parses (as in Go) and means no lameduck.
-fn lameduck(value: &str) -> Result<Duration, duration::DurationError> {
-    match duration::parse(value) {
-        Err(duration::DurationError::Negative(_)) => Ok(Duration::ZERO),
+fn lameduck(value: &str) -> Result<Duration, time::DurationError> {
+    match time::parse_duration(value) {
+        Err(time::DurationError::Negative(_)) => Ok(Duration::ZERO),
         other => other,
     }
 }

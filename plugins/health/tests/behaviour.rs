@@ -4,9 +4,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use ferrodns_plugin::testkit::{self, capture};
 use ferrodns_plugin::{Metrics, Shared};
 use ferrodns_plugin_health::{DESCRIPTOR, HealthMetrics, Probe, check_once};
+use ferrodns_plugin_test::{self as testkit, capture};
 
 /// A one-shot HTTP server on loopback: answers one request with `200 OK` and returns the
 /// request head it read.

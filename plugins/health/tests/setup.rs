@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_health::{Config, DESCRIPTOR, NAME, PATH, parse};
+use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
     let disp = testkit::dispenser(NAME, text)?;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrodns_plugin::names::{canonical, wildcard_of, zone_match};
+use ferrodns_pkg::names::{canonical, wildcard_of, zone_match};
 
 /// Names and addresses read from one source (the file or the inline lines).
 #[derive(Debug, Clone, Default)]

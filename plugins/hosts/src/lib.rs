@@ -39,8 +39,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
-use ferrodns_plugin::names;
-pub use ferrodns_plugin::names::Fall;
+use ferrodns_pkg::names;
+pub use ferrodns_pkg::names::Fall;
 pub use hostsfile::{HostsMap, Hostsfile, ReadOutcome, parse as parse_hosts};
 pub use setup::parse;
 

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use ferrodns_plugin::{Setup, SetupError, names};
+use ferrodns_pkg::names;
+use ferrodns_plugin::{Setup, SetupError};
 use tokio::sync::watch;
 
 use crate::{
@@ -30,7 +31,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
             cfg.path = args.remove(0);
             match std::fs::metadata(&cfg.path) {
                 Ok(m) if m.is_dir() => {
-                    tracing::warn!(target: TARGET, "Hosts file {} is a directory", ferrodns_plugin::text::go_quote(&cfg.path));
+                    tracing::warn!(target: TARGET, "Hosts file {} is a directory", ferrodns_go::strconv::quote(&cfg.path));
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -40,7 +41,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     let msg = format!(
                         "unable to access hosts file '{}': {}",
                         cfg.path,
-                        ferrodns_plugin::text::go_io_error("stat", &cfg.path, &e)
+                        ferrodns_go::os::io_error("stat", &cfg.path, &e)
                     );
                     return Err(c.err(msg));
                 }
@@ -78,7 +79,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     if rest.len() != 1 {
                         return Err(c.err("reload needs a duration (zero seconds to disable)"));
                     }
-                    use ferrodns_plugin::duration::{DurationError, parse as parse_duration};
+                    use ferrodns_go::time::{DurationError, parse_duration};
                     match parse_duration(&rest[0]) {
                         Ok(d) => cfg.reload = d,
                         Err(DurationError::Negative(_)) => {

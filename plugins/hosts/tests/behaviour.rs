@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::RecordType;
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{BlockSettings, Plugin, Reply, Setup, Shared};
 use ferrodns_plugin_hosts::{Hosts, HostsMetrics, ReadOutcome, parse};
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 const HOSTS: &str = "
 127.0.0.1 localhost localhost.domain

@@ -3,8 +3,9 @@
 //! texts of v1.14.7.
 
 use ferrodns_plugin::corefile::{Transport, ZoneAddr};
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_hosts::{Config, DESCRIPTOR, parse};
+use ferrodns_plugin_test as testkit;
 
 fn config(text: &str) -> Result<Config, SetupError> {
     let disp = testkit::dispenser("hosts", text).expect("corefile");

@@ -94,7 +94,7 @@ fn go_duration(s: &str) -> Option<Duration> {
         Some(rest) => (rest, true),
         None => (s.strip_prefix('+').unwrap_or(s), false),
     };
-    let d = ferrodns_plugin::duration::parse(body).ok()?;
+    let d = ferrodns_go::time::parse_duration(body).ok()?;
     Some(if negative { Duration::ZERO } else { d })
 }
 

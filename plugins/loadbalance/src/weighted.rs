@@ -235,7 +235,7 @@ impl Lifecycle for WeightedLifecycle {
                     target: TARGET,
                     "Failed to open weight file:{}. Will try again in {}",
                     WeightError::Open,
-                    ferrodns_plugin::duration::format(w.reload)
+                    ferrodns_go::time::format_duration(w.reload)
                 );
             }
             Err(e) => return Err(SetupError::plugin(NAME, e)),

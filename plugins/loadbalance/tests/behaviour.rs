@@ -9,12 +9,12 @@ use std::time::Duration;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Lifecycle, Plugin, Reply};
 use ferrodns_plugin_loadbalance::{
     Config, LoadBalance, Policy, Subnet, Weighted, WeightedLifecycle, parse_weights, prefer,
     round_robin,
 };
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 fn name(s: &str) -> Name {
     Name::from_ascii(s).expect("name")

@@ -1,8 +1,9 @@
 //! CoreDNS's loadbalance setup table (setup_test.go TestSetup) with the exact error texts of
 //! v1.14.7, plus the `prefer` forms.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_loadbalance::{Config, DESCRIPTOR, Policy, parse};
+use ferrodns_plugin_test as testkit;
 
 fn config(text: &str) -> Result<Config, SetupError> {
     let disp = testkit::dispenser("loadbalance", text).expect("corefile");

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 
+use ferrodns_pkg::names::is_subdomain;
 use ferrodns_plugin::proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
 use ferrodns_plugin::wire::WireHeader;
 pub use ferrodns_plugin::wire::{client_write, rcode_reply, uncompressed_len};
@@ -21,8 +22,8 @@ use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, asy
 pub mod replacer;
 mod setup;
 
-use ferrodns_plugin::response;
-pub use ferrodns_plugin::response::{Class, Type};
+use ferrodns_pkg::response;
+pub use ferrodns_pkg::response::{Class, Type};
 pub use replacer::{Node, Recorded};
 pub use setup::parse;
 
@@ -105,7 +106,7 @@ impl Plugin for Logger {
     }
 
     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
-        let name = ferrodns_plugin::text::name_lower(&req.qname());
+        let name = ferrodns_pkg::text::name_lower(&req.qname());
         let Some(rule) = self
             .rules
             .iter()
@@ -255,68 +256,4 @@ fn metadata_from_flags(id: u16, f: u16) -> Metadata {
     m.checking_disabled = f & CD != 0;
     m.response_code = ResponseCode::from_low((f & 0xf) as u8);
     m
-}
-
-/// Split a presentation-format name into its labels, honouring backslash escapes.
-fn labels(s: &str) -> Vec<&str> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'.' => {
-                if i > start {
-                    out.push(&s[start..i]);
-                }
-                i += 1;
-                start = i;
-            }
-            _ => i += 1,
-        }
-    }
-    if start < b.len() {
-        out.push(&s[start..]);
-    }
-    out
-}
-
-/// miekg/dns's `IsSubDomain(parent, child)`: every label of `parent` matches the rightmost labels
-/// of `child`, ignoring ASCII case. The root is the parent of every name.
-pub fn is_subdomain(parent: &str, child: &str) -> bool {
-    if parent == "." {
-        return true;
-    }
-    if child == "." {
-        return false;
-    }
-    let p = labels(parent);
-    let c = labels(child);
-    if p.len() > c.len() {
-        return false;
-    }
-    p.iter()
-        .rev()
-        .zip(c.iter().rev())
-        .all(|(a, b)| a.eq_ignore_ascii_case(b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subdomains() {
-        assert!(is_subdomain(".", "example.org."));
-        assert!(is_subdomain(".", "."));
-        assert!(is_subdomain("example.org.", "example.org."));
-        assert!(is_subdomain("Example.ORG.", "www.example.org."));
-        assert!(!is_subdomain("example.org.", "example.net."));
-        assert!(!is_subdomain("example.org.", "org."));
-        assert!(!is_subdomain("example.org.", "."));
-        assert!(!is_subdomain("ample.org.", "example.org."));
-        assert!(is_subdomain("a\\.b.org.", "x.a\\.b.org."));
-        assert!(!is_subdomain("b.org.", "a\\.b.org."));
-    }
 }

@@ -198,7 +198,7 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
     // Writing into a String cannot fail.
     let _ = match label {
         Label::Rcode => match rec.reply {
-            Some((rcode, _)) => match ferrodns_plugin::text::rcode_name(rcode) {
+            Some((rcode, _)) => match ferrodns_pkg::text::rcode_name(rcode) {
                 Some(n) => {
                     out.push_str(n);
                     Ok(())
@@ -224,19 +224,19 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
             Ok(())
         }
         Label::Type => {
-            out.push_str(&ferrodns_plugin::text::type_name(u16::from(req.qtype())));
+            out.push_str(&ferrodns_pkg::text::type_name(u16::from(req.qtype())));
             Ok(())
         }
         Label::Name => {
             if rec.name.is_empty() {
-                out.push_str(&ferrodns_plugin::text::name_lower(&req.qname()));
+                out.push_str(&ferrodns_pkg::text::name_lower(&req.qname()));
             } else {
                 out.push_str(&rec.name);
             }
             Ok(())
         }
         Label::Class => {
-            out.push_str(&ferrodns_plugin::text::class_name(u16::from(req.qclass())));
+            out.push_str(&ferrodns_pkg::text::class_name(u16::from(req.qclass())));
             Ok(())
         }
         Label::Proto => {
@@ -245,12 +245,12 @@ fn append_label(out: &mut String, label: Label, req: &Request, rec: &Recorded) {
         }
         Label::Size => write!(out, "{}", req.len()),
         Label::Remote => {
-            out.push_str(&ferrodns_plugin::text::ip_rfc3986(req.src.ip()));
+            out.push_str(&ferrodns_pkg::text::ip_rfc3986(req.src.ip()));
             Ok(())
         }
         Label::Port => write!(out, "{}", req.src.port()),
         Label::Local => {
-            out.push_str(&ferrodns_plugin::text::ip_rfc3986(req.local.ip()));
+            out.push_str(&ferrodns_pkg::text::ip_rfc3986(req.local.ip()));
             Ok(())
         }
         Label::Id => write!(out, "{}", req.id()),

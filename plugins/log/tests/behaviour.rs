@@ -1,6 +1,6 @@
 //! Request-path behaviour of the log plugin, with CoreDNS v1.14.7's lines as the reference.
 
-use ferrodns_plugin::testkit::capture;
+use ferrodns_plugin_test::capture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,9 @@ use bytes::Bytes;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{CNAME, NS, SOA};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Next, Plugin, PluginError, Protocol, Reply, Request, async_trait};
 use ferrodns_plugin_log::DESCRIPTOR;
+use ferrodns_plugin_test::{self as testkit, Fixed};
 use ferrodns_plugin_whoami::Whoami;
 
 fn logger(directives: &str) -> Arc<dyn Plugin> {

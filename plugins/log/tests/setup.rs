@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use ferrodns_plugin::{SetupError, testkit};
+use ferrodns_plugin::SetupError;
 use ferrodns_plugin_log::{
     COMBINED_LOG_FORMAT, COMMON_LOG_FORMAT, Class, DEFAULT_LOG_FORMAT, DESCRIPTOR, Rule, parse,
 };
+use ferrodns_plugin_test as testkit;
 
 /// Parse the directive text as a block's `log` lines and read them into rules.
 fn rules(text: &str) -> Result<Vec<Rule>, SetupError> {

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::corefile::go_quote;
-use ferrodns_plugin::names::zone_match;
+use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_pkg::names::zone_match;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{

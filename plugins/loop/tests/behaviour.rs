@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
 use ferrodns_plugin::proto::rr::RecordType;
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{ListenAddr, Listening, Plugin, Reply};
 use ferrodns_plugin_loop::{Destination, Loop, Timing, probe};
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 type Seen = Arc<Mutex<Vec<String>>>;
 

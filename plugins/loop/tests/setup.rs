@@ -1,9 +1,9 @@
 //! Reading the `loop` directive: arguments, once per block, the zone of the probe.
 
 use ferrodns_plugin::corefile::{Transport, ZoneAddr};
-use ferrodns_plugin::testkit;
 use ferrodns_plugin::{BlockSettings, Setup, Shared};
 use ferrodns_plugin_loop::{DESCRIPTOR, Loop, parse};
+use ferrodns_plugin_test as testkit;
 
 #[test]
 fn accepted() {

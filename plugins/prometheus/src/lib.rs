@@ -2,7 +2,7 @@
 //!
 //! Exports the process's metrics in the Prometheus text format on `/metrics`, and counts every
 //! request that passes through the block's chain in CoreDNS's `coredns_dns_*` families (see
-//! [`ferrodns_plugin::vars`]), as CoreDNS's *prometheus* (metrics) plugin does.
+//! [`ferrodns_pkg::vars`]), as CoreDNS's *prometheus* (metrics) plugin does.
 //!
 //! Blocks naming the same address share one listener. The `plugin` label of
 //! `coredns_dns_responses_total` is the name of the handler right after this one when a handler
@@ -13,7 +13,7 @@ pub use setup::parse;
 
 use std::time::Instant;
 
-use ferrodns_plugin::vars::{DnsMetrics, Report, rcode_label};
+use ferrodns_pkg::vars::{DnsMetrics, Report, rcode_label};
 use ferrodns_plugin::wire::{client_write, uncompressed_len};
 use ferrodns_plugin::{
     Descriptor, FastObserver, FastSeen, HttpHandler, HttpResponse, Metrics, Next, Plugin,
@@ -92,7 +92,7 @@ impl Plugin for Prometheus {
         };
         self.dns.report(&Report {
             server: &req.server,
-            zone: ferrodns_plugin::names::zone_match(&self.zones, &qname).unwrap_or("."),
+            zone: ferrodns_pkg::names::zone_match(&self.zones, &qname).unwrap_or("."),
             view: "",
             proto: req.protocol,
             ipv6: req.src.is_ipv6(),
@@ -123,7 +123,7 @@ impl FastObserver for Prometheus {
         };
         self.dns.report(&Report {
             server: q.server,
-            zone: ferrodns_plugin::names::zone_match(&self.zones, seen.name).unwrap_or("."),
+            zone: ferrodns_pkg::names::zone_match(&self.zones, seen.name).unwrap_or("."),
             view: "",
             proto: Protocol::Udp,
             ipv6: seen.client_v6,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ferrodns_plugin::vars::{DnsMetrics, Labels};
+use ferrodns_pkg::vars::{DnsMetrics, Labels};
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Config, DEFAULT_ADDR, Exporter, NAME, Prometheus};

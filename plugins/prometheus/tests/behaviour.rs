@@ -12,8 +12,9 @@ use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, Resp
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{
     Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
-    Setup, SetupError, Shared, WireQuery, async_trait, testkit,
+    Setup, SetupError, Shared, WireQuery, async_trait,
 };
+use ferrodns_plugin_test as testkit;
 use ferrodns_server::{Server, Source, load};
 
 /// How long a socket read may block before the test fails (a bound, not a wait).

@@ -1,7 +1,8 @@
 //! The setup table of CoreDNS's prometheus (metrics) plugin, in our words.
 
-use ferrodns_plugin::{Shared, testkit};
+use ferrodns_plugin::Shared;
 use ferrodns_plugin_prometheus::DESCRIPTOR;
+use ferrodns_plugin_test as testkit;
 
 #[test]
 fn setup_table() {

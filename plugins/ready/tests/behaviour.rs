@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use ferrodns_plugin::testkit::{self, capture};
 use ferrodns_plugin::{HttpHandler, Readiness, Shared};
 use ferrodns_plugin_ready::{DESCRIPTOR, PATH};
+use ferrodns_plugin_test::{self as testkit, capture};
 
 /// A plugin whose readiness the test sets, counting how often it was asked.
 #[derive(Default)]

@@ -1,7 +1,8 @@
 //! The ready directive's syntax and errors, as CoreDNS v1.14.7 reports them.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_ready::{Config, DESCRIPTOR, Monitor, NAME, PATH, parse};
+use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
     let disp = testkit::dispenser(NAME, text)?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::duration::{self, DurationError};
+use ferrodns_go::time::{self, DurationError};
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Checker, Config, DEFAULT_INTERVAL, DEFAULT_JITTER, NAME, ReloadMetrics};
@@ -15,10 +15,11 @@ const MIN_JITTER: Duration = Duration::from_secs(1);
 fn go_duration(s: &str) -> Result<(Duration, bool), DurationError> {
     match s.strip_prefix('-') {
         Some(rest) if !rest.starts_with(['-', '+']) => {
-            let d = duration::parse(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
+            let d =
+                time::parse_duration(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
             Ok((d, !d.is_zero()))
         }
-        _ => duration::parse(s).map(|d| (d, false)),
+        _ => time::parse_duration(s).map(|d| (d, false)),
     }
 }
 

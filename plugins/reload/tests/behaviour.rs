@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrodns_plugin::testkit::{self, capture};
 use ferrodns_plugin::{Control, CorefileInput, Lifecycle, Shared, async_trait};
 use ferrodns_plugin_reload::{Config, DESCRIPTOR, hash};
+use ferrodns_plugin_test::{self as testkit, capture};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 

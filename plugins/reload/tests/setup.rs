@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared, testkit};
+use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
 use ferrodns_plugin_reload::{Config, DEFAULT_INTERVAL, DEFAULT_JITTER, DESCRIPTOR, NAME, parse};
+use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
     let disp = testkit::dispenser(NAME, text)?;

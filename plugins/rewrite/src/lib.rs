@@ -22,10 +22,10 @@ mod names;
 mod rules;
 mod setup;
 
+use ferrodns_pkg::text::presentation;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{CNAME, NS, PTR};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::text::presentation;
 use ferrodns_plugin::wire::{client_write, rcode_reply};
 use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait, edns};
 

@@ -2,8 +2,8 @@
 //! produce) and the dispatch by kind; each kind, how it is read from its arguments and what it
 //! does to a request, lives in a file of its own.
 
+use ferrodns_go::regexp::{self, Regex};
 use ferrodns_plugin::Request;
-use ferrodns_plugin::goregex::{self, Regex};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
 use crate::names::normalize;
@@ -45,10 +45,10 @@ pub enum StringRewriter {
 
 /// Compile a Go regular expression keeping its capture groups: Go decides whether it is valid
 /// (and the error text); the `regex` crate reading the pattern as written provides the groups.
-/// `ferrodns_plugin::goregex` drops capture groups in its translation, so it is the fallback
+/// `ferrodns_go::regexp` drops capture groups in its translation, so it is the fallback
 /// only for patterns the `regex` crate reads differently.
 pub fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = goregex::compile(pattern)?;
+    let checked = regexp::compile(pattern)?;
     Ok(Regex::new(pattern).unwrap_or(checked))
 }
 
@@ -230,7 +230,7 @@ pub fn new_rule(args: &[String]) -> Result<Rule, String> {
         _ => {
             return Err(format!(
                 "invalid rule type {}",
-                ferrodns_plugin::text::go_quote(&args[0])
+                ferrodns_go::strconv::quote(&args[0])
             ));
         }
     };

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, CNAME, MX, SRV};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::{Lookup, Next, Plugin, PluginError, Reply, Request, async_trait, testkit};
+use ferrodns_plugin::{Lookup, Next, Plugin, PluginError, Reply, Request, async_trait};
 use ferrodns_plugin_rewrite::DESCRIPTOR;
+use ferrodns_plugin_test as testkit;
 
 type Build = dyn Fn(&Request) -> Result<Reply, PluginError> + Send + Sync;
 

@@ -1,8 +1,8 @@
 //! Setup tests, ported from CoreDNS's plugin/rewrite/setup_test.go (TestParse) and extended
 //! with the error texts of each rule type.
 
-use ferrodns_plugin::testkit;
 use ferrodns_plugin_rewrite::DESCRIPTOR;
+use ferrodns_plugin_test as testkit;
 
 fn check(input: &str) -> Result<(), String> {
     testkit::setup(&DESCRIPTOR, input)

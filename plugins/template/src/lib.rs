@@ -19,7 +19,6 @@
 //! }
 //! ```
 
-pub mod gotmpl;
 mod rr;
 mod setup;
 
@@ -28,16 +27,17 @@ use std::collections::BTreeMap;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use ferrodns_plugin::goregex::Regex;
+use ferrodns_go::regexp::Regex;
+use ferrodns_pkg::names::zone_match;
+use ferrodns_pkg::text::{self, presentation};
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::proto::rr::{RData, RecordType};
-use ferrodns_plugin::text::{self, presentation};
 use ferrodns_plugin::{
     Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, async_trait,
 };
 
-use gotmpl::{Struct, Template, Value};
+use ferrodns_go::template::{Struct, Template, Value};
 pub use setup::parse;
 
 /// The directive name.
@@ -106,30 +106,9 @@ pub struct TemplateHandler {
     pub(crate) metrics: Families,
 }
 
-/// The longest of `zones` that `name` is in (`plugin.Zones.Matches`), both lowercased.
-fn zone_match<'z>(zones: &'z [String], name: &str) -> Option<&'z str> {
-    let mut best: Option<&str> = None;
-    for z in zones {
-        let inside = z == "." || name == z || name.ends_with(&format!(".{z}"));
-        if inside && best.is_none_or(|b| z.len() > b.len()) {
-            best = Some(z);
-        }
-    }
-    best
-}
-
 /// miekg/dns `ClassToString[c]` ("" when missing).
 fn class_text(c: u16) -> String {
-    match c {
-        1 => "IN",
-        2 => "CS",
-        3 => "CH",
-        4 => "HS",
-        254 => "NONE",
-        255 => "ANY",
-        _ => "",
-    }
-    .to_string()
+    text::class_mnemonic(c).unwrap_or("").to_string()
 }
 
 /// miekg/dns `TypeToString[t]` ("" when missing).

@@ -18,25 +18,6 @@ pub fn parse_rr(text: &str) -> Result<Record, String> {
         .ok_or_else(|| "dns: no record in template output".to_string())
 }
 
-/// Go's `strconv.ParseUint(s, 10, bits)` with its error texts.
-pub fn parse_uint10(s: &str, bits: u32) -> Result<u64, String> {
-    let q = ferrodns_plugin::text::go_quote(s);
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.ParseUint: parsing {q}: invalid syntax"));
-    }
-    let max: u64 = if bits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits) - 1
-    };
-    match s.parse::<u64>() {
-        Ok(v) if v <= max => Ok(v),
-        _ => Err(format!(
-            "strconv.ParseUint: parsing {q}: value out of range"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,47 +2,18 @@
 
 use std::sync::Arc;
 
+use ferrodns_go::regexp::{self, Regex};
+use ferrodns_pkg::text::{class_from_str, rcode_from_str, type_from_str};
 use ferrodns_plugin::corefile::normalize_exact;
-use ferrodns_plugin::goregex::{self, Regex};
-use ferrodns_plugin::text;
 use ferrodns_plugin::{Setup, SetupError};
 
-use crate::{Families, MAX_REGEXP_LEN, NAME, Template, TemplateHandler, TemplateRule, rr};
+use crate::{Families, MAX_REGEXP_LEN, NAME, Template, TemplateHandler, TemplateRule};
 
 /// Compile a Go regular expression keeping its capture groups (see the rewrite plugin):
 /// Go's grammar decides validity, the `regex` crate supplies the groups.
 fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = goregex::compile(pattern)?;
+    let checked = regexp::compile(pattern)?;
     Ok(Regex::new(pattern).unwrap_or(checked))
-}
-
-/// miekg/dns `StringToType` (exact).
-fn type_from_str(s: &str) -> Option<u16> {
-    (0..=u16::MAX).find(|t| {
-        let n = text::type_name(*t);
-        !n.starts_with("TYPE") && n == s
-    })
-}
-
-/// miekg/dns `StringToClass` (exact).
-fn class_from_str(s: &str) -> Option<u16> {
-    Some(match s {
-        "IN" => 1,
-        "CS" => 2,
-        "CH" => 3,
-        "HS" => 4,
-        "NONE" => 254,
-        "ANY" => 255,
-        _ => return None,
-    })
-}
-
-/// miekg/dns `StringToRcode` (exact).
-fn rcode_from_str(s: &str) -> Option<u16> {
-    if s == "NOTIMPL" {
-        return Some(4);
-    }
-    (0..=23u16).find(|r| text::rcode_name(*r) == Some(s))
 }
 
 /// Read every `template` line (CoreDNS's `templateParse`).
@@ -128,7 +99,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
                     if args.len() != 1 && args.len() != 2 {
                         return Err(perr(c.arg_err()));
                     }
-                    let code = rr::parse_uint10(&args[0], 16).map_err(|e| {
+                    let code = ferrodns_go::strconv::parse_uint(&args[0], 10, 16).map_err(|e| {
                         perr(c.err(format!(
                             "error parsing extended DNS error code {}, {e}\n",
                             c.val()

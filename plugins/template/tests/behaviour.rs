@@ -6,9 +6,9 @@ use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::A;
 use ferrodns_plugin::proto::rr::rdata::opt::EdnsOption;
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Lookup, PluginError, Reply, Request, Shared, async_trait};
 use ferrodns_plugin_template::DESCRIPTOR;
+use ferrodns_plugin_test::{self as testkit, Fixed};
 
 async fn run_with(
     shared: &Shared,

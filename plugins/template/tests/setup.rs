@@ -1,8 +1,8 @@
 //! Setup tests ported from CoreDNS's plugin/template/setup_test.go (TestSetup, TestSetupParse,
 //! TestSetupParseLargeRegex), with the exact error texts where CoreDNS's are fixed.
 
-use ferrodns_plugin::testkit;
 use ferrodns_plugin_template::DESCRIPTOR;
+use ferrodns_plugin_test as testkit;
 
 fn check(input: &str) -> Result<(), String> {
     testkit::setup(&DESCRIPTOR, input)

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, RecordType};
 use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
-use ferrodns_plugin::testkit::{self, Fixed};
 use ferrodns_plugin::{Plugin, Protocol, Reply, Request};
+use ferrodns_plugin_test::{self as testkit, Fixed};
 use ferrodns_plugin_whoami::Whoami;
 
 fn uncompressed(msg: &Message) -> Vec<u8> {

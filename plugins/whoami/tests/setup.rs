@@ -1,6 +1,6 @@
 //! The whoami directive's syntax and errors, as CoreDNS v1.14.7 reports them.
 
-use ferrodns_plugin::testkit;
+use ferrodns_plugin_test as testkit;
 use ferrodns_plugin_whoami::DESCRIPTOR;
 
 #[test]

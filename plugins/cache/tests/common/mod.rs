@@ -11,7 +11,8 @@ use std::time::Duration;
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, SOA};
 use ferrodns_plugin::proto::rr::{Name, RData, Record};
-use ferrodns_plugin::{Next, Plugin, PluginError, Reply, Request, Shared, async_trait, testkit};
+use ferrodns_plugin::{Next, Plugin, PluginError, Reply, Request, Shared, async_trait};
+use ferrodns_plugin_test as testkit;
 
 /// What the backend answers for a name.
 #[derive(Clone)]

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Message, MessageType, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RData, Record, RecordType, rdata::A};
-use ferrodns_plugin::testkit;
 use ferrodns_plugin::{Metrics, Plugin, PluginError, Protocol, Reply, Request};
 use ferrodns_plugin_forward::Forward;
 use ferrodns_plugin_forward::config;
 use ferrodns_plugin_forward::metrics::ForwardMetrics;
+use ferrodns_plugin_test as testkit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 

@@ -1,8 +1,8 @@
 //! `cname` rules: CNAME targets in the reply rewritten (exactly, by prefix, suffix, substring or
 //! regular expression) and the new target resolved.
 
+use ferrodns_go::regexp::Regex;
 use ferrodns_plugin::Request;
-use ferrodns_plugin::goregex::Regex;
 
 use super::{MAX_REGEXP_LEN, Outcome, ResponseRule, compile_captures, expand_groups};
 use crate::names::normalize;

@@ -8,7 +8,6 @@ use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::{Request, edns};
 
 use super::{Outcome, ResponseRule};
-use crate::names::parse_uint_base0;
 
 /// The EDNS0 action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,19 +100,15 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
     }
     let rule_type = args[0].to_lowercase();
     let action_s = args[1].to_lowercase();
-    let action = parse_action(&action_s).ok_or_else(|| {
-        format!(
-            "invalid action: {}",
-            ferrodns_plugin::text::go_quote(&action_s)
-        )
-    })?;
+    let action = parse_action(&action_s)
+        .ok_or_else(|| format!("invalid action: {}", ferrodns_go::strconv::quote(&action_s)))?;
     if action == Action::Unset {
         return match rule_type.as_str() {
             "local" => {
                 if args.len() != 3 {
                     return Err("local unset action requires exactly two arguments".into());
                 }
-                let code = parse_uint_base0(&args[2], 16)? as u16;
+                let code = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)? as u16;
                 edns::support_option(code);
                 Ok(Edns0Rule::Local {
                     action,
@@ -144,7 +139,7 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             }
             _ => Err(format!(
                 "invalid rule type {}",
-                ferrodns_plugin::text::go_quote(&rule_type)
+                ferrodns_go::strconv::quote(&rule_type)
             )),
         };
     }
@@ -159,7 +154,7 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             if args.len() != 4 {
                 return Err("EDNS0 local rules require three or four args".into());
             }
-            let code = parse_uint_base0(&args[2], 16)? as u16;
+            let code = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)? as u16;
             let v = &args[3];
             let data = if v.starts_with('{') && v.ends_with('}') {
                 let ok = VARIABLES.contains(&v.as_str())
@@ -167,7 +162,7 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
                 if !ok {
                     return Err(format!(
                         "unsupported variable name {}",
-                        ferrodns_plugin::text::go_quote(v)
+                        ferrodns_go::strconv::quote(v)
                     ));
                 }
                 LocalData::Variable(v.clone())
@@ -194,11 +189,11 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
             if args.len() != 4 {
                 return Err("EDNS0 subnet rules require three or four args".into());
             }
-            let v4 = parse_uint_base0(&args[2], 16)?;
+            let v4 = ferrodns_go::strconv::parse_uint(&args[2], 0, 16)?;
             if v4 > 32 {
                 return Err(format!("invalid IPv4 bit mask length {v4}"));
             }
-            let v6 = parse_uint_base0(&args[3], 16)?;
+            let v6 = ferrodns_go::strconv::parse_uint(&args[3], 0, 16)?;
             if v6 > 128 {
                 return Err(format!("invalid IPv6 bit mask length {v6}"));
             }
@@ -211,7 +206,7 @@ pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
         }
         _ => Err(format!(
             "invalid rule type {}",
-            ferrodns_plugin::text::go_quote(&rule_type)
+            ferrodns_go::strconv::quote(&rule_type)
         )),
     }
 }
@@ -293,7 +288,7 @@ fn local_data(req: &Request, var: &str) -> Option<Vec<u8>> {
     };
     match var {
         "{qname}" => {
-            let mut n = ferrodns_plugin::text::presentation(&req.qname());
+            let mut n = ferrodns_pkg::text::presentation(&req.qname());
             if req.question().is_none() {
                 n = ".".into();
             }
@@ -479,8 +474,7 @@ mod tests {
 
     #[test]
     fn ecs_masks() {
-        let req =
-            ferrodns_plugin::testkit::request("a.", ferrodns_plugin::proto::rr::RecordType::A);
+        let req = ferrodns_plugin_test::request("a.", ferrodns_plugin::proto::rr::RecordType::A);
         assert_eq!(ecs_payload(&req, 24, 56), vec![0, 1, 24, 0, 127, 0, 0]);
         assert_eq!(ecs_payload(&req, 0, 56), vec![0, 1, 0, 0]);
         assert_eq!(ecs_payload(&req, 12, 56), vec![0, 1, 12, 0, 127, 0]);

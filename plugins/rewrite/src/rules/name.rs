@@ -1,7 +1,7 @@
 //! `name` rules: the question name matched exactly, by prefix, suffix, substring or regular
 //! expression and replaced, with the `answer auto|name|value` rules for the reply.
 
-use ferrodns_plugin::goregex::Regex;
+use ferrodns_go::regexp::Regex;
 
 use super::{
     MAX_REGEXP_LEN, Matcher, ResponseRule, StringRewriter, compile_captures, expand_groups,
@@ -175,7 +175,7 @@ fn parse_answer_rules(name: &str, args: &[String]) -> Result<(bool, Vec<Response
             _ => {
                 return Err(format!(
                     "invalid type {} for answer rule for {name} rule",
-                    ferrodns_plugin::text::go_quote(&last)
+                    ferrodns_go::strconv::quote(&last)
                 ));
             }
         }

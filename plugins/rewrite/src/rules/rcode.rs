@@ -1,10 +1,10 @@
 //! `rcode` rules: the reply's response code, for matching question names, replaced by another.
 
 use super::{Kind, Matcher, Outcome, ResponseRule, matcher_for};
-use crate::names::{normalize, parse_uint10, rcode_from_str};
+use crate::names::{normalize, rcode_from_str};
 
 fn valid_rcode(v: &str) -> Option<u16> {
-    if let Ok(i) = parse_uint10(v, 32)
+    if let Ok(i) = ferrodns_go::strconv::parse_uint(v, 10, 32)
         && i <= 23
     {
         return Some(i as u16);

@@ -2,12 +2,16 @@
 //! range.
 
 use super::{Kind, Matcher, Outcome, ResponseRule, matcher_for};
-use crate::names::{normalize, parse_uint10};
+use crate::names::normalize;
 
 /// Go's `strings.Split(v, "-")` based TTL range check.
 fn valid_ttl(v: &str) -> Option<(u32, u32)> {
     let parts: Vec<&str> = v.split('-').collect();
-    let p = |s: &str| parse_uint10(s, 32).ok().map(|x| x as u32);
+    let p = |s: &str| {
+        ferrodns_go::strconv::parse_uint(s, 10, 32)
+            .ok()
+            .map(|x| x as u32)
+    };
     match parts.as_slice() {
         [one] => p(one).map(|x| (x, x)),
         [a, b] => {

@@ -1,5 +1,6 @@
-//! Name helpers with miekg/dns semantics on presentation-format names: zone matching
-//! (`plugin.Zones.Matches`), fallthrough zones (`fall.F`) and reverse names.
+//! Name helpers with miekg/dns semantics on presentation-format names: subdomains
+//! (`dns.IsSubDomain`), zone matching (`plugin.Zones.Matches`), fallthrough zones (`fall.F`),
+//! the zones of a plugin line (`plugin.OriginsFromArgsOrServerBlock`) and reverse names.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,7 +32,8 @@ fn labels(name: &str) -> Vec<String> {
 }
 
 /// miekg/dns `IsSubDomain(parent, child)`: every label of `parent` ends `child`, compared
-/// without case.
+/// without ASCII case; escaped dots (`a\.b`) are inside a label. The root is the parent of
+/// every name.
 pub fn is_subdomain(parent: &str, child: &str) -> bool {
     let p = labels(parent);
     let c = labels(child);
@@ -66,7 +68,7 @@ impl Fall {
         };
         self.zones = args
             .iter()
-            .flat_map(|a| crate::corefile::normalize_exact(a))
+            .flat_map(|a| ferrodns_corefile::normalize_exact(a))
             .collect();
     }
 
@@ -133,7 +135,7 @@ pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
         return block_zones
             .iter()
             .map(|z| {
-                crate::corefile::normalize_exact(z)
+                ferrodns_corefile::normalize_exact(z)
                     .into_iter()
                     .next()
                     .unwrap_or_else(|| z.clone())
@@ -141,6 +143,25 @@ pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
             .collect();
     }
     args.iter()
-        .flat_map(|a| crate::corefile::normalize_exact(a))
+        .flat_map(|a| ferrodns_corefile::normalize_exact(a))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomains() {
+        assert!(is_subdomain(".", "example.org."));
+        assert!(is_subdomain(".", "."));
+        assert!(is_subdomain("example.org.", "example.org."));
+        assert!(is_subdomain("Example.ORG.", "www.example.org."));
+        assert!(!is_subdomain("example.org.", "example.net."));
+        assert!(!is_subdomain("example.org.", "org."));
+        assert!(!is_subdomain("example.org.", "."));
+        assert!(!is_subdomain("ample.org.", "example.org."));
+        assert!(is_subdomain("a\\.b.org.", "x.a\\.b.org."));
+        assert!(!is_subdomain("b.org.", "a\\.b.org."));
+    }
 }

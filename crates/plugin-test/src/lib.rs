@@ -1,19 +1,25 @@
-//! Helpers for testing plugins without a server: requests, setup from Corefile text, and
-//! terminal handlers with fixed answers; [`capture`] records what a plugin logs.
+//! # The plugin test kit
+//!
+//! Helpers for testing ferrodns plugins without a server: requests, setup from Corefile text,
+//! and terminal handlers with fixed answers; [`capture`] records what a plugin logs. Plugin
+//! crates take it as a dev-dependency (`ferrodns-plugin-test.workspace = true`) and usually
+//! bring it in as `use ferrodns_plugin_test as testkit;`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod capture;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
-
-use crate::{
+use ferrodns_plugin::corefile;
+use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use ferrodns_plugin::proto::rr::{Name, RecordType};
+use ferrodns_plugin::{
     BlockSettings, Descriptor, Dispenser, Next, Plugin, PluginError, Protocol, Reply, Request,
-    Setup, SetupError, Shared,
+    Setup, SetupError, Shared, async_trait,
 };
 
 /// A UDP query for `name`/`qtype` from 127.0.0.1:40212 to 127.0.0.1:53 with RD set and no OPT.
@@ -90,21 +96,20 @@ pub fn dispenser(directive: &str, directives: &str) -> Result<Dispenser, SetupEr
 fn parse_block(
     directive: &str,
     directives: &str,
-) -> Result<(Option<Dispenser>, Vec<crate::corefile::ZoneAddr>), SetupError> {
+) -> Result<(Option<Dispenser>, Vec<corefile::ZoneAddr>), SetupError> {
     let text = format!(".:53 {{\n{directives}\n}}\n");
     let is_directive = |n: &str| n == directive;
     let env = |k: &str| std::env::var(k).ok();
-    let opts = crate::corefile::ParseOptions {
+    let opts = corefile::ParseOptions {
         is_directive: &is_directive,
         env: &env,
     };
-    let blocks = crate::corefile::parse("Testfile", text.as_bytes(), &opts)
+    let blocks = corefile::parse("Testfile", text.as_bytes(), &opts)
         .map_err(|e| SetupError::new(e.to_string()))?;
     let Some(block) = blocks.first() else {
         return Ok((None, Vec::new()));
     };
-    let zones =
-        crate::corefile::inspect_keys(block, "53").map_err(|e| SetupError::new(e.to_string()))?;
+    let zones = corefile::inspect_keys(block, "53").map_err(|e| SetupError::new(e.to_string()))?;
     let disp = block
         .directive(directive)
         .map(|d| Dispenser::new("Testfile", d.tokens.clone()));

@@ -1,6 +1,6 @@
-//! Path handling with the exact semantics CoreDNS gets from Go's
-//! `path/filepath` on Unix: lexical cleaning, joining, `Abs`, and `Glob`
-//! (with `*`, `?`, `[...]` classes and backslash escapes).
+//! Go's `path/filepath` on Unix, with the exact semantics CoreDNS's `import`
+//! gets from it: lexical cleaning, joining, `Abs`, and `Glob` (with `*`, `?`,
+//! `[...]` classes and backslash escapes).
 //!
 //! Paths are handled as raw bytes so that non-UTF-8 file names found while
 //! globbing can still be opened.
@@ -9,22 +9,19 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
-/// Go's `filepath.ErrBadPattern` text.
-pub(crate) const BAD_PATTERN: &str = "syntax error in pattern";
-
 /// Maximum number of nested directory levels a glob may recurse through
 /// (Go uses the same limit against stack exhaustion).
 const GLOB_DEPTH_LIMIT: usize = 10_000;
 
 /// Byte view of a path → `Path`.
 #[cfg(unix)]
-pub(crate) fn to_path(p: &[u8]) -> &Path {
+pub fn to_path(p: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
     Path::new(OsStr::from_bytes(p))
 }
 
 #[cfg(not(unix))]
-pub(crate) fn to_path(p: &[u8]) -> &Path {
+pub fn to_path(p: &[u8]) -> &Path {
     match std::str::from_utf8(p) {
         Ok(s) => Path::new(s),
         Err(_) => Path::new(OsStr::new("\u{FFFD}")),
@@ -44,17 +41,17 @@ fn os_bytes(s: &OsStr) -> Vec<u8> {
 }
 
 /// Bytes → display string (invalid UTF-8 replaced).
-pub(crate) fn display(p: &[u8]) -> String {
+pub fn display(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
 }
 
 /// Go's `filepath.IsAbs` on Unix.
-pub(crate) fn is_abs(p: &[u8]) -> bool {
+pub fn is_abs(p: &[u8]) -> bool {
     p.first() == Some(&b'/')
 }
 
 /// Go's `filepath.Clean`: purely lexical normalisation.
-pub(crate) fn clean(path: &[u8]) -> Vec<u8> {
+pub fn clean(path: &[u8]) -> Vec<u8> {
     if path.is_empty() {
         return b".".to_vec();
     }
@@ -105,7 +102,7 @@ pub(crate) fn clean(path: &[u8]) -> Vec<u8> {
 }
 
 /// Go's `filepath.Join` for two elements.
-pub(crate) fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
     match (a.is_empty(), b.is_empty()) {
         (true, true) => Vec::new(),
         (true, false) => clean(b),
@@ -121,7 +118,7 @@ pub(crate) fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 /// Go's `filepath.Split`: everything up to and including the last `/`, and
 /// the rest.
-pub(crate) fn split(p: &[u8]) -> (&[u8], &[u8]) {
+pub fn split(p: &[u8]) -> (&[u8], &[u8]) {
     match p.iter().rposition(|b| *b == b'/') {
         Some(i) => (&p[..=i], &p[i + 1..]),
         None => (&p[..0], p),
@@ -129,7 +126,7 @@ pub(crate) fn split(p: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Go's `filepath.Dir`.
-pub(crate) fn dir(p: &[u8]) -> Vec<u8> {
+pub fn dir(p: &[u8]) -> Vec<u8> {
     clean(split(p).0)
 }
 
@@ -161,39 +158,16 @@ fn same_file(_a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
 }
 
 /// Go's `filepath.Abs`.
-pub(crate) fn abs(p: &[u8]) -> io::Result<Vec<u8>> {
+pub fn abs(p: &[u8]) -> io::Result<Vec<u8>> {
     if is_abs(p) {
         return Ok(clean(p));
     }
     Ok(join(&getwd()?, p))
 }
 
-/// Formats an I/O error the way Go prints a `syscall.Errno` (lower-case
-/// `strerror` text, no error number).
-pub(crate) fn errno_text(e: &io::Error) -> String {
-    if e.raw_os_error().is_none() {
-        return match e.kind() {
-            io::ErrorKind::InvalidInput => "invalid argument".to_owned(),
-            io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-            io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            _ => e.to_string(),
-        };
-    }
-    let full = e.to_string();
-    let text = match full.rfind(" (os error ") {
-        Some(i) => &full[..i],
-        None => full.as_str(),
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 /// `op path: errno` like Go's `*fs.PathError`.
-pub(crate) fn path_error(op: &str, p: &[u8], e: &io::Error) -> String {
-    format!("{op} {}: {}", display(p), errno_text(e))
+pub fn path_error(op: &str, p: &[u8], e: &io::Error) -> String {
+    format!("{op} {}: {}", display(p), crate::os::errno_text(e))
 }
 
 /// Go's `hasMeta` on Unix.
@@ -225,7 +199,10 @@ fn decode_rune(s: &[u8]) -> (u32, usize) {
     }
 }
 
-struct BadPattern;
+/// A malformed glob pattern (Go's `filepath.ErrBadPattern`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in pattern")]
+pub struct BadPattern;
 
 /// Splits off the next chunk: (leading star?, chunk, rest).
 fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
@@ -406,12 +383,8 @@ fn glob_dir(
 }
 
 /// Go's `filepath.Glob` on Unix. The only error is a malformed pattern
-/// (reported as [`BAD_PATTERN`]); I/O problems just produce fewer matches.
-pub(crate) fn glob(pattern: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
-    glob_inner(pattern).map_err(|BadPattern| BAD_PATTERN)
-}
-
-fn glob_inner(pattern: &[u8]) -> Result<Vec<Vec<u8>>, BadPattern> {
+/// ([`BadPattern`]); I/O problems just produce fewer matches.
+pub fn glob(pattern: &[u8]) -> Result<Vec<Vec<u8>>, BadPattern> {
     // Walk up the directory part while it still contains wildcards, then
     // expand downwards again (iterative version of Go's recursion).
     let mut pending_files: Vec<Vec<u8>> = Vec::new();

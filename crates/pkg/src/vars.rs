@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::{Metrics, Protocol};
+use ferrodns_plugin::{Metrics, Protocol};
 
 /// Label sets: name and value pairs, in CoreDNS's label order.
 pub type Labels = Vec<(&'static str, String)>;

@@ -1,13 +1,15 @@
-//! Texts of DNS values as CoreDNS (miekg/dns and Go) prints them: type and class mnemonics,
-//! rcode names, domain names in presentation format, addresses, and Go's `%q` quoting. Plugins
-//! use these so that their logs and errors read exactly like CoreDNS's.
+//! Texts of DNS values as CoreDNS (miekg/dns and Go) prints and reads them: type, class and
+//! rcode mnemonics both ways, domain names in presentation format, addresses. Plugins use these
+//! so that their logs and errors read exactly like CoreDNS's, and their options accept the same
+//! words.
 
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-/// Go's `strconv.Quote`, as CoreDNS's `%q` prints a string.
-pub use ferrodns_corefile::go_quote;
+/// A name in presentation format as miekg/dns unpacks it (the plugin API's own reading, which
+/// [`ferrodns_plugin::Request::name_lower`] prints).
+pub use ferrodns_plugin::presentation;
 
 /// Type mnemonics known to miekg/dns v1.1.72 (`TypeToString`); other values print `TYPE<n>`.
 const TYPES: &[(u16, &str)] = &[
@@ -109,17 +111,39 @@ pub fn type_name(t: u16) -> String {
     }
 }
 
+/// miekg/dns's `ClassToString` table.
+const CLASSES: &[(u16, &str)] = &[
+    (1, "IN"),
+    (2, "CS"),
+    (3, "CH"),
+    (4, "HS"),
+    (254, "NONE"),
+    (255, "ANY"),
+];
+
+/// The class's entry in miekg/dns's `ClassToString`, `ANY` included.
+pub fn class_mnemonic(c: u16) -> Option<&'static str> {
+    CLASSES.iter().find(|(n, _)| *n == c).map(|(_, m)| *m)
+}
+
 /// The class's mnemonic, or `CLASS<n>`. `ANY` (255) prints as `CLASS255` because miekg/dns only
 /// uses mnemonics that are not also type names.
 pub fn class_name(c: u16) -> String {
-    match c {
-        1 => "IN".to_string(),
-        2 => "CS".to_string(),
-        3 => "CH".to_string(),
-        4 => "HS".to_string(),
-        254 => "NONE".to_string(),
+    match class_mnemonic(c) {
+        Some(m) if c != 255 => m.to_string(),
         _ => format!("CLASS{c}"),
     }
+}
+
+/// miekg/dns's `StringToClass`: the exact mnemonic (case-sensitive, `ANY` included) to its
+/// number.
+pub fn class_from_str(s: &str) -> Option<u16> {
+    CLASSES.iter().find(|(_, m)| *m == s).map(|(n, _)| *n)
+}
+
+/// miekg/dns's `StringToType`: the exact mnemonic (case-sensitive) to its number.
+pub fn type_from_str(s: &str) -> Option<u16> {
+    TYPES.iter().find(|(_, m)| *m == s).map(|(n, _)| *n)
 }
 
 /// The rcode's name as miekg/dns prints it, `None` for values without one.
@@ -149,31 +173,13 @@ pub fn rcode_name(rcode: u16) -> Option<&'static str> {
     })
 }
 
-/// A name in presentation format as miekg/dns unpacks it: the bytes `. ' @ ; ( ) " \` and space
-/// are escaped with a backslash, other bytes outside `!`..`~` as `\DDD` (decimal); fully
-/// qualified; the root is `.`.
-pub fn presentation(name: &Name) -> String {
-    let mut out = String::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        for &b in label {
-            match b {
-                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
-                    out.push('\\');
-                    out.push(b as char);
-                }
-                0x21..=0x7e => out.push(b as char),
-                _ => {
-                    out.push('\\');
-                    out.push_str(&format!("{b:03}"));
-                }
-            }
-        }
-        out.push('.');
+/// miekg/dns's `StringToRcode` (exact, case-sensitive): the names [`rcode_name`] gives, and
+/// `NOTIMPL` for 4.
+pub fn rcode_from_str(s: &str) -> Option<u16> {
+    if s == "NOTIMPL" {
+        return Some(4);
     }
-    if out.is_empty() {
-        out.push('.');
-    }
-    out
+    (0..=23u16).find(|r| rcode_name(*r) == Some(s))
 }
 
 /// The lowercased presentation of a name (CoreDNS's `state.Name()`).
@@ -201,22 +207,6 @@ pub fn ip_rfc3986(ip: IpAddr) -> String {
     if s.contains(':') { format!("[{s}]") } else { s }
 }
 
-/// An I/O error as Go prints it (`no such file or directory`): the OS message, lowercased and
-/// without Rust's `(os error N)`.
-pub fn go_io_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.split_once(" (os error") {
-        Some((a, _)) => a.to_lowercase(),
-        None => s,
-    }
-}
-
-/// A failed file operation as Go's `*PathError` prints it (`open FILE: no such file or
-/// directory`).
-pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
-    format!("{op} {path}: {}", go_io_text(e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +219,21 @@ mod tests {
         assert_eq!(type_name(11), "TYPE11");
         assert_eq!(type_name(65305), "TYPE65305");
         assert_eq!(type_name(65535), "Reserved");
+    }
+
+    #[test]
+    fn mnemonics_read_back() {
+        assert_eq!(class_from_str("IN"), Some(1));
+        assert_eq!(class_from_str("ANY"), Some(255));
+        assert_eq!(class_from_str("in"), None);
+        assert_eq!(class_mnemonic(255), Some("ANY"));
+        assert_eq!(class_mnemonic(42), None);
+        assert_eq!(type_from_str("None"), Some(0));
+        assert_eq!(type_from_str("Reserved"), Some(65535));
+        assert_eq!(type_from_str("TYPE1"), None);
+        assert_eq!(rcode_from_str("NOTIMP"), Some(4));
+        assert_eq!(rcode_from_str("NOTIMPL"), Some(4));
+        assert_eq!(rcode_from_str("noerror"), None);
     }
 
     #[test]

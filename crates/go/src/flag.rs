@@ -1,7 +1,7 @@
-//! Command lines parsed the way Go's `flag` package parses them, since both binaries stand in
-//! for Go programs whose users pass Go-style arguments: `-name value`, `-name=value`, `--name`,
-//! booleans without a value (`-quiet`, `-quiet=false`), parsing stops at the first non-flag
-//! argument or `--`; errors and the usage text read as Go prints them.
+//! Go's `flag`: command lines parsed the way Go's `flag` package parses them, since both
+//! binaries stand in for Go programs whose users pass Go-style arguments: `-name value`,
+//! `-name=value`, `--name`, booleans without a value (`-quiet`, `-quiet=false`), parsing stops
+//! at the first non-flag argument or `--`; errors and the usage text read as Go prints them.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Go regular expressions: our reading of random patterns against what Go 1.26's
 //! `regexp.Compile` said about them (error text, or which subjects match).
 
-use ferrodns_plugin::goregex;
+use ferrodns_go::regexp;
 
 const SUBJECTS: [&str; 11] = [
     "", "a", "ab", "aB\n", "x{1}", "é", "[]", "a-b", "\u{212a}", "A1_ ", "aaa",
@@ -22,7 +22,7 @@ fn agrees_with_go() {
     for line in corpus.lines().filter(|l| !l.starts_with('#')) {
         let (hex, want) = line.split_once('\t').expect("tab");
         let pattern = unhex(hex);
-        let got = match goregex::compile(&pattern) {
+        let got = match regexp::compile(&pattern) {
             Ok(re) => {
                 let bits: String = SUBJECTS
                     .iter()

@@ -1,5 +1,5 @@
-//! Go's duration syntax, which Corefile options use (`30s`, `1m30s`, `500ms`, `1.5h`), parsed
-//! and printed as Go's `time.ParseDuration` and `Duration.String` do.
+//! Go's `time`: the duration syntax Corefile options use (`30s`, `1m30s`, `500ms`, `1.5h`),
+//! parsed and printed as Go's `time.ParseDuration` and `Duration.String` do.
 
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ fn unit_nanos(unit: &str) -> Option<u128> {
 }
 
 /// Parse a Go duration. Negative values are an error (no option of ours accepts them).
-pub fn parse(input: &str) -> Result<Duration, DurationError> {
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let invalid = || DurationError::Invalid(input.to_string());
     let mut s = input;
     let mut negative = false;
@@ -108,7 +108,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 }
 
 /// Print a duration as Go's `Duration.String` does: `0s`, `1.5s`, `2m0s`, `1h0m0s`, `500ms`.
-pub fn format(d: Duration) -> String {
+pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         return "0s".to_string();
@@ -167,18 +167,24 @@ mod tests {
             ("+5s", 5_000_000_000),
         ];
         for (s, n) in ok {
-            assert_eq!(parse(s), Ok(Duration::from_nanos(n)), "{s}");
+            assert_eq!(parse_duration(s), Ok(Duration::from_nanos(n)), "{s}");
         }
-        assert_eq!(parse("1"), Err(DurationError::MissingUnit("1".into())));
+        assert_eq!(
+            parse_duration("1"),
+            Err(DurationError::MissingUnit("1".into()))
+        );
         assert!(matches!(
-            parse("1x"),
+            parse_duration("1x"),
             Err(DurationError::UnknownUnit { .. })
         ));
-        assert_eq!(parse(""), Err(DurationError::Invalid("".into())));
-        assert_eq!(parse("s"), Err(DurationError::Invalid("s".into())));
-        assert_eq!(parse("-1s"), Err(DurationError::Negative("-1s".into())));
+        assert_eq!(parse_duration(""), Err(DurationError::Invalid("".into())));
+        assert_eq!(parse_duration("s"), Err(DurationError::Invalid("s".into())));
         assert_eq!(
-            parse("1").unwrap_err().to_string(),
+            parse_duration("-1s"),
+            Err(DurationError::Negative("-1s".into()))
+        );
+        assert_eq!(
+            parse_duration("1").unwrap_err().to_string(),
             "time: missing unit in duration \"1\""
         );
     }
@@ -198,7 +204,7 @@ mod tests {
             (7, "7ns"),
         ];
         for (n, s) in cases {
-            assert_eq!(format(Duration::from_nanos(n)), s);
+            assert_eq!(format_duration(Duration::from_nanos(n)), s);
         }
     }
 }
