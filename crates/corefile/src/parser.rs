@@ -598,7 +598,7 @@ impl<'p, 'o> Parser<'p, 'o> {
                 self.err(format!(
                     "Failed to get absolute path of file: {}: {}",
                     self.filename,
-                    os::errno_text(&e)
+                    os::io_text(&e)
                 ))
             })?;
             filepath::join(&filepath::dir(&abs_file), pattern.as_bytes())
@@ -674,7 +674,7 @@ impl<'p, 'o> Parser<'p, 'o> {
             self.err(format!(
                 "Failed to get absolute path of file: {}: {}",
                 self.filename,
-                os::errno_text(&e)
+                os::io_text(&e)
             ))
         })?;
         let origin: Arc<str> = Arc::from(filepath::display(&abs));

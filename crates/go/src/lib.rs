@@ -10,13 +10,12 @@
 //! - [`template`] — the part of `text/template` CoreDNS's `template` plugin uses;
 //! - [`flag`] — command lines as Go's `flag` package parses them;
 //! - [`path`] — `path/filepath` on Unix (`Clean`, `Abs`, `Glob`) for `import`;
-//! - [`strconv`] — `Quote` (`%q`) and `ParseUint`;
-//! - [`net`] — `SplitHostPort`;
-//! - [`time`] — `ParseDuration` and `Duration.String`;
+//! - [`strconv`] — `Quote` (`%q`), `ParseUint` and `Atoi`;
+//! - [`net`] — `SplitHostPort` and `JoinHostPort`;
+//! - [`time`] — `ParseDuration` and `Duration.String`, negative durations included;
 //! - [`os`] — the texts of failed file operations;
 //! - [`fmt`] — `%q` of a string list.
 
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod flag;

@@ -1,4 +1,4 @@
-//! Go's `net`: `SplitHostPort`, with Go's error texts (`address x: missing port in address`).
+//! Go's `net`: `SplitHostPort` and `JoinHostPort`, with Go's error texts (`address x: missing port in address`).
 
 /// Why an address did not split (Go's `*net.AddrError`). Prints as Go does,
 /// `address ADDR: REASON`, or only the reason for an empty address.
@@ -19,6 +19,15 @@ impl std::fmt::Display for AddrError {
         } else {
             write!(f, "address {}: {}", self.addr, self.reason)
         }
+    }
+}
+
+/// Go's `net.JoinHostPort`: `host:port`, with the host in brackets when it has a colon (IPv6).
+pub fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -66,6 +75,13 @@ pub fn split_host_port(addr: &str) -> Result<(&str, &str), AddrError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_brackets_ipv6_hosts() {
+        assert_eq!(join_host_port("127.0.0.1", "53"), "127.0.0.1:53");
+        assert_eq!(join_host_port("::1", "53"), "[::1]:53");
+        assert_eq!(join_host_port("", "53"), ":53");
+    }
 
     fn reason(addr: &str) -> Result<(&str, &str), &'static str> {
         split_host_port(addr).map_err(|e| e.reason)

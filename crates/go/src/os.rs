@@ -1,11 +1,9 @@
 //! Go's `os` (and `syscall`) error texts: what Go prints for a failed file operation
 //! (`open FILE: no such file or directory`).
 //!
-//! Two readings of an I/O error are in use, and they differ only on rare messages:
-//! [`errno_text`] (used by `import` in Corefiles) lowercases the first letter of the OS message,
-//! as Go's own messages read (`remote I/O error`), and names the kind of an error that carries
-//! no OS code as Go's errno would; [`io_text`] (used by plugins and the binaries) lowercases the
-//! whole OS message and keeps any other error's text as it is.
+//! An OS error reads as Go's `syscall.Errno` does: the message with its first letter lowercased
+//! (`remote I/O error`, not `remote i/o error`), and an error without an OS code named by the
+//! errno Go would have got (`invalid argument` for a path with a NUL byte).
 
 use std::io;
 
@@ -13,7 +11,7 @@ use std::io;
 /// lowercased, without Rust's `(os error N)`; an error without an OS code is named by its kind
 /// (`invalid argument`, `no such file or directory`, `permission denied`) when it has one of
 /// those, else kept as it is.
-pub fn errno_text(e: &io::Error) -> String {
+pub fn io_text(e: &io::Error) -> String {
     if e.raw_os_error().is_none() {
         return match e.kind() {
             io::ErrorKind::InvalidInput => "invalid argument".to_owned(),
@@ -34,19 +32,9 @@ pub fn errno_text(e: &io::Error) -> String {
     }
 }
 
-/// An I/O error as Go prints it (`no such file or directory`): the OS message, lowercased and
-/// without Rust's `(os error N)`; other errors' text unchanged.
-pub fn io_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.split_once(" (os error") {
-        Some((a, _)) => a.to_lowercase(),
-        None => s,
-    }
-}
-
 /// A failed file operation as Go's `*PathError` prints it (`open FILE: no such file or
 /// directory`), the error read by [`io_text`].
-pub fn io_error(op: &str, path: &str, e: &io::Error) -> String {
+pub fn io_error(op: &str, path: impl std::fmt::Display, e: &io::Error) -> String {
     format!("{op} {path}: {}", io_text(e))
 }
 
@@ -57,14 +45,16 @@ mod tests {
     #[test]
     fn readings() {
         let e = io::Error::from_raw_os_error(2);
-        assert_eq!(errno_text(&e), "no such file or directory");
         assert_eq!(io_text(&e), "no such file or directory");
         assert_eq!(
             io_error("open", "/x", &e),
             "open /x: no such file or directory"
         );
         let e = io::Error::new(io::ErrorKind::InvalidInput, "nul byte");
-        assert_eq!(errno_text(&e), "invalid argument");
-        assert_eq!(io_text(&e), "nul byte");
+        // Go's open of such a path fails with EINVAL.
+        assert_eq!(io_text(&e), "invalid argument");
+        // Go's errno table keeps the capitals inside a message.
+        let e = io::Error::from_raw_os_error(121);
+        assert_eq!(io_text(&e), "remote I/O error");
     }
 }

@@ -167,7 +167,7 @@ pub fn abs(p: &[u8]) -> io::Result<Vec<u8>> {
 
 /// `op path: errno` like Go's `*fs.PathError`.
 pub fn path_error(op: &str, p: &[u8], e: &io::Error) -> String {
-    format!("{op} {}: {}", display(p), crate::os::errno_text(e))
+    format!("{op} {}: {}", display(p), crate::os::io_text(e))
 }
 
 /// Go's `hasMeta` on Unix.

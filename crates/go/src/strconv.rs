@@ -113,6 +113,21 @@ impl From<NumError> for String {
     }
 }
 
+/// Go's `strconv.Atoi` on a 64-bit platform: an optional sign and decimal digits (no
+/// underscores, no prefixes) that fit in an `i64`.
+pub fn atoi(s: &str) -> Result<i64, NumError> {
+    let err = |reason| NumError {
+        func: "Atoi",
+        input: s.to_string(),
+        reason,
+    };
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err(NumErrorReason::Syntax));
+    }
+    s.parse::<i64>().map_err(|_| err(NumErrorReason::Range))
+}
+
 /// Go's `strconv.ParseUint(s, base, bitSize)` on a 64-bit platform.
 ///
 /// `base` is 2..=36, or 0 for the base the prefix says: `0x`/`0X` hexadecimal, `0o`/`0O` and a
@@ -220,6 +235,25 @@ fn underscores_ok(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atoi_as_go() {
+        assert_eq!(atoi("+5"), Ok(5));
+        assert_eq!(atoi("-0"), Ok(0));
+        assert_eq!(atoi("-12"), Ok(-12));
+        // Texts of Go 1.26's strconv.Atoi for the same inputs.
+        for (input, want) in [
+            ("x", r#"strconv.Atoi: parsing "x": invalid syntax"#),
+            ("+", r#"strconv.Atoi: parsing "+": invalid syntax"#),
+            ("1_0", r#"strconv.Atoi: parsing "1_0": invalid syntax"#),
+            (
+                "99999999999999999999",
+                r#"strconv.Atoi: parsing "99999999999999999999": value out of range"#,
+            ),
+        ] {
+            assert_eq!(atoi(input).map_err(|e| e.to_string()), Err(want.into()));
+        }
+    }
 
     #[test]
     fn quoting() {

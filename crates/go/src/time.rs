@@ -3,17 +3,18 @@
 
 use std::time::Duration;
 
-/// Why a duration did not parse; the text matches Go's (`time: invalid duration "x"`).
+/// Why a duration did not parse; the text matches Go's (`time: invalid duration "x"`), with the
+/// input quoted as Go's `time` package quotes it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     /// Not a duration at all.
-    #[error("time: invalid duration \"{0}\"")]
+    #[error("time: invalid duration {}", quote(.0))]
     Invalid(String),
     /// A number without a unit (other than a bare `0`).
-    #[error("time: missing unit in duration \"{0}\"")]
+    #[error("time: missing unit in duration {}", quote(.0))]
     MissingUnit(String),
     /// An unknown unit.
-    #[error("time: unknown unit \"{unit}\" in duration \"{input}\"")]
+    #[error("time: unknown unit {} in duration {}", quote(.unit), quote(.input))]
     UnknownUnit {
         /// The unit as written.
         unit: String,
@@ -23,6 +24,28 @@ pub enum DurationError {
     /// Negative durations have no `std::time::Duration`.
     #[error("negative duration \"{0}\"")]
     Negative(String),
+}
+
+/// The `time` package's own quoting in its errors: double quotes, `"` and `\\` escaped, and
+/// every byte of a control or non-ASCII character as `\xNN` (unlike `strconv.Quote`).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn unit_nanos(unit: &str) -> Option<u128> {
@@ -105,6 +128,60 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::Negative(input.to_string()));
     }
     Ok(Duration::from_nanos(total as u64))
+}
+
+/// A Go `time.Duration`, which may be negative where `std::time::Duration` cannot: what
+/// `time.ParseDuration` gives options that accept (or must reject with their own words) a
+/// negative value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedDuration {
+    /// The magnitude.
+    pub abs: Duration,
+    /// Below zero (never for a zero magnitude: Go has no negative zero).
+    pub negative: bool,
+}
+
+impl SignedDuration {
+    /// Go's `time.ParseDuration`, negative values included; errors name the whole input.
+    pub fn parse(input: &str) -> Result<SignedDuration, DurationError> {
+        let (body, negative) = match input.strip_prefix('-') {
+            Some(rest) if rest.starts_with(['-', '+']) => {
+                return Err(DurationError::Invalid(input.to_string()));
+            }
+            Some(rest) => (rest, true),
+            None => (input, false),
+        };
+        match parse_duration(body) {
+            Ok(abs) => Ok(SignedDuration {
+                abs,
+                negative: negative && !abs.is_zero(),
+            }),
+            // The same failure, told of the whole input as Go tells it.
+            Err(_) => Err(match parse_duration(input) {
+                Err(e) => e,
+                Ok(_) => DurationError::Invalid(input.to_string()),
+            }),
+        }
+    }
+
+    /// The duration, or zero when it is negative (how long a negative wait lasts).
+    pub fn or_zero(self) -> Duration {
+        if self.negative {
+            Duration::ZERO
+        } else {
+            self.abs
+        }
+    }
+}
+
+/// Go's `Duration.String`, with its sign.
+impl std::fmt::Display for SignedDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.negative {
+            f.write_str("-")?;
+        }
+        f.write_str(&format_duration(self.abs))
+    }
 }
 
 /// Print a duration as Go's `Duration.String` does: `0s`, `1.5s`, `2m0s`, `1h0m0s`, `500ms`.
@@ -190,6 +267,38 @@ mod tests {
     }
 
     #[test]
+    fn signed_durations_and_their_errors_as_go() {
+        let d = |s| SignedDuration::parse(s).map(|d| (d.negative, d.to_string()));
+        assert_eq!(d("-1m30s"), Ok((true, "-1m30s".to_string())));
+        assert_eq!(d("-0"), Ok((false, "0s".to_string())));
+        assert_eq!(d("+2s"), Ok((false, "2s".to_string())));
+        assert_eq!(
+            SignedDuration::parse("-3s").map(|d| d.or_zero()),
+            Ok(Duration::ZERO)
+        );
+        // Texts of Go 1.26's time.ParseDuration for the same inputs.
+        let errors = [
+            ("--1s", r#"time: invalid duration "--1s""#),
+            ("-+1s", r#"time: invalid duration "-+1s""#),
+            ("-5", r#"time: missing unit in duration "-5""#),
+            ("-x", r#"time: invalid duration "-x""#),
+            ("a\"b", r#"time: invalid duration "a\"b""#),
+            (
+                "1µx",
+                r#"time: unknown unit "\xc2\xb5x" in duration "1\xc2\xb5x""#,
+            ),
+            ("-1\t", r#"time: unknown unit "\x09" in duration "-1\x09""#),
+        ];
+        for (input, want) in errors {
+            assert_eq!(
+                SignedDuration::parse(input).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
     fn formats_like_go() {
         let cases = [
             (0, "0s"),
@@ -205,6 +314,50 @@ mod tests {
         ];
         for (n, s) in cases {
             assert_eq!(format_duration(Duration::from_nanos(n)), s);
+        }
+    }
+
+    #[test]
+    fn signed_durations_read_and_print_as_go() {
+        let ok = [
+            ("30s", "30s"),
+            ("5m", "5m0s"),
+            ("1h", "1h0m0s"),
+            ("1.5s", "1.5s"),
+            ("-1s", "-1s"),
+            ("0", "0s"),
+            ("-0", "0s"),
+            ("+2s", "2s"),
+            ("1.s", "1s"),
+        ];
+        for (input, shown) in ok {
+            let d = SignedDuration::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(d.to_string(), shown, "{input}");
+        }
+        assert_eq!(
+            SignedDuration::parse("-1s").map(|d| d.or_zero()),
+            Ok(Duration::ZERO)
+        );
+        let bad = [
+            ("abc", "time: invalid duration \"abc\""),
+            ("1", "time: missing unit in duration \"1\""),
+            ("-1", "time: missing unit in duration \"-1\""),
+            ("1x", "time: unknown unit \"x\" in duration \"1x\""),
+            ("-1x", "time: unknown unit \"x\" in duration \"-1x\""),
+            ("-+1s", "time: invalid duration \"-+1s\""),
+            ("--1s", "time: invalid duration \"--1s\""),
+            ("-", "time: invalid duration \"-\""),
+            ("", "time: invalid duration \"\""),
+            (".s", "time: invalid duration \".s\""),
+            ("1e3s", "time: unknown unit \"e\" in duration \"1e3s\""),
+            ("9223372037s", "time: invalid duration \"9223372037s\""),
+        ];
+        for (input, want) in bad {
+            assert_eq!(
+                SignedDuration::parse(input).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{input}"
+            );
         }
     }
 }

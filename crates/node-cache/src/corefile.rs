@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::kubedns::{self, KubeDnsConfig};
-use crate::syncdir::{self, DirSnapshot, DirWatcher, go_io_error};
+use crate::syncdir::{self, DirSnapshot, DirWatcher};
+use ferrodns_go::os::io_error;
 
 /// Placeholder for the upstream servers of the `.` block.
 pub const UPSTREAM_SERVERS_VAR: &str = "__PILLAR__UPSTREAM__SERVERS__";
@@ -336,10 +337,10 @@ impl CorefileWriter {
 
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| go_io_error("open", path, &e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| io_error("open", path.display(), &e))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
-        .map_err(|e| go_io_error("read", path, &e))?;
+        .map_err(|e| io_error("read", path.display(), &e))?;
     Ok(bytes)
 }
 
@@ -353,9 +354,9 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
         .truncate(true)
         .mode(0o666)
         .open(path)
-        .map_err(|e| go_io_error("open", path, &e))?;
+        .map_err(|e| io_error("open", path.display(), &e))?;
     file.write_all(data)
-        .map_err(|e| go_io_error("write", path, &e))
+        .map_err(|e| io_error("write", path.display(), &e))
 }
 
 /// Everything [`ConfigSync::start`] needs; every path is a parameter.

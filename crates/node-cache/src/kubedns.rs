@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use ferrodns_go::fmt::quote_list as go_quote_list;
+use ferrodns_go::net::join_host_port;
 pub(crate) use ferrodns_go::strconv::quote as go_quote;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -457,33 +458,15 @@ fn validate_upstream(ns: &str) -> Result<(), ValidationError> {
     if parse_ip(host).is_none() {
         return Err(ValidationError::BadIp(host.to_string()));
     }
-    match go_atoi(port) {
+    match ferrodns_go::strconv::atoi(port).ok() {
         Some(p) if (1..=65535).contains(&p) => Ok(()),
         _ => Err(ValidationError::BadPort(port.to_string())),
     }
 }
 
-/// Go's `strconv.Atoi`: optional sign, decimal digits, fits in i64.
-fn go_atoi(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.strip_prefix('+').unwrap_or(s).parse::<i64>().ok()
-}
-
 /// Go's `net.SplitHostPort`, with Go's bare reason (`missing port in address`) as the error.
 fn split_host_port(addr: &str) -> Result<(&str, &str), &'static str> {
     ferrodns_go::net::split_host_port(addr).map_err(|e| e.reason)
-}
-
-/// Go's `net.JoinHostPort`.
-fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Go's `net.ParseIP` (strict: no leading zeros, no zone).

@@ -14,6 +14,7 @@
 //! tick of `ticker` (10 s in production). The reads are small synchronous file reads done on
 //! the runtime's worker thread.
 
+use ferrodns_go::os::io_error;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
@@ -43,39 +44,25 @@ pub struct DirSnapshot {
 #[error("{0}")]
 pub struct SyncDirError(pub String);
 
-/// Go's text of an OS error from `op` on `path`: `open /x: permission denied`.
-pub(crate) fn go_io_error(op: &str, path: &Path, err: &std::io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    let lowered = match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect::<String>(),
-        None => String::new(),
-    };
-    format!("{op} {}: {lowered}", path.display())
-}
-
 fn child_path(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
     dir.join(name)
 }
 
 /// Load a directory once (see the module doc).
 pub fn load(dir: &Path) -> Result<DirSnapshot, SyncDirError> {
-    let meta =
-        std::fs::symlink_metadata(dir).map_err(|e| SyncDirError(go_io_error("lstat", dir, &e)))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| SyncDirError(io_error("lstat", dir.display(), &e)))?;
     if !meta.is_dir() {
         return Err(SyncDirError(format!(
             "config path {} is not a directory",
             crate::kubedns::go_quote(&dir.to_string_lossy())
         )));
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| SyncDirError(go_io_error("open", dir, &e)))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| SyncDirError(io_error("open", dir.display(), &e)))?;
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| SyncDirError(go_io_error("readdirent", dir, &e)))?;
+        let entry = entry.map_err(|e| SyncDirError(io_error("readdirent", dir.display(), &e)))?;
         names.push(entry.file_name());
     }
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -85,15 +72,15 @@ pub fn load(dir: &Path) -> Result<DirSnapshot, SyncDirError> {
     for name in names {
         let path = child_path(dir, &name);
         let meta = std::fs::symlink_metadata(&path)
-            .map_err(|e| SyncDirError(go_io_error("lstat", &path, &e)))?;
+            .map_err(|e| SyncDirError(io_error("lstat", path.display(), &e)))?;
         if meta.is_dir() || name.as_bytes().starts_with(b".") {
             continue;
         }
         let mut bytes = Vec::new();
-        let mut file =
-            std::fs::File::open(&path).map_err(|e| SyncDirError(go_io_error("open", &path, &e)))?;
+        let mut file = std::fs::File::open(&path)
+            .map_err(|e| SyncDirError(io_error("open", path.display(), &e)))?;
         file.read_to_end(&mut bytes)
-            .map_err(|e| SyncDirError(go_io_error("read", &path, &e)))?;
+            .map_err(|e| SyncDirError(io_error("read", path.display(), &e)))?;
         let Ok(text) = String::from_utf8(bytes) else {
             return Err(SyncDirError(format!("non-utf8 data in {}", path.display())));
         };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_go::time::SignedDuration;
 use ferrodns_plugin::corefile::{normalize_exact, normalize_name};
 use ferrodns_plugin::{Dispenser, SetupError};
 
@@ -95,44 +95,16 @@ fn plain(msg: impl Into<String>) -> Err {
     SetupError::new(msg.into())
 }
 
-/// Go's `strconv.Atoi` on a 64-bit platform, with its error texts.
+/// Go's `strconv.Atoi`, with its error text.
 pub fn atoi(s: &str) -> Result<i64, Err> {
-    let syntax = || {
-        plain(format!(
-            "strconv.Atoi: parsing {}: invalid syntax",
-            go_quote(s)
-        ))
-    };
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(syntax());
-    }
-    s.parse::<i64>().map_err(|_| {
-        plain(format!(
-            "strconv.Atoi: parsing {}: value out of range",
-            go_quote(s)
-        ))
-    })
+    ferrodns_go::strconv::atoi(s).map_err(plain)
 }
 
-/// A Go duration that may be negative: `(negative, magnitude)`.
+/// A Go duration that may be negative: `(negative, magnitude)`, with Go's error text.
 pub fn go_duration(s: &str) -> Result<(bool, Duration), Err> {
-    let (neg, rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    // A second sign after the first is not a duration.
-    if neg && (rest.starts_with('-') || rest.starts_with('+')) {
-        return Err(plain(format!("time: invalid duration {}", go_quote(s))));
-    }
-    match ferrodns_go::time::parse_duration(rest) {
-        Ok(d) => Ok((neg && !d.is_zero(), d)),
-        Err(e) => {
-            // Go names the whole input (sign included) in its messages.
-            let text = e.to_string().replace(&go_quote(rest), &go_quote(s));
-            Err(plain(text))
-        }
-    }
+    SignedDuration::parse(s)
+        .map(|d| (d.negative, d.abs))
+        .map_err(|e| plain(e.to_string()))
 }
 
 fn secs(n: i64) -> Duration {

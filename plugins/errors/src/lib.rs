@@ -17,10 +17,9 @@ pub use setup::parse;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ferrodns_go::regexp::Regex;
-use ferrodns_go::strconv::quote as go_quote;
+use ferrodns_go::time::SignedDuration;
 use ferrodns_pkg::text::{name_lower, type_name};
 use ferrodns_plugin::{
     Descriptor, Lifecycle, Next, Plugin, PluginError, Reply, Request, async_trait,
@@ -72,67 +71,12 @@ impl Level {
     }
 }
 
-/// A Go duration, which may be negative (Go accepts `-1s`; the timer then fires at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GoDuration {
-    /// The magnitude.
-    pub abs: Duration,
-    /// Whether it was negative.
-    pub negative: bool,
-}
-
-impl GoDuration {
-    /// Parse as Go's `time.ParseDuration`, with Go's error texts.
-    pub fn parse(s: &str) -> Result<GoDuration, String> {
-        use ferrodns_go::time::{DurationError, parse_duration};
-        let invalid = || format!("time: invalid duration {}", go_quote(s));
-        let (body, negative) = match s.strip_prefix('-') {
-            Some(rest) => {
-                if rest.starts_with(['+', '-']) {
-                    return Err(invalid());
-                }
-                (rest, true)
-            }
-            None => (s, false),
-        };
-        match parse_duration(body) {
-            Ok(abs) => Ok(GoDuration { abs, negative }),
-            Err(DurationError::MissingUnit(_)) => {
-                Err(format!("time: missing unit in duration {}", go_quote(s)))
-            }
-            Err(DurationError::UnknownUnit { unit, .. }) => Err(format!(
-                "time: unknown unit {} in duration {}",
-                go_quote(&unit),
-                go_quote(s)
-            )),
-            Err(_) => Err(invalid()),
-        }
-    }
-
-    /// How long to wait: zero for negative durations.
-    pub fn wait(self) -> Duration {
-        if self.negative {
-            Duration::ZERO
-        } else {
-            self.abs
-        }
-    }
-}
-
-impl std::fmt::Display for GoDuration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.negative && !self.abs.is_zero() {
-            f.write_str("-")?;
-        }
-        f.write_str(&ferrodns_go::time::format_duration(self.abs))
-    }
-}
-
 /// One `consolidate` line.
 #[derive(Debug, Clone)]
 pub struct Consolidate {
     /// How long errors are counted after the first one.
-    pub period: GoDuration,
+    /// (Go accepts a negative one: the timer then fires at once.)
+    pub period: SignedDuration,
     /// The pattern, as written.
     pub pattern: String,
     /// The pattern compiled with Go's syntax.
@@ -214,7 +158,7 @@ impl Inner {
             });
             let inner = Arc::clone(self);
             let t = Arc::clone(&timer);
-            let wait = p.spec.period.wait();
+            let wait = p.spec.period.or_zero();
             let handle = rt.spawn(async move {
                 tokio::time::sleep(wait).await;
                 if t.claim() {
@@ -336,50 +280,5 @@ impl Plugin for Errors {
             level.log(&msg);
         }
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        let ok = [
-            ("30s", "30s"),
-            ("5m", "5m0s"),
-            ("1h", "1h0m0s"),
-            ("1.5s", "1.5s"),
-            ("-1s", "-1s"),
-            ("0", "0s"),
-            ("-0", "0s"),
-            ("+2s", "2s"),
-            ("1.s", "1s"),
-        ];
-        for (input, shown) in ok {
-            let d = GoDuration::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(d.to_string(), shown, "{input}");
-        }
-        assert_eq!(
-            GoDuration::parse("-1s").map(|d| d.wait()),
-            Ok(Duration::ZERO)
-        );
-        let bad = [
-            ("abc", "time: invalid duration \"abc\""),
-            ("1", "time: missing unit in duration \"1\""),
-            ("-1", "time: missing unit in duration \"-1\""),
-            ("1x", "time: unknown unit \"x\" in duration \"1x\""),
-            ("-1x", "time: unknown unit \"x\" in duration \"-1x\""),
-            ("-+1s", "time: invalid duration \"-+1s\""),
-            ("--1s", "time: invalid duration \"--1s\""),
-            ("-", "time: invalid duration \"-\""),
-            ("", "time: invalid duration \"\""),
-            (".s", "time: invalid duration \".s\""),
-            ("1e3s", "time: unknown unit \"e\" in duration \"1e3s\""),
-            ("9223372037s", "time: invalid duration \"9223372037s\""),
-        ];
-        for (input, want) in bad {
-            assert_eq!(GoDuration::parse(input), Err(want.to_string()), "{input}");
-        }
     }
 }

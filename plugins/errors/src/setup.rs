@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use ferrodns_go::time::SignedDuration;
 use ferrodns_plugin::{Setup, SetupError};
 
-use crate::{Config, Consolidate, Errors, GoDuration, Level, MAX_REGEXP_LEN, NAME};
+use crate::{Config, Consolidate, Errors, Level, MAX_REGEXP_LEN, NAME};
 
 /// Read the block's `errors` directive. Errors are returned without the `plugin/errors: `
 /// prefix. `stacktrace` is applied to the block at once.
@@ -51,7 +52,7 @@ fn parse_consolidate(c: &mut Setup<'_>) -> Result<Consolidate, SetupError> {
     if args.len() < 2 || args.len() > 4 {
         return Err(c.arg_err());
     }
-    let period = GoDuration::parse(&args[0]).map_err(|e| c.err(e))?;
+    let period = SignedDuration::parse(&args[0]).map_err(|e| c.err(e.to_string()))?;
     let pattern = args[1].clone();
     if pattern.len() > MAX_REGEXP_LEN {
         let msg = format!(

@@ -9,7 +9,8 @@ use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::SetupError;
 use ferrodns_plugin::corefile::is_domain_name;
 
-use crate::config::{Config, Scheme, UpstreamSpec, join_host_port, split_host_port};
+use crate::config::{Config, Scheme, UpstreamSpec, split_host_port};
+use ferrodns_go::net::join_host_port;
 
 /// A `scheme://` prefix as CoreDNS's `parse.Transport` knows them (only [`Transport::Dns`],
 /// [`Transport::Tls`] and [`Transport::Https`] can be forwarded to).

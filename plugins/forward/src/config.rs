@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ferrodns_go::strconv::quote as go_quote;
-use ferrodns_go::time;
+use ferrodns_go::time::{self, SignedDuration};
 use ferrodns_plugin::corefile::{is_domain_name, normalize_exact, normalize_name};
 use ferrodns_plugin::{Dispenser, SetupError};
 
@@ -190,76 +190,25 @@ fn parse_uint32(s: &str) -> Result<u32, SetupError> {
         .map_err(plain)
 }
 
-/// Go's `strconv.Atoi`.
-fn parse_atoi(s: &str) -> Result<i64, SetupError> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(plain(format!(
-            "strconv.Atoi: parsing {}: invalid syntax",
-            go_quote(s)
-        )));
-    }
-    s.parse::<i64>().map_err(|_| {
-        plain(format!(
-            "strconv.Atoi: parsing {}: value out of range",
-            go_quote(s)
-        ))
-    })
+/// A Go duration that may be negative, with Go's error text.
+fn signed_duration(s: &str) -> Result<SignedDuration, SetupError> {
+    SignedDuration::parse(s).map_err(|e| plain(e.to_string()))
 }
 
-/// A signed Go duration: (magnitude, negative).
-fn parse_signed_duration(s: &str) -> Result<(Duration, bool), SetupError> {
-    if let Some(rest) = s.strip_prefix('-') {
-        return match time::parse_duration(rest) {
-            Ok(d) if rest.starts_with(['-', '+']) => {
-                // "--1s" and "-+1s" are invalid in Go.
-                let _ = d;
-                Err(plain(format!("time: invalid duration {}", go_quote(s))))
-            }
-            Ok(d) => Ok((d, !d.is_zero())),
-            Err(_) => Err(plain(
-                time::parse_duration(s)
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            )),
-        };
-    }
-    time::parse_duration(s)
-        .map(|d| (d, false))
-        .map_err(|e| plain(e.to_string()))
-}
-
-fn go_duration_text((d, neg): (Duration, bool)) -> String {
-    if neg {
-        format!("-{}", time::format_duration(d))
-    } else {
-        time::format_duration(d)
-    }
+/// Go's `strconv.Atoi`, with its error text.
+fn atoi(s: &str) -> Result<i64, SetupError> {
+    ferrodns_go::strconv::atoi(s).map_err(plain)
 }
 
 /// The rcode number of a name as miekg/dns's `StringToRcode` (upper-cased input).
 pub fn rcode_from_name(s: &str) -> Option<u16> {
-    let up = s.to_ascii_uppercase();
-    if up == "NOTIMPL" {
-        return Some(4);
-    }
-    (0u16..=23).find(|&n| ferrodns_pkg::text::rcode_name(n) == Some(up.as_str()))
+    ferrodns_pkg::text::rcode_from_str(&s.to_ascii_uppercase())
 }
 
 /// Go's `net.SplitHostPort`: `host:port` or `[host]:port`; `None` when Go fails.
 pub fn split_host_port(s: &str) -> Option<(String, String)> {
     let (host, port) = ferrodns_go::net::split_host_port(s).ok()?;
     Some((host.to_string(), port.to_string()))
-}
-
-/// Go's `net.JoinHostPort`.
-pub fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Parse every stanza of the directive (the dispenser before its first token).
@@ -379,14 +328,14 @@ fn parse_max_connect_attempts(c: &mut Dispenser, f: &mut Config) -> Result<(), S
 
 /// `health_check DURATION [no_rec] [domain FQDN]`.
 fn parse_health_check(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
-    let d = parse_signed_duration(&one_arg(c)?)?;
-    if d.1 {
+    let d = signed_duration(&one_arg(c)?)?;
+    if d.negative {
         return Err(plain(format!(
             "health_check can't be negative: -{}",
-            d.0.as_nanos()
+            d.abs.as_nanos()
         )));
     }
-    f.hc_interval = d.0;
+    f.hc_interval = d.abs;
     f.hc_domain = ".".into();
     while c.next_arg() {
         match c.val() {
@@ -439,14 +388,11 @@ fn parse_tls_servername(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupEr
 
 /// The one argument of `key`, a duration that must not be negative.
 fn non_negative_duration(c: &mut Dispenser, key: &str) -> Result<Duration, SetupError> {
-    let d = parse_signed_duration(&one_arg(c)?)?;
-    if d.1 {
-        return Err(plain(format!(
-            "{key} can't be negative: {}",
-            go_duration_text(d)
-        )));
+    let d = signed_duration(&one_arg(c)?)?;
+    if d.negative {
+        return Err(plain(format!("{key} can't be negative: {d}")));
     }
-    Ok(d.0)
+    Ok(d.abs)
 }
 
 /// `expire DURATION`.
@@ -463,7 +409,7 @@ fn parse_max_age(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
 
 /// `max_idle_conns INTEGER`.
 fn parse_max_idle_conns(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
-    let n = parse_atoi(&one_arg(c)?)?;
+    let n = atoi(&one_arg(c)?)?;
     if n < 0 {
         return Err(plain(format!("max_idle_conns can't be negative: {n}")));
     }
@@ -473,14 +419,11 @@ fn parse_max_idle_conns(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupEr
 
 /// `read_timeout DURATION`.
 fn parse_read_timeout(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
-    let d = parse_signed_duration(&one_arg(c)?)?;
-    if d.1 || d.0.is_zero() {
-        return Err(plain(format!(
-            "read_timeout must be positive: {}",
-            go_duration_text(d)
-        )));
+    let d = signed_duration(&one_arg(c)?)?;
+    if d.negative || d.abs.is_zero() {
+        return Err(plain(format!("read_timeout must be positive: {d}")));
     }
-    f.read_timeout = d.0;
+    f.read_timeout = d.abs;
     Ok(())
 }
 
@@ -508,7 +451,7 @@ fn parse_policy(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
 /// `max_concurrent MAX`.
 fn parse_max_concurrent(c: &mut Dispenser, f: &mut Config) -> Result<(), SetupError> {
     let text = one_arg(c)?;
-    let n = parse_atoi(&text)?;
+    let n = atoi(&text)?;
     if n < 0 {
         return Err(plain(format!("max_concurrent can't be negative: {n}")));
     }

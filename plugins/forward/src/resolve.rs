@@ -4,8 +4,9 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
-use crate::config::{join_host_port, split_host_port};
+use crate::config::split_host_port;
 use crate::msg;
+use ferrodns_go::net::join_host_port;
 
 /// The addresses of `host`, or the reason there are none.
 pub fn lookup(host: &str, resolvers: &[String]) -> Result<Vec<IpAddr>, String> {

@@ -66,7 +66,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                     let Some(first) = rest.first() else {
                         return Err(c.err("ttl needs a time in second"));
                     };
-                    let Ok(ttl) = go_atoi(first) else {
+                    let Ok(ttl) = ferrodns_go::strconv::atoi(first) else {
                         return Err(c.err("ttl needs a number of second"));
                     };
                     if ttl <= 0 || ttl > 65535 {
@@ -109,15 +109,6 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         return Err(c.err("fallthrough_unsupported requires fallthrough"));
     }
     Ok(cfg)
-}
-
-/// Go's `strconv.Atoi` (sign allowed, decimal digits only).
-fn go_atoi(s: &str) -> Result<i64, ()> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
-    }
-    s.parse::<i64>().map_err(|_| ())
 }
 
 /// Set up the directive (the registry calls it through [`crate::DESCRIPTOR`]).

@@ -1,8 +1,8 @@
 //! Reading the `loadbalance` directive from the Corefile.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use ferrodns_go::time::SignedDuration;
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{
@@ -44,9 +44,12 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
                             if t.len() > 1 {
                                 return Err(c.err("unexpected argument"));
                             }
-                            reload = go_duration(&t[0]).ok_or_else(|| {
-                                c.err(format_args!("invalid reload duration '{}'", t[0]))
-                            })?;
+                            reload = SignedDuration::parse(&t[0])
+                                .ok()
+                                .map(SignedDuration::or_zero)
+                                .ok_or_else(|| {
+                                    c.err(format_args!("invalid reload duration '{}'", t[0]))
+                                })?;
                         }
                         other => {
                             let msg = format!("unknown property '{other}'");
@@ -86,16 +89,6 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
         }
     }
     Ok(cfg)
-}
-
-/// A Go duration; negative ones are taken as zero (no reload), as a Go ticker would refuse them.
-fn go_duration(s: &str) -> Option<Duration> {
-    let (body, negative) = match s.strip_prefix('-') {
-        Some(rest) => (rest, true),
-        None => (s.strip_prefix('+').unwrap_or(s), false),
-    };
-    let d = ferrodns_go::time::parse_duration(body).ok()?;
-    Some(if negative { Duration::ZERO } else { d })
 }
 
 /// Set up the directive (the registry calls it through [`crate::DESCRIPTOR`]).

@@ -212,15 +212,6 @@ pub fn probe_name(zone: &str) -> String {
     }
 }
 
-/// Go's `net.JoinHostPort`.
-fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// The probe's timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -273,8 +264,10 @@ impl Destination {
     /// when the configured one was 0.
     pub fn shown(&self, sent_to: Option<SocketAddr>) -> String {
         match sent_to {
-            Some(a) if self.port == "0" => join_host_port(&self.host, &a.port().to_string()),
-            _ => join_host_port(&self.host, &self.port),
+            Some(a) if self.port == "0" => {
+                ferrodns_go::net::join_host_port(&self.host, &a.port().to_string())
+            }
+            _ => ferrodns_go::net::join_host_port(&self.host, &self.port),
         }
     }
 }

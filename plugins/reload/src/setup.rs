@@ -2,26 +2,13 @@
 
 use std::time::Duration;
 
-use ferrodns_go::time::{self, DurationError};
+use ferrodns_go::time::SignedDuration;
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Checker, Config, DEFAULT_INTERVAL, DEFAULT_JITTER, NAME, ReloadMetrics};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(2);
 const MIN_JITTER: Duration = Duration::from_secs(1);
-
-/// Parse a Go duration as CoreDNS's setup does, negative values included (they then fail the
-/// minimum checks, as in Go).
-fn go_duration(s: &str) -> Result<(Duration, bool), DurationError> {
-    match s.strip_prefix('-') {
-        Some(rest) if !rest.starts_with(['-', '+']) => {
-            let d =
-                time::parse_duration(rest).map_err(|_| DurationError::Invalid(s.to_string()))?;
-            Ok((d, !d.is_zero()))
-        }
-        _ => time::parse_duration(s).map(|d| (d, false)),
-    }
-}
 
 /// Read the first `reload` line of the block (CoreDNS reads only that one).
 pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
@@ -32,7 +19,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     }
     let mut interval = DEFAULT_INTERVAL;
     if let Some(a) = args.first() {
-        let (d, negative) = go_duration(a).map_err(|e| SetupError::plugin(NAME, e))?;
+        let SignedDuration { abs: d, negative } =
+            SignedDuration::parse(a).map_err(|e| SetupError::plugin(NAME, e))?;
         if negative || d < MIN_INTERVAL {
             return Err(SetupError::plugin(
                 NAME,
@@ -43,7 +31,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
     }
     let mut jitter = DEFAULT_JITTER;
     if let Some(a) = args.get(1) {
-        let (d, negative) = go_duration(a).map_err(|e| SetupError::plugin(NAME, e))?;
+        let SignedDuration { abs: d, negative } =
+            SignedDuration::parse(a).map_err(|e| SetupError::plugin(NAME, e))?;
         if negative || (!d.is_zero() && d < MIN_JITTER) {
             return Err(SetupError::plugin(
                 NAME,
