@@ -18,8 +18,8 @@ use ferrodns_plugin::corefile;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{
-    BlockSettings, Descriptor, Dispenser, Next, Plugin, PluginError, Protocol, Reply, Request,
-    Setup, SetupError, Shared, async_trait,
+    BlockSettings, Descriptor, Dispenser, FastAnswer, FastHook, Next, Plugin, PluginError,
+    Protocol, Reply, Request, Setup, SetupError, Shared, WireQuery, async_trait,
 };
 
 /// A UDP query for `name`/`qtype` from 127.0.0.1:40212 to 127.0.0.1:53 with RD set and no OPT.
@@ -148,6 +148,37 @@ impl Plugin for Fixed {
             m.queries = req.message().queries.clone();
         }
         out
+    }
+}
+
+/// A terminal handler that answers UDP queries from its synchronous fast hook (the question
+/// copied, NXDOMAIN) and whatever reaches `serve` with an empty NOERROR reply, so each answer
+/// shows which path it took. Its directive name is `fast`.
+pub struct FastNxdomain;
+
+impl FastHook for FastNxdomain {
+    fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer {
+        out.extend_from_slice(&q.packet[..q.question_end]);
+        out[2] |= 0x80; // QR
+        out[3] = (out[3] & 0xf0) | 3; // NXDOMAIN
+        out[10] = 0;
+        out[11] = 0; // no additional records
+        FastAnswer::Answered
+    }
+}
+
+#[async_trait]
+impl Plugin for FastNxdomain {
+    fn name(&self) -> &'static str {
+        "fast"
+    }
+    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
+        let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
+        m.queries = req.message().queries.clone();
+        Ok(Reply::message(m))
+    }
+    fn fast_hook(&self) -> Option<&dyn FastHook> {
+        Some(self)
     }
 }
 

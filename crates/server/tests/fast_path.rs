@@ -11,39 +11,11 @@ use std::time::Duration;
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{
-    Descriptor, FastAnswer, FastHook, FastObserver, FastSeen, Metrics, Next, Plugin, PluginError,
-    Registry, Reply, Request, Setup, SetupError, WireQuery, async_trait,
+    Descriptor, FastObserver, FastSeen, Metrics, Next, Plugin, PluginError, Registry, Reply,
+    Request, Setup, SetupError, WireQuery, async_trait,
 };
+use ferrodns_plugin_test::FastNxdomain;
 use ferrodns_server::{Server, Source, load};
-
-/// Answers from its hook with the question copied and NXDOMAIN.
-struct Fast;
-
-impl FastHook for Fast {
-    fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer {
-        out.extend_from_slice(&q.packet[..q.question_end]);
-        out[2] |= 0x80; // QR
-        out[3] = (out[3] & 0xf0) | 3; // NXDOMAIN
-        out[10] = 0;
-        out[11] = 0; // no additional records
-        FastAnswer::Answered
-    }
-}
-
-#[async_trait]
-impl Plugin for Fast {
-    fn name(&self) -> &'static str {
-        "fast"
-    }
-    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
-        let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
-        m.queries = req.message().queries.clone();
-        Ok(Reply::message(m))
-    }
-    fn fast_hook(&self) -> Option<&dyn FastHook> {
-        Some(self)
-    }
-}
 
 /// Calls next; transparent, an observer, or neither, depending on its argument.
 struct Ahead {
@@ -84,7 +56,7 @@ impl FastObserver for Ahead {
 
 fn fast_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     while c.next() {}
-    c.add_plugin(Arc::new(Fast));
+    c.add_plugin(Arc::new(FastNxdomain));
     Ok(())
 }
 

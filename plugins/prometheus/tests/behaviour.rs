@@ -10,49 +10,17 @@ use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::{
-    Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
-    Setup, SetupError, Shared, WireQuery, async_trait,
-};
+use ferrodns_plugin::{Descriptor, Metrics, Registry, Setup, SetupError, Shared};
 use ferrodns_plugin_test as testkit;
+use ferrodns_plugin_test::FastNxdomain;
 use ferrodns_server::{Server, Source, load};
 
 /// How long a socket read may block before the test fails (a bound, not a wait).
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A terminal plugin that answers UDP queries from its synchronous fast hook with NXDOMAIN
-/// and everything that reaches `serve` (TCP) with NOERROR, so each count shows its path.
-struct Fast;
-
-impl FastHook for Fast {
-    fn answer(&self, q: &WireQuery<'_>, out: &mut Vec<u8>) -> FastAnswer {
-        out.extend_from_slice(&q.packet[..q.question_end]);
-        out[2] |= 0x80; // QR
-        out[3] = (out[3] & 0xf0) | 3; // NXDOMAIN
-        out[10] = 0;
-        out[11] = 0; // no additional records
-        FastAnswer::Answered
-    }
-}
-
-#[async_trait]
-impl Plugin for Fast {
-    fn name(&self) -> &'static str {
-        "fast"
-    }
-    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
-        let mut m = Message::new(req.id(), MessageType::Response, OpCode::Query);
-        m.queries = req.message().queries.clone();
-        Ok(Reply::message(m))
-    }
-    fn fast_hook(&self) -> Option<&dyn FastHook> {
-        Some(self)
-    }
-}
-
 fn fast_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     while c.next() {}
-    c.add_plugin(Arc::new(Fast));
+    c.add_plugin(Arc::new(FastNxdomain));
     Ok(())
 }
 
