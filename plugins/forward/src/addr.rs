@@ -2,75 +2,23 @@
 //! resolv.conf-style files and host names, turned into the stanza's upstream list with
 //! CoreDNS's checks and error texts.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use ferrodns_go::strconv::quote as go_quote;
 use ferrodns_plugin::SetupError;
-use ferrodns_plugin::corefile::is_domain_name;
+use ferrodns_plugin::corefile::{Transport, is_domain_name};
 
 use crate::config::{Config, Scheme, UpstreamSpec, split_host_port};
 use ferrodns_go::net::join_host_port;
 
-/// A `scheme://` prefix as CoreDNS's `parse.Transport` knows them (only [`Transport::Dns`],
-/// [`Transport::Tls`] and [`Transport::Https`] can be forwarded to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `tls://`.
-    Tls,
-    /// `dns://`, or no prefix.
-    Dns,
-    /// `quic://`.
-    Quic,
-    /// `grpc://`.
-    Grpc,
-    /// `https3://`.
-    Https3,
-    /// `https://`.
-    Https,
-    /// `unix://`.
-    Unix,
-}
-
-impl Transport {
-    /// Every prefix, in the order they are tried.
-    const ALL: [Transport; 7] = [
-        Transport::Tls,
-        Transport::Dns,
-        Transport::Quic,
-        Transport::Grpc,
-        Transport::Https3,
-        Transport::Https,
-        Transport::Unix,
-    ];
-
-    /// The scheme's spelling (without `://`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tls => "tls",
-            Transport::Dns => "dns",
-            Transport::Quic => "quic",
-            Transport::Grpc => "grpc",
-            Transport::Https3 => "https3",
-            Transport::Https => "https",
-            Transport::Unix => "unix",
-        }
-    }
-
-    /// The upstream transport, for the schemes forward supports.
-    pub fn scheme(self) -> Option<Scheme> {
-        match self {
-            Transport::Dns => Some(Scheme::Dns),
-            Transport::Tls => Some(Scheme::Tls),
-            Transport::Https => Some(Scheme::Https),
-            Transport::Quic | Transport::Grpc | Transport::Https3 | Transport::Unix => None,
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The upstream transport of a `scheme://` prefix, for the ones forward supports (dns, tls,
+/// https); the others are refused.
+pub fn upstream_scheme(t: Transport) -> Option<Scheme> {
+    match t {
+        Transport::Dns => Some(Scheme::Dns),
+        Transport::Tls => Some(Scheme::Tls),
+        Transport::Https => Some(Scheme::Https),
+        Transport::Quic | Transport::Grpc | Transport::Https3 | Transport::Unix => None,
     }
 }
 
@@ -89,19 +37,6 @@ fn strip_zone(host: &str) -> &str {
 /// `s` as an IP address, if it is one.
 pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>().ok()
-}
-
-/// Split a `scheme://` prefix as CoreDNS's `parse.Transport` (dns when absent).
-pub fn transport(s: &str) -> (Transport, &str) {
-    for t in Transport::ALL {
-        if let Some(rest) = s
-            .strip_prefix(t.as_str())
-            .and_then(|r| r.strip_prefix("://"))
-        {
-            return (t, rest);
-        }
-    }
-    (Transport::Dns, s)
 }
 
 /// CoreDNS's `splitZone`: take a `%servername` off an address, keeping its port.
@@ -165,7 +100,7 @@ enum ToEntry {
 
 /// CoreDNS's `parse.HostPortOrFile` for one entry. `Ok(None)` for a file without servers.
 fn host_port_or_file(h: &str) -> Result<Option<Vec<String>>, String> {
-    let (trans, host) = transport(h);
+    let (trans, host) = Transport::split_scheme(h);
     if host.is_empty() {
         return Err(format!("invalid address: {}", go_quote(h)));
     }
@@ -236,8 +171,8 @@ fn classify(to: &[String]) -> Result<Vec<ToEntry>, String> {
 
 fn host_entry(h: &str) -> Option<ToEntry> {
     let (clean, zone) = split_zone(h);
-    let (trans, host) = transport(&clean);
-    let port = match trans.scheme()? {
+    let (trans, host) = Transport::split_scheme(&clean);
+    let port = match upstream_scheme(trans)? {
         Scheme::Dns => "53",
         Scheme::Tls => "853",
         Scheme::Https => "443",
@@ -277,7 +212,7 @@ fn format_resolved(ip: IpAddr, port: &str, trans: Transport, zone: &str) -> Stri
 /// address checked for a transport forward supports.
 pub(crate) fn upstreams(to: &[String], f: &mut Config) -> Result<(), SetupError> {
     for addr in to {
-        let (trans, h) = transport(addr);
+        let (trans, h) = Transport::split_scheme(addr);
         if trans == Transport::Https && h.contains('/') {
             return Err(plain(format!(
                 "paths are not allowed in HTTPS upstream addresses (the /dns-query path is used by default): {addr}"
@@ -302,7 +237,7 @@ pub(crate) fn upstreams(to: &[String], f: &mut Config) -> Result<(), SetupError>
         };
         for a in addrs {
             let (host, _) = split_zone(&a);
-            let key = transport(&host).1.to_string();
+            let key = Transport::split_scheme(&host).1.to_string();
             if seen.insert(key) {
                 hosts.push(a);
             }
@@ -313,8 +248,8 @@ pub(crate) fn upstreams(to: &[String], f: &mut Config) -> Result<(), SetupError>
     }
     for hz in hosts {
         let (host, server_name) = split_zone(&hz);
-        let (trans, h) = transport(&host);
-        let Some(scheme) = trans.scheme() else {
+        let (trans, h) = Transport::split_scheme(&host);
+        let Some(scheme) = upstream_scheme(trans) else {
             return Err(plain(format!(
                 "'{trans}' is not supported as a destination protocol in forward: {host}"
             )));

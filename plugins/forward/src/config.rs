@@ -11,7 +11,7 @@ use ferrodns_plugin::corefile::{is_domain_name, normalize_exact, normalize_name}
 use ferrodns_plugin::{Dispenser, SetupError};
 
 use crate::addr::parse_ip;
-pub use crate::addr::{Transport, split_zone, transport};
+pub use crate::addr::split_zone;
 use crate::doh::DohMethod;
 use crate::tls::TlsFiles;
 

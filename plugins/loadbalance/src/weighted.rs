@@ -1,6 +1,7 @@
 //! The `weighted` policy: a weight file, its periodic reload and the weighted pick of the top
 //! address.
 
+use ferrodns_pkg::names::canonical;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -41,16 +42,6 @@ impl std::fmt::Display for WeightError {
             WeightError::Open => f.write_str("weight file open error"),
             WeightError::Parse(m) => f.write_str(m),
         }
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
     }
 }
 
