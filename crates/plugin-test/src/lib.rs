@@ -91,6 +91,54 @@ pub fn dispenser(directive: &str, directives: &str) -> Result<Dispenser, SetupEr
     Ok(disp.unwrap_or_else(|| Dispenser::new("Testfile", Vec::new())))
 }
 
+/// A block serving `zones` (`dns://`, port 53), for parse functions that read the block's zones.
+pub fn block(zones: &[&str]) -> BlockSettings {
+    BlockSettings {
+        zones: zones
+            .iter()
+            .map(|z| corefile::ZoneAddr {
+                transport: corefile::Transport::Dns,
+                zone: z.to_string(),
+                port: "53".into(),
+            })
+            .collect(),
+        ..BlockSettings::default()
+    }
+}
+
+/// Run a plugin's own parse function (one that reads the [`Setup`] as its setup does) on the
+/// lines of `directive` in `directives`, in a default block.
+pub fn parse_with<T>(
+    directive: &str,
+    directives: &str,
+    parse: impl FnOnce(&mut Setup<'_>) -> Result<T, SetupError>,
+) -> Result<T, SetupError> {
+    parse_in(&mut BlockSettings::default(), directive, directives, parse)
+}
+
+/// As [`parse_with`] in the given block (its zones, listen hosts), which the parse may change.
+pub fn parse_in<T>(
+    block: &mut BlockSettings,
+    directive: &str,
+    directives: &str,
+    parse: impl FnOnce(&mut Setup<'_>) -> Result<T, SetupError>,
+) -> Result<T, SetupError> {
+    let disp = dispenser(directive, directives)?;
+    let shared = Shared::default();
+    let mut c = Setup::new(disp, block, &shared);
+    parse(&mut c)
+}
+
+/// What `/metrics` shows at process start with only `descriptor` registered: the families it
+/// must show from the first scrape.
+pub fn startup_metrics(descriptor: &Descriptor) -> String {
+    let metrics = ferrodns_plugin::Metrics::new();
+    let mut registry = ferrodns_plugin::Registry::new();
+    registry.add(*descriptor);
+    registry.register_metrics(&metrics);
+    metrics.encode()
+}
+
 /// Parse `.:53 {\n<directives>\n}` knowing only `directive`: its dispenser, if used, and the
 /// block's zones.
 fn parse_block(

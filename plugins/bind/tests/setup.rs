@@ -2,7 +2,7 @@
 //! in our words, plus error texts checked against CoreDNS v1.14.7 and interface expansion on a
 //! made-up interface list.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::{BlockSettings, SetupError};
 use ferrodns_plugin_bind::{DESCRIPTOR, Interface, setup_with_interfaces};
 use ferrodns_plugin_test as testkit;
 
@@ -140,13 +140,10 @@ fn ip_syntax_like_go() {
 
 /// Run setup on a made-up interface list.
 fn with_interfaces(input: &str, ifaces: &[Interface]) -> Result<Vec<String>, SetupError> {
-    let disp = testkit::dispenser("bind", input)?;
-    let shared = Shared::default();
     let mut block = BlockSettings::default();
-    {
-        let mut c = Setup::new(disp, &mut block, &shared);
-        setup_with_interfaces(&mut c, ifaces)?;
-    }
+    testkit::parse_in(&mut block, "bind", input, |c| {
+        setup_with_interfaces(c, ifaces)
+    })?;
     Ok(block.listen_hosts)
 }
 

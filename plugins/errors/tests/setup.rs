@@ -2,19 +2,14 @@
 //! TestProperLogCallbackIsSet, TestShowFirstOption, TestErrorsParseLargeRegex), in our words,
 //! with the exact error texts of CoreDNS v1.14.7.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::{BlockSettings, SetupError, Shared};
 use ferrodns_plugin_errors::{Config, DESCRIPTOR, Level, parse};
 use ferrodns_plugin_test as testkit;
 
 /// Parse the directive text as a block's `errors` lines; the config and the block settings.
 fn config(text: &str) -> (Result<Config, SetupError>, BlockSettings) {
-    let disp = testkit::dispenser("errors", text).expect("corefile");
-    let shared = Shared::default();
     let mut block = BlockSettings::default();
-    let result = {
-        let mut c = Setup::new(disp, &mut block, &shared);
-        parse(&mut c)
-    };
+    let result = testkit::parse_in(&mut block, "errors", text, parse);
     (result, block)
 }
 

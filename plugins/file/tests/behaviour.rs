@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use ferrodns_plugin::corefile::{Transport, ZoneAddr};
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::{Name, Record, RecordType};
-use ferrodns_plugin::{BlockSettings, Plugin, Reply, Setup, Shared};
+use ferrodns_plugin::{Plugin, Reply};
 use ferrodns_plugin_file::{Config, File, Outcome, Upstream, lookup, parse};
 use ferrodns_plugin_test::{self as testkit, Fixed};
 
@@ -50,18 +49,7 @@ impl Drop for Temp {
 }
 
 fn config(text: &str) -> Config {
-    let disp = testkit::dispenser("file", text).expect("corefile");
-    let shared = Shared::default();
-    let mut block = BlockSettings {
-        zones: vec![ZoneAddr {
-            transport: Transport::Dns,
-            zone: "example.org.".into(),
-            port: "53".into(),
-        }],
-        ..BlockSettings::default()
-    };
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c).expect("config")
+    testkit::parse_in(&mut testkit::block(&["example.org."]), "file", text, parse).expect("config")
 }
 
 /// Answers www.other.net with one address, everything else NXDOMAIN.

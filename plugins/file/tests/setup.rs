@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::corefile::{Transport, ZoneAddr};
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::SetupError;
 use ferrodns_plugin_file::{Config, DESCRIPTOR, parse};
 use ferrodns_plugin_test as testkit;
 
@@ -32,18 +31,7 @@ impl Drop for Temp {
 }
 
 fn config(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser("file", text).expect("corefile");
-    let shared = Shared::default();
-    let mut block = BlockSettings {
-        zones: vec![ZoneAddr {
-            transport: Transport::Dns,
-            zone: "miek.nl.".into(),
-            port: "53".into(),
-        }],
-        ..BlockSettings::default()
-    };
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_in(&mut testkit::block(&["miek.nl."]), "file", text, parse)
 }
 
 #[test]

@@ -2,16 +2,12 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::{SetupError, Shared};
 use ferrodns_plugin_health::{Config, DESCRIPTOR, NAME, PATH, parse};
 use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser(NAME, text)?;
-    let mut block = BlockSettings::default();
-    let shared = Shared::default();
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_with(NAME, text, parse)
 }
 
 fn ok(addr: &str, lameduck_ms: u64) -> Result<Config, String> {
@@ -116,11 +112,7 @@ fn setup_routes_health_and_adds_no_handler() {
 
 #[test]
 fn families_are_registered_at_process_start() {
-    let metrics = ferrodns_plugin::Metrics::new();
-    let mut registry = ferrodns_plugin::Registry::new();
-    registry.add(DESCRIPTOR);
-    registry.register_metrics(&metrics);
-    let text = metrics.encode();
+    let text = testkit::startup_metrics(&DESCRIPTOR);
     assert!(
         text.contains("# TYPE coredns_health_request_duration_seconds histogram"),
         "{text}"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::RecordType;
-use ferrodns_plugin::{BlockSettings, Plugin, Reply, Setup, Shared};
+use ferrodns_plugin::{Plugin, Reply, Shared};
 use ferrodns_plugin_hosts::{Hosts, HostsMetrics, ReadOutcome, parse};
 use ferrodns_plugin_test::{self as testkit, Fixed};
 
@@ -43,18 +43,8 @@ impl Drop for Temp {
 }
 
 fn hosts(directive: &str) -> Hosts {
-    let disp = testkit::dispenser("hosts", directive).expect("corefile");
-    let shared = Shared::default();
-    let mut block = BlockSettings {
-        zones: vec![ferrodns_plugin::corefile::ZoneAddr {
-            transport: ferrodns_plugin::corefile::Transport::Dns,
-            zone: ".".into(),
-            port: "53".into(),
-        }],
-        ..BlockSettings::default()
-    };
-    let mut c = Setup::new(disp, &mut block, &shared);
-    let cfg = parse(&mut c).expect("config");
+    let cfg =
+        testkit::parse_in(&mut testkit::block(&["."]), "hosts", directive, parse).expect("config");
     Hosts::new(cfg, HostsMetrics::unregistered())
 }
 

@@ -2,24 +2,12 @@
 //! TestHostsParseFallthroughUnsupported) and the option errors of setup.go, with the exact
 //! texts of v1.14.7.
 
-use ferrodns_plugin::corefile::{Transport, ZoneAddr};
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::SetupError;
 use ferrodns_plugin_hosts::{Config, DESCRIPTOR, parse};
 use ferrodns_plugin_test as testkit;
 
 fn config(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser("hosts", text).expect("corefile");
-    let shared = Shared::default();
-    let mut block = BlockSettings {
-        zones: vec![ZoneAddr {
-            transport: Transport::Dns,
-            zone: ".".into(),
-            port: "53".into(),
-        }],
-        ..BlockSettings::default()
-    };
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_in(&mut testkit::block(&["."]), "hosts", text, parse)
 }
 
 /// (input, path, origins, fallthrough zones)

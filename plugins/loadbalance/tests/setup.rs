@@ -1,16 +1,12 @@
 //! CoreDNS's loadbalance setup table (setup_test.go TestSetup) with the exact error texts of
 //! v1.14.7, plus the `prefer` forms.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::SetupError;
 use ferrodns_plugin_loadbalance::{Config, DESCRIPTOR, Policy, parse};
 use ferrodns_plugin_test as testkit;
 
 fn config(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser("loadbalance", text).expect("corefile");
-    let shared = Shared::default();
-    let mut block = BlockSettings::default();
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_with("loadbalance", text, parse)
 }
 
 /// (input, Ok((policy, file, reload secs)) or Err(text))

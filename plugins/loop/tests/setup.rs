@@ -1,6 +1,5 @@
 //! Reading the `loop` directive: arguments, once per block, the zone of the probe.
 
-use ferrodns_plugin::corefile::{Transport, ZoneAddr};
 use ferrodns_plugin::{BlockSettings, Setup, Shared};
 use ferrodns_plugin_loop::{DESCRIPTOR, Loop, parse};
 use ferrodns_plugin_test as testkit;
@@ -42,21 +41,7 @@ fn rejected() {
 }
 
 fn parse_with_zones(zones: &[&str]) -> Loop {
-    let mut block = BlockSettings {
-        zones: zones
-            .iter()
-            .map(|z| ZoneAddr {
-                transport: Transport::Dns,
-                zone: z.to_string(),
-                port: "53".into(),
-            })
-            .collect(),
-        ..BlockSettings::default()
-    };
-    let shared = Shared::default();
-    let disp = testkit::dispenser("loop", "loop").expect("dispenser");
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c).expect("parse")
+    testkit::parse_in(&mut testkit::block(zones), "loop", "loop", parse).expect("parse")
 }
 
 fn random_labels(name: &str, zone: &str) -> (u64, u64) {

@@ -111,15 +111,8 @@ fn address_and_block_errors() {
 
 #[test]
 fn parse_reads_the_address() {
-    use ferrodns_plugin::{BlockSettings, Setup};
     use ferrodns_plugin_prometheus::{Config, DEFAULT_ADDR, NAME, parse};
-    let read = |text: &str| {
-        let disp = testkit::dispenser(NAME, text).unwrap();
-        let mut block = BlockSettings::default();
-        let shared = Shared::default();
-        let mut c = Setup::new(disp, &mut block, &shared);
-        parse(&mut c).map_err(|e| e.to_string())
-    };
+    let read = |text: &str| testkit::parse_with(NAME, text, parse).map_err(|e| e.to_string());
     assert_eq!(
         read("prometheus"),
         Ok(Config {

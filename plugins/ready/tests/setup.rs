@@ -1,15 +1,11 @@
 //! The ready directive's syntax and errors, as CoreDNS v1.14.7 reports them.
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::{SetupError, Shared};
 use ferrodns_plugin_ready::{Config, DESCRIPTOR, Monitor, NAME, PATH, parse};
 use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser(NAME, text)?;
-    let mut block = BlockSettings::default();
-    let shared = Shared::default();
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_with(NAME, text, parse)
 }
 
 fn ok(addr: &str, monitor: Monitor) -> Result<Config, String> {

@@ -3,16 +3,12 @@
 
 use std::time::Duration;
 
-use ferrodns_plugin::{BlockSettings, Setup, SetupError, Shared};
+use ferrodns_plugin::{SetupError, Shared};
 use ferrodns_plugin_reload::{Config, DEFAULT_INTERVAL, DEFAULT_JITTER, DESCRIPTOR, NAME, parse};
 use ferrodns_plugin_test as testkit;
 
 fn parse_text(text: &str) -> Result<Config, SetupError> {
-    let disp = testkit::dispenser(NAME, text)?;
-    let mut block = BlockSettings::default();
-    let shared = Shared::default();
-    let mut c = Setup::new(disp, &mut block, &shared);
-    parse(&mut c)
+    testkit::parse_with(NAME, text, parse)
 }
 
 #[test]
@@ -205,11 +201,7 @@ fn setup_reports_the_same_errors() {
 
 #[test]
 fn failure_counter_is_registered_at_process_start() {
-    let metrics = ferrodns_plugin::Metrics::new();
-    let mut registry = ferrodns_plugin::Registry::new();
-    registry.add(DESCRIPTOR);
-    registry.register_metrics(&metrics);
-    let text = metrics.encode();
+    let text = testkit::startup_metrics(&DESCRIPTOR);
     assert!(
         text.contains("# TYPE coredns_reload_failed counter"),
         "{text}"
