@@ -11,7 +11,6 @@
 //! - [`vars`] — the server-wide DNS metric families (`coredns_dns_*`), on the API's
 //!   [`ferrodns_plugin::Metrics`] registry.
 
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod names;

@@ -5,7 +5,6 @@
 //! crates take it as a dev-dependency (`ferrodns-plugin-test.workspace = true`) and usually
 //! bring it in as `use ferrodns_plugin_test as testkit;`.
 
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod capture;
