@@ -229,6 +229,43 @@ impl Plugin for FastNxdomain {
     }
 }
 
+/// How long [`udp_exchange`] and [`tcp_exchange`] wait for a reply before the test fails.
+pub const EXCHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Send `m` to a server over UDP from 127.0.0.1 and return its reply, which must carry `m`'s
+/// ID. Panics when no reply comes within [`EXCHANGE_TIMEOUT`] (it is for tests).
+pub fn udp_exchange(server: SocketAddr, m: &Message) -> Message {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    s.set_read_timeout(Some(EXCHANGE_TIMEOUT))
+        .expect("set a read timeout");
+    s.send_to(&m.to_vec().expect("encode the query"), server)
+        .expect("send the query");
+    let mut buf = [0u8; 65535];
+    let (n, _) = s.recv_from(&mut buf).expect("a UDP reply");
+    let r = Message::from_vec(&buf[..n]).expect("the reply decodes");
+    assert_eq!(r.metadata.id, m.metadata.id, "reply ID");
+    r
+}
+
+/// As [`udp_exchange`] over one TCP connection (two-byte length prefix).
+pub fn tcp_exchange(server: SocketAddr, m: &Message) -> Message {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server).expect("connect over TCP");
+    s.set_read_timeout(Some(EXCHANGE_TIMEOUT))
+        .expect("set a read timeout");
+    let b = m.to_vec().expect("encode the query");
+    let mut out = (b.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&b);
+    s.write_all(&out).expect("send the query");
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).expect("a TCP reply");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).expect("the whole TCP reply");
+    let r = Message::from_vec(&buf).expect("the reply decodes");
+    assert_eq!(r.metadata.id, m.metadata.id, "reply ID");
+    r
+}
+
 /// Run `plugins` as a chain on `req`.
 pub async fn run(plugins: &[Arc<dyn Plugin>], req: &mut Request) -> Result<Reply, PluginError> {
     Next::new("", plugins.to_vec()).serve(req).await

@@ -3,10 +3,8 @@
 //! go the async way. The test plugin answers NXDOMAIN from its hook and NOERROR from `serve`,
 //! so each reply shows which path produced it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
@@ -14,7 +12,7 @@ use ferrodns_plugin::{
     Descriptor, FastObserver, FastSeen, Metrics, Next, Plugin, PluginError, Registry, Reply,
     Request, Setup, SetupError, WireQuery, async_trait,
 };
-use ferrodns_plugin_test::FastNxdomain;
+use ferrodns_plugin_test::{FastNxdomain, tcp_exchange, udp_exchange};
 use ferrodns_server::{Server, Source, load};
 
 /// Calls next; transparent, an observer, or neither, depending on its argument.
@@ -91,31 +89,6 @@ fn msg(name: &str, qtype: RecordType, id: u16) -> Message {
     m
 }
 
-fn udp(addr: SocketAddr, m: &Message) -> Message {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.send_to(&m.to_vec().unwrap(), addr).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = s.recv_from(&mut buf).expect("a reply");
-    let r = Message::from_vec(&buf[..n]).unwrap();
-    assert_eq!(r.metadata.id, m.metadata.id);
-    r
-}
-
-fn tcp(addr: SocketAddr, m: &Message) -> Message {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let b = m.to_vec().unwrap();
-    let mut out = (b.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(&b);
-    s.write_all(&out).unwrap();
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).unwrap();
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).unwrap();
-    Message::from_vec(&buf).unwrap()
-}
-
 async fn start(corefile: &str) -> (Server, SocketAddr) {
     let source = Source {
         filename: "Corefile".into(),
@@ -135,16 +108,16 @@ async fn fast_hook_answers_eligible_udp_queries_only() {
         let mut with_edns = msg("Fast.Example.", RecordType::A, 4);
         with_edns.set_edns(Edns::new());
         [
-            udp(addr, &msg("Fast.Example.", RecordType::A, 1))
+            udp_exchange(addr, &msg("Fast.Example.", RecordType::A, 1))
                 .metadata
                 .response_code,
-            tcp(addr, &msg("fast.example.", RecordType::A, 2))
+            tcp_exchange(addr, &msg("fast.example.", RecordType::A, 2))
                 .metadata
                 .response_code,
-            udp(addr, &msg("fast.example.", RecordType::DS, 3))
+            udp_exchange(addr, &msg("fast.example.", RecordType::DS, 3))
                 .metadata
                 .response_code,
-            udp(addr, &with_edns).metadata.response_code,
+            udp_exchange(addr, &with_edns).metadata.response_code,
         ]
     })
     .await
@@ -165,7 +138,7 @@ async fn fast_hook_answers_eligible_udp_queries_only() {
 async fn a_plugin_ahead_that_is_not_transparent_keeps_the_slow_path() {
     let (server, addr) = start(".:0 {\n    ahead\n    fast\n}\n").await;
     let rcode = tokio::task::spawn_blocking(move || {
-        udp(addr, &msg("fast.example.", RecordType::A, 1))
+        udp_exchange(addr, &msg("fast.example.", RecordType::A, 1))
             .metadata
             .response_code
     })
@@ -181,10 +154,10 @@ async fn an_observer_ahead_keeps_the_fast_path_and_sees_each_fast_answer() {
     let label = server.listeners()[0].label.clone();
     let rcodes = tokio::task::spawn_blocking(move || {
         [
-            udp(addr, &msg("One.Example.", RecordType::A, 1))
+            udp_exchange(addr, &msg("One.Example.", RecordType::A, 1))
                 .metadata
                 .response_code,
-            tcp(addr, &msg("two.example.", RecordType::A, 2))
+            tcp_exchange(addr, &msg("two.example.", RecordType::A, 2))
                 .metadata
                 .response_code,
         ]

@@ -4,7 +4,7 @@
 //! came back, and the plugin reports before the reply is written, so no waiting is needed.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, Query, Resp
 use ferrodns_plugin::proto::rr::{Name, RecordType};
 use ferrodns_plugin::{Descriptor, Metrics, Registry, Setup, SetupError, Shared};
 use ferrodns_plugin_test as testkit;
-use ferrodns_plugin_test::FastNxdomain;
+use ferrodns_plugin_test::{FastNxdomain, tcp_exchange, udp_exchange};
 use ferrodns_server::{Server, Source, load};
 
 /// How long a socket read may block before the test fails (a bound, not a wait).
@@ -73,33 +73,6 @@ fn with_do(mut m: Message) -> Message {
     m
 }
 
-fn udp(addr: SocketAddr, m: &Message) -> Message {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.send_to(&m.to_vec().unwrap(), addr).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = s.recv_from(&mut buf).expect("a reply");
-    let r = Message::from_vec(&buf[..n]).unwrap();
-    assert_eq!(r.metadata.id, m.metadata.id);
-    r
-}
-
-fn tcp(addr: SocketAddr, m: &Message) -> Message {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let b = m.to_vec().unwrap();
-    let mut out = (b.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(&b);
-    s.write_all(&out).unwrap();
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).unwrap();
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).unwrap();
-    let r = Message::from_vec(&buf).unwrap();
-    assert_eq!(r.metadata.id, m.metadata.id);
-    r
-}
-
 /// A real HTTP/1.1 GET; the status line, the headers (lowercased names) and the body.
 fn get(addr: SocketAddr, path: &str) -> (String, Vec<(String, String)>, String) {
     let mut c = TcpStream::connect(addr).unwrap();
@@ -139,11 +112,11 @@ async fn metrics_serves_coredns_families_for_what_was_asked() {
     .await;
     let (status, headers, body) = tokio::task::spawn_blocking(move || {
         let rcodes = [
-            udp(dns, &query("www.example.org.", RecordType::A, 1)),
-            udp(dns, &with_do(query("www.Example.org.", RecordType::MX, 2))),
-            tcp(dns, &query("www.example.org.", RecordType::AAAA, 3)),
+            udp_exchange(dns, &query("www.example.org.", RecordType::A, 1)),
+            udp_exchange(dns, &with_do(query("www.Example.org.", RecordType::MX, 2))),
+            tcp_exchange(dns, &query("www.example.org.", RecordType::AAAA, 3)),
             // The root block's chain ends after prometheus: the server writes SERVFAIL.
-            udp(dns, &query("other.test.", RecordType::A, 4)),
+            udp_exchange(dns, &query("other.test.", RecordType::A, 4)),
         ]
         .map(|m| m.metadata.response_code);
         assert_eq!(
@@ -265,10 +238,10 @@ async fn fast_hook_replies_are_counted_like_chain_replies() {
     let body = tokio::task::spawn_blocking(move || {
         // UDP is answered by the hook (NXDOMAIN), TCP by serve (NOERROR).
         for id in 1..=3 {
-            let r = udp(dns, &query("Fast.Example.", RecordType::A, id));
+            let r = udp_exchange(dns, &query("Fast.Example.", RecordType::A, id));
             assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
         }
-        let r = tcp(dns, &query("fast.example.", RecordType::A, 9));
+        let r = tcp_exchange(dns, &query("fast.example.", RecordType::A, 9));
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
         get(http, "/metrics").2
     })
