@@ -90,6 +90,46 @@ pub fn dispenser(directive: &str, directives: &str) -> Result<Dispenser, SetupEr
     Ok(disp.unwrap_or_else(|| Dispenser::new("Testfile", Vec::new())))
 }
 
+/// A fresh directory under the system's temp dir, removed with what is in it on drop. Panics
+/// when it cannot be made (it is for tests).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// A new empty directory; `tag` goes into its name, with the process ID and a counter.
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ferrodns-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The path of `name` in it, as text (as a Corefile names it).
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+
+    /// Write `content` to `name` in it; its path as text.
+    pub fn write(&self, name: &str, content: &str) -> String {
+        let path = self.file(name);
+        std::fs::write(&path, content).expect("write a temporary file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A block serving `zones` (`dns://`, port 53), for parse functions that read the block's zones.
 pub fn block(zones: &[&str]) -> BlockSettings {
     BlockSettings {

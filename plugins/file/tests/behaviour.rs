@@ -28,26 +28,6 @@ ns.sub  IN A    192.0.2.200
 d       IN DNAME other.net.
 "#;
 
-struct Temp(std::path::PathBuf);
-impl Temp {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrodns-file-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        Temp(dir)
-    }
-    fn write(&self, content: &str) -> String {
-        let p = self.0.join("db");
-        std::fs::write(&p, content).expect("write");
-        p.display().to_string()
-    }
-}
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(text: &str) -> Config {
     testkit::parse_in(&mut testkit::block(&["example.org."]), "file", text, parse).expect("config")
 }
@@ -89,8 +69,8 @@ async fn ask(
 
 #[tokio::test]
 async fn lookups() {
-    let t = Temp::new("lookups");
-    let f = t.write(ZONE);
+    let t = testkit::TempDir::new("lookups");
+    let f = t.write("db", ZONE);
     let cfg = config(&format!("file {f}"));
 
     let (a, n, e, o) = ask(&cfg, "www.example.org.", RecordType::A).await;
@@ -167,8 +147,8 @@ async fn lookups() {
 
 #[tokio::test]
 async fn handler_flags_and_refusals() {
-    let t = Temp::new("handler");
-    let f = t.write(ZONE);
+    let t = testkit::TempDir::new("handler");
+    let f = t.write("db", ZONE);
     let file: Arc<dyn Plugin> = Arc::new(File::new(config(&format!(
         "file {f} {{\n fallthrough\n }}"
     ))));
@@ -220,14 +200,14 @@ async fn handler_flags_and_refusals() {
 
 #[tokio::test]
 async fn reload_by_serial_keeps_old_data_on_errors() {
-    let t = Temp::new("reload");
-    let f = t.write(ZONE);
+    let t = testkit::TempDir::new("reload");
+    let f = t.write("db", ZONE);
     let cfg = config(&format!("file {f} {{\n reload 1s\n }}"));
     let zone = cfg.zones[0].clone();
     assert!(!zone.reload_now(), "same serial: nothing to do");
 
     // A new record with the same serial is not taken.
-    t.write(&format!("{ZONE}new IN A 192.0.2.77\n"));
+    t.write("db", &format!("{ZONE}new IN A 192.0.2.77\n"));
     assert!(!zone.reload_now());
     assert_eq!(
         ask(&cfg, "new.example.org.", RecordType::A).await.3,
@@ -236,7 +216,7 @@ async fn reload_by_serial_keeps_old_data_on_errors() {
 
     // A new serial is.
     let v11 = ZONE.replace("hostmaster 10 ", "hostmaster 11 ");
-    t.write(&format!("{v11}new IN A 192.0.2.77\n"));
+    t.write("db", &format!("{v11}new IN A 192.0.2.77\n"));
     assert!(zone.reload_now());
     assert_eq!(
         ask(&cfg, "new.example.org.", RecordType::A).await.0,
@@ -244,7 +224,7 @@ async fn reload_by_serial_keeps_old_data_on_errors() {
     );
 
     // A broken file keeps the old data, and so does a missing one.
-    t.write("this is not a zone\n");
+    t.write("db", "this is not a zone\n");
     assert!(!zone.reload_now());
     assert_eq!(
         ask(&cfg, "new.example.org.", RecordType::A).await.3,
@@ -260,11 +240,11 @@ async fn reload_by_serial_keeps_old_data_on_errors() {
 
 #[tokio::test]
 async fn reload_by_mtime_ignores_serial() {
-    let t = Temp::new("mtime");
-    let f = t.write(ZONE);
+    let t = testkit::TempDir::new("mtime");
+    let f = t.write("db", ZONE);
     let cfg = config(&format!("file {f} {{\n reload_by_mtime\n }}"));
     let zone = cfg.zones[0].clone();
-    t.write(&format!("{ZONE}new IN A 192.0.2.77\n"));
+    t.write("db", &format!("{ZONE}new IN A 192.0.2.77\n"));
     assert!(zone.reload_now());
     assert_eq!(
         ask(&cfg, "new.example.org.", RecordType::A).await.0,
@@ -274,14 +254,14 @@ async fn reload_by_mtime_ignores_serial() {
 
 #[tokio::test]
 async fn missing_file_then_created() {
-    let t = Temp::new("late");
-    let f = t.0.join("db").display().to_string();
+    let t = testkit::TempDir::new("late");
+    let f = t.file("db");
     let cfg = config(&format!("file {f}"));
     assert_eq!(
         ask(&cfg, "www.example.org.", RecordType::A).await.3,
         Outcome::ServerFailure
     );
-    t.write(ZONE);
+    t.write("db", ZONE);
     assert!(cfg.zones[0].reload_now());
     assert_eq!(
         ask(&cfg, "www.example.org.", RecordType::A).await.3,
@@ -305,8 +285,8 @@ ns1 IN A 192.0.2.53
 
 #[tokio::test]
 async fn dnssec_records_with_do() {
-    let t = Temp::new("signed");
-    let f = t.write(SIGNED);
+    let t = testkit::TempDir::new("signed");
+    let f = t.write("db", SIGNED);
     let cfg = config(&format!("file {f}"));
     let data = cfg.zones[0].data();
     let q = Name::from_ascii("a.example.org.").expect("name");

@@ -9,34 +9,13 @@ use ferrodns_plugin_test as testkit;
 
 const ZONE: &str = "$TTL 300\n@ IN SOA ns.miek.nl. h.miek.nl. 7 1 1 1 1\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A 192.0.2.2\n";
 
-struct Temp(std::path::PathBuf);
-impl Temp {
-    fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("ferrodns-file-setup-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        Temp(dir)
-    }
-    fn write(&self, name: &str, content: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).expect("write");
-        p.display().to_string()
-    }
-}
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(text: &str) -> Result<Config, SetupError> {
     testkit::parse_in(&mut testkit::block(&["miek.nl."]), "file", text, parse)
 }
 
 #[test]
 fn file_parse_table() {
-    let t = Temp::new("parse");
+    let t = testkit::TempDir::new("parse");
     let f = t.write("db.miek.nl", ZONE);
     // (input, zone names, fallthrough zones)
     let ok: Vec<(String, Vec<&str>, Vec<&str>)> = vec![
@@ -91,10 +70,10 @@ fn file_parse_table() {
             "plugin/file: plugin/file: time: missing unit in duration \"5\"".into(),
         ),
         (
-            format!("file {}/nonexistent {{\n reload 0\n }}", t.0.display()),
+            format!("file {}/nonexistent {{\n reload 0\n }}", t.path().display()),
             format!(
                 "plugin/file: plugin/file: open {}/nonexistent: no such file or directory",
-                t.0.display()
+                t.path().display()
             ),
         ),
     ];
@@ -108,7 +87,7 @@ fn file_parse_table() {
 
 #[test]
 fn parse_reload() {
-    let t = Temp::new("reload");
+    let t = testkit::TempDir::new("reload");
     let f = t.write("db", ZONE);
     let cases = [
         (
@@ -136,7 +115,7 @@ fn parse_reload() {
 
 #[test]
 fn zone_file_errors() {
-    let t = Temp::new("errors");
+    let t = testkit::TempDir::new("errors");
     let no_soa = t.write("nosoa", "$TTL 300\nwww.miek.nl. IN A 192.0.2.1\n");
     let err = testkit::setup(&DESCRIPTOR, &format!("file {no_soa} miek.nl."))
         .err()

@@ -7,7 +7,7 @@ use ferrodns_plugin::proto::op::ResponseCode;
 use ferrodns_plugin::proto::rr::RecordType;
 use ferrodns_plugin::{Plugin, Reply, Shared};
 use ferrodns_plugin_hosts::{Hosts, HostsMetrics, ReadOutcome, parse};
-use ferrodns_plugin_test::{self as testkit, Fixed};
+use ferrodns_plugin_test::{self as testkit, Fixed, TempDir};
 
 const HOSTS: &str = "
 127.0.0.1 localhost localhost.domain
@@ -22,24 +22,11 @@ fe80::1%eth0 v6.example.org
 reject this line
 ";
 
-struct Temp(std::path::PathBuf);
-impl Temp {
-    fn new(tag: &str, content: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrodns-hosts-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let t = Temp(dir);
-        std::fs::write(t.file(), content).expect("write");
-        t
-    }
-    fn file(&self) -> std::path::PathBuf {
-        self.0.join("hosts")
-    }
-}
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A temporary directory holding a hosts file `hosts` with `content`.
+fn hosts_dir(tag: &str, content: &str) -> TempDir {
+    let t = TempDir::new(tag);
+    t.write("hosts", content);
+    t
 }
 
 fn hosts(directive: &str) -> Hosts {
@@ -76,8 +63,8 @@ async fn ask(
 
 #[tokio::test]
 async fn answers_from_file() {
-    let t = Temp::new("answers", HOSTS);
-    let h = Arc::new(hosts(&format!("hosts {}", t.file().display())));
+    let t = hosts_dir("answers", HOSTS);
+    let h = Arc::new(hosts(&format!("hosts {}", t.file("hosts"))));
     assert!(matches!(h.read(), ReadOutcome::Loaded(_)));
     assert_eq!(h.read(), ReadOutcome::Unchanged);
 
@@ -164,10 +151,10 @@ async fn answers_from_file() {
 
 #[tokio::test]
 async fn zones_and_fallthrough() {
-    let t = Temp::new("zones", HOSTS);
+    let t = hosts_dir("zones", HOSTS);
     let h = Arc::new(hosts(&format!(
         "hosts {} example.org {{\n 10.9.9.9 inline.example.org other.net\n fallthrough example.org\n }}",
-        t.file().display()
+        t.file("hosts")
     )));
     h.read();
     // Out of the zones: next plugin.
@@ -188,10 +175,10 @@ async fn zones_and_fallthrough() {
 
 #[tokio::test]
 async fn fallthrough_unsupported() {
-    let t = Temp::new("unsupported", HOSTS);
+    let t = hosts_dir("unsupported", HOSTS);
     let h = Arc::new(hosts(&format!(
         "hosts {} {{\n fallthrough\n fallthrough_unsupported\n }}",
-        t.file().display()
+        t.file("hosts")
     )));
     h.read();
     assert!(ask(&h, "example.org.", RecordType::TXT).await.is_none());
@@ -207,7 +194,7 @@ async fn fallthrough_unsupported() {
 
     let h = Arc::new(hosts(&format!(
         "hosts {} {{\n fallthrough example.net\n fallthrough_unsupported\n }}",
-        t.file().display()
+        t.file("hosts")
     )));
     h.read();
     let r = ask(&h, "example.org.", RecordType::TXT)
@@ -218,10 +205,10 @@ async fn fallthrough_unsupported() {
 
 #[tokio::test]
 async fn no_reverse() {
-    let t = Temp::new("noreverse", HOSTS);
+    let t = hosts_dir("noreverse", HOSTS);
     let h = Arc::new(hosts(&format!(
         "hosts {} {{\n no_reverse\n }}",
-        t.file().display()
+        t.file("hosts")
     )));
     h.read();
     assert!(
@@ -237,19 +224,23 @@ async fn no_reverse() {
 
 #[tokio::test]
 async fn reload_keeps_old_data_when_file_disappears() {
-    let t = Temp::new("reload", "10.0.0.1 example.org\n");
+    let t = hosts_dir("reload", "10.0.0.1 example.org\n");
     let h = Arc::new(hosts(&format!(
         "hosts {} {{\n 10.1.1.1 inline.org\n }}",
-        t.file().display()
+        t.file("hosts")
     )));
     assert_eq!(h.read(), ReadOutcome::Loaded(4));
-    std::fs::write(t.file(), "10.0.0.2 example.org\n10.0.0.3 example.org\n").expect("write");
+    std::fs::write(
+        t.file("hosts"),
+        "10.0.0.2 example.org\n10.0.0.3 example.org\n",
+    )
+    .expect("write");
     assert_eq!(h.read(), ReadOutcome::Loaded(6));
     let r = ask(&h, "example.org.", RecordType::A)
         .await
         .expect("answer");
     assert_eq!(r.2, ["10.0.0.2", "10.0.0.3"]);
-    std::fs::remove_file(t.file()).expect("rm");
+    std::fs::remove_file(t.file("hosts")).expect("rm");
     assert_eq!(h.read(), ReadOutcome::Unreadable);
     let r = ask(&h, "example.org.", RecordType::A)
         .await
@@ -261,9 +252,9 @@ async fn reload_keeps_old_data_when_file_disappears() {
 
 #[tokio::test]
 async fn metrics_after_read() {
-    let t = Temp::new("metrics", "10.0.0.1 example.org\n");
+    let t = hosts_dir("metrics", "10.0.0.1 example.org\n");
     let shared = Shared::default();
-    let dir = t.file().display().to_string();
+    let dir = t.file("hosts");
     let block = testkit::setup_with(
         &ferrodns_plugin_hosts::DESCRIPTOR,
         &format!("hosts {dir}"),
@@ -290,10 +281,10 @@ async fn metrics_after_read() {
 
 #[tokio::test]
 async fn directory_reads_as_empty() {
-    let t = Temp::new("dir", "10.0.0.1 example.org\n");
+    let t = hosts_dir("dir", "10.0.0.1 example.org\n");
     let h = Arc::new(hosts(&format!(
         "hosts {} {{\n 10.1.1.1 inline.org\n }}",
-        t.0.display()
+        t.path().display()
     )));
     assert_eq!(h.read(), ReadOutcome::Loaded(2));
     let r = ask(&h, "inline.org.", RecordType::A).await.expect("answer");
