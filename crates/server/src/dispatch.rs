@@ -67,6 +67,7 @@ pub struct Dispatcher {
     debug: bool,
     stacktrace: bool,
     metrics: DnsMetrics,
+    limits: crate::tcp::Limits,
 }
 
 impl Dispatcher {
@@ -95,7 +96,20 @@ impl Dispatcher {
             debug,
             stacktrace,
             metrics,
+            limits: crate::tcp::Limits::default(),
         }
+    }
+
+    /// The same dispatcher with these connection timeouts and limits for its listener.
+    pub fn with_limits(mut self, limits: crate::tcp::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection timeouts and limits of this listener (read by connection-oriented
+    /// fronts when they accept a connection).
+    pub fn limits(&self) -> crate::tcp::Limits {
+        self.limits
     }
 
     /// The listener's label.
