@@ -187,6 +187,22 @@ impl Dispatcher {
             }
             .await
         };
+        // A plugin (bufsize) may have changed the request's UDP size. CoreDNS's reply writer
+        // holds the very message the chain changed, so the reply is cut to, and its OPT
+        // echoes, the size as the chain left it.
+        let (size, opt_size) = match (msg.edns.as_ref(), req.message().edns.as_ref()) {
+            (Some(before), Some(after))
+                if req.is_modified() && before.max_payload() != after.max_payload() =>
+            {
+                let now = after.max_payload();
+                let size = match protocol {
+                    Protocol::Tcp => size,
+                    Protocol::Udp => usize::from(now).max(512),
+                };
+                (size, Some(now))
+            }
+            _ => (size, opt_size),
+        };
         let reply = match outcome {
             Ok(r) => r,
             Err(panic) => {
