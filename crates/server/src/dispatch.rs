@@ -179,14 +179,22 @@ impl Dispatcher {
             site.zone.clone(),
         );
         req.set_upstream(self.clone(), 0);
-        let outcome = if self.debug {
-            Ok(site.chain.serve(&mut req).await)
-        } else {
-            CatchPanic {
-                inner: Box::pin(site.chain.serve(&mut req)),
-            }
-            .await
-        };
+        let outcome = CatchPanic {
+            inner: Box::pin(site.chain.serve(&mut req)),
+        }
+        .await;
+        if self.debug
+            && let Err(panic) = &outcome
+        {
+            // `debug`: no recovery. As an unrecovered Go panic, the process ends with the
+            // panic and its stack on standard error and exit status 2.
+            eprintln!(
+                "panic: {}\n\n{}",
+                panic.message,
+                panic.backtrace.as_deref().unwrap_or("")
+            );
+            std::process::exit(2);
+        }
         // A plugin (bufsize) may have changed the request's UDP size. CoreDNS's reply writer
         // holds the very message the chain changed, so the reply is cut to, and its OPT
         // echoes, the size as the chain left it.
