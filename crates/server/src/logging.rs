@@ -181,8 +181,10 @@ mod tests {
         let fmt = tracing_subscriber::fmt::layer()
             .event_format(CoreDnsFormat)
             .with_writer(move || out.clone());
-        let sub = tracing_subscriber::registry()
-            .with(tracing_subscriber::Layer::with_filter(fmt, super::DebugSwitch));
+        let sub = tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(
+            fmt,
+            super::DebugSwitch,
+        ));
         tracing::subscriber::with_default(sub, || {
             super::set_debug(false);
             tracing::debug!(target: "plugin/hosts", "hidden");

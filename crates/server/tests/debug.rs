@@ -89,7 +89,11 @@ fn a_panic_under_debug_ends_the_process() {
     }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--exact", "a_panic_under_debug_ends_the_process", "--nocapture"])
+        .args([
+            "--exact",
+            "a_panic_under_debug_ends_the_process",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .output()
         .expect("run the child");
@@ -99,4 +103,27 @@ fn a_panic_under_debug_ends_the_process() {
         stderr.contains("panic: boom on panic.example."),
         "stderr: {stderr}"
     );
+}
+
+#[test]
+fn debug_lines_follow_the_corefile_loaded_last() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let load_text = |text: &str| {
+        let source = Source {
+            filename: "Corefile".into(),
+            text: text.as_bytes().to_vec(),
+            default_port: "53".into(),
+        };
+        load(source, &registry(), &Metrics::new(), None).expect("load");
+    };
+    load_text(".:0 {\n    debug\n    boom\n}\n");
+    assert!(ferrodns_server::logging::debug_enabled());
+    // A reload to a Corefile without debug turns the lines off again, as CoreDNS's Clear.
+    load_text(".:0 {\n    boom\n}\n");
+    assert!(!ferrodns_server::logging::debug_enabled());
+    // debug in any block of any listener turns them on.
+    load_text("a.example:0 {\n    boom\n}\nb.example:1 {\n    debug\n    boom\n}\n");
+    assert!(ferrodns_server::logging::debug_enabled());
 }

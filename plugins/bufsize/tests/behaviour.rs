@@ -34,8 +34,11 @@ async fn through(b: Bufsize, mut req: Request) -> (Option<u16>, Vec<u8>, bool) {
 #[tokio::test]
 async fn larger_sizes_are_capped() {
     let b = Bufsize { size: 1232 };
-    let (size, wire, modified) =
-        through(b, testkit::request_edns("example.org.", RecordType::A, 4096, true)).await;
+    let (size, wire, modified) = through(
+        b,
+        testkit::request_edns("example.org.", RecordType::A, 4096, true),
+    )
+    .await;
     assert_eq!(size, Some(1232));
     assert!(modified);
     // What a forwarder sends upstream advertises the capped size, DO kept.

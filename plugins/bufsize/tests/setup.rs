@@ -24,7 +24,10 @@ async fn sizes_accepted() {
         assert!(!block.plugins[0].fast_transparent(), "it changes requests");
         // The size it caps a 4096-byte request at.
         let mut req = testkit::request_edns("example.org.", RecordType::A, 4096, false);
-        let chain = vec![block.plugins[0].clone(), Fixed::rcode(ResponseCode::NoError)];
+        let chain = vec![
+            block.plugins[0].clone(),
+            Fixed::rcode(ResponseCode::NoError),
+        ];
         testkit::run(&chain, &mut req).await.expect("served");
         let got = req.message().edns.as_ref().map(|e| e.max_payload());
         assert_eq!(got, Some(size), "{input}");
@@ -35,12 +38,30 @@ async fn sizes_accepted() {
 fn sizes_rejected() {
     let prefix = "plugin/bufsize: plugin/bufsize: Testfile:2 - Error during parsing: ";
     let bad = [
-        ("bufsize 511", "Wrong argument count or unexpected line ending after '511'"),
-        ("bufsize 4097", "Wrong argument count or unexpected line ending after '4097'"),
-        ("bufsize -1", "Wrong argument count or unexpected line ending after '-1'"),
-        ("bufsize abc", "Wrong argument count or unexpected line ending after 'abc'"),
-        ("bufsize 1232 1232", "Wrong argument count or unexpected line ending after '1232'"),
-        ("bufsize 0x400", "Wrong argument count or unexpected line ending after '0x400'"),
+        (
+            "bufsize 511",
+            "Wrong argument count or unexpected line ending after '511'",
+        ),
+        (
+            "bufsize 4097",
+            "Wrong argument count or unexpected line ending after '4097'",
+        ),
+        (
+            "bufsize -1",
+            "Wrong argument count or unexpected line ending after '-1'",
+        ),
+        (
+            "bufsize abc",
+            "Wrong argument count or unexpected line ending after 'abc'",
+        ),
+        (
+            "bufsize 1232 1232",
+            "Wrong argument count or unexpected line ending after '1232'",
+        ),
+        (
+            "bufsize 0x400",
+            "Wrong argument count or unexpected line ending after '0x400'",
+        ),
     ];
     for (input, want) in bad {
         let err = testkit::setup(&DESCRIPTOR, input).expect_err(input);

@@ -31,9 +31,7 @@ pub fn parse(c: &mut Dispenser, t: &mut ConnTimeouts) -> Result<(), SetupError> 
             };
             if option == "maxtcpqueries" {
                 let n = atoi(arg).map_err(|e| {
-                    c.err(format_args!(
-                        "invalid value for maxtcpqueries '{arg}': {e}"
-                    ))
+                    c.err(format_args!("invalid value for maxtcpqueries '{arg}': {e}"))
                 })?;
                 if n == 0 || n < -1 {
                     return Err(c.err(format_args!(

@@ -66,13 +66,11 @@ fn exchange(s: &mut TcpStream, id: u16) {
 /// Block until the server closes `s`; how long that took from `since`.
 fn closed_after(s: &mut TcpStream, since: Instant) -> Duration {
     let mut buf = [0u8; 16];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return since.elapsed(),
-            Ok(_) => panic!("unexpected bytes"),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return since.elapsed(),
-            Err(e) => panic!("the server did not close the connection: {e}"),
-        }
+    match s.read(&mut buf) {
+        Ok(0) => since.elapsed(),
+        Ok(_) => panic!("unexpected bytes"),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => since.elapsed(),
+        Err(e) => panic!("the server did not close the connection: {e}"),
     }
 }
 

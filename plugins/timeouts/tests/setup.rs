@@ -76,23 +76,33 @@ fn errors_as_coredns() {
     let bad = [
         (
             "timeouts",
-            format!("{p}{p}Testfile:2 - Error during parsing: timeouts block with no timeouts specified"),
+            format!(
+                "{p}{p}Testfile:2 - Error during parsing: timeouts block with no timeouts specified"
+            ),
         ),
         (
             "timeouts {\n}",
-            format!("{p}{p}Testfile:3 - Error during parsing: timeouts block with no timeouts specified"),
+            format!(
+                "{p}{p}Testfile:3 - Error during parsing: timeouts block with no timeouts specified"
+            ),
         ),
         (
             "timeouts 5s",
-            format!("{p}{p}Testfile:2 - Error during parsing: Wrong argument count or unexpected line ending after '5s'"),
+            format!(
+                "{p}{p}Testfile:2 - Error during parsing: Wrong argument count or unexpected line ending after '5s'"
+            ),
         ),
         (
             "timeouts {\nread\n}",
-            format!("{p}Testfile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'read'"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'read'"
+            ),
         ),
         (
             "timeouts {\nread 1s 2s\n}",
-            format!("{p}Testfile:3 - Error during parsing: Wrong argument count or unexpected line ending after '2s'"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: Wrong argument count or unexpected line ending after '2s'"
+            ),
         ),
         (
             "timeouts {\nread abc\n}",
@@ -100,19 +110,27 @@ fn errors_as_coredns() {
         ),
         (
             "timeouts {\nread 0\n}",
-            format!("{p}Testfile:3 - Error during parsing: timeout provided '0s' needs to be between 1 second and 24 hours"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: timeout provided '0s' needs to be between 1 second and 24 hours"
+            ),
         ),
         (
             "timeouts {\nidle 500ms\n}",
-            format!("{p}Testfile:3 - Error during parsing: timeout provided '500ms' needs to be between 1 second and 24 hours"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: timeout provided '500ms' needs to be between 1 second and 24 hours"
+            ),
         ),
         (
             "timeouts {\nwrite 25h\n}",
-            format!("{p}Testfile:3 - Error during parsing: timeout provided '25h0m0s' needs to be between 1 second and 24 hours"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: timeout provided '25h0m0s' needs to be between 1 second and 24 hours"
+            ),
         ),
         (
             "timeouts {\nwrite -5\n}",
-            format!("{p}Testfile:3 - Error during parsing: timeout provided '-5s' needs to be between 1 second and 24 hours"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: timeout provided '-5s' needs to be between 1 second and 24 hours"
+            ),
         ),
         (
             // The value is checked before the option's name.
@@ -125,15 +143,21 @@ fn errors_as_coredns() {
         ),
         (
             "timeouts {\nmaxtcpqueries 0\n}",
-            format!("{p}Testfile:3 - Error during parsing: maxtcpqueries provided '0' needs to be -1 (unlimited) or a positive integer"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: maxtcpqueries provided '0' needs to be -1 (unlimited) or a positive integer"
+            ),
         ),
         (
             "timeouts {\nmaxtcpqueries -2\n}",
-            format!("{p}Testfile:3 - Error during parsing: maxtcpqueries provided '-2' needs to be -1 (unlimited) or a positive integer"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: maxtcpqueries provided '-2' needs to be -1 (unlimited) or a positive integer"
+            ),
         ),
         (
             "timeouts {\nmaxtcpqueries many\n}",
-            format!("{p}Testfile:3 - Error during parsing: invalid value for maxtcpqueries 'many': strconv.Atoi: parsing \"many\": invalid syntax"),
+            format!(
+                "{p}Testfile:3 - Error during parsing: invalid value for maxtcpqueries 'many': strconv.Atoi: parsing \"many\": invalid syntax"
+            ),
         ),
     ];
     for (input, want) in bad {
