@@ -142,6 +142,9 @@ pub struct BlockSettings {
     pub debug: bool,
     /// Connection timeouts and limits asked for by `timeouts` (`None`: the listener's default).
     pub timeouts: ConnTimeouts,
+    /// The largest EDNS UDP size a request may advertise past `bufsize` (its handler caps it on
+    /// the async path; the server applies the same cap before a UDP fast hook).
+    pub udp_size_cap: Option<u16>,
     /// The handlers, in chain order.
     pub plugins: Vec<Arc<dyn Plugin>>,
 }
@@ -155,6 +158,7 @@ impl std::fmt::Debug for BlockSettings {
             .field("stacktrace", &self.stacktrace)
             .field("debug", &self.debug)
             .field("timeouts", &self.timeouts)
+            .field("udp_size_cap", &self.udp_size_cap)
             .field(
                 "plugins",
                 &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
@@ -301,6 +305,11 @@ impl<'a> Setup<'a> {
     /// Set the block's connection timeouts and limits (what `timeouts` does).
     pub fn set_timeouts(&mut self, timeouts: ConnTimeouts) {
         self.block.timeouts = timeouts;
+    }
+
+    /// Cap the EDNS UDP size of the block's requests on the fast path (what `bufsize` does).
+    pub fn set_udp_size_cap(&mut self, size: u16) {
+        self.block.udp_size_cap = Some(size);
     }
 
     /// The block's settings as set so far.

@@ -375,7 +375,9 @@ fn group(blocks: &[BlockSettings], metrics: &DnsMetrics) -> Result<Vec<ListenerS
                     stacktrace: false,
                     limits: crate::tcp::Limits::default(),
                 });
-                g.sites.push(Arc::new(Site::new(&z.zone, chain.clone())));
+                g.sites.push(Arc::new(
+                    Site::new(&z.zone, chain.clone()).with_udp_cap(b.udp_size_cap),
+                ));
                 g.debug |= b.debug;
                 // CoreDNS keeps the last block's setting for the whole listener.
                 g.stacktrace = b.stacktrace;

@@ -34,6 +34,8 @@ pub struct Site {
     fast: Option<usize>,
     /// The observers ahead of that hook, by chain position.
     observers: Vec<usize>,
+    /// The block's `bufsize` cap, applied to the query before the fast hook sees it.
+    udp_cap: Option<u16>,
 }
 
 impl Site {
@@ -55,9 +57,21 @@ impl Site {
             chain,
             fast,
             observers,
+            udp_cap: None,
         }
     }
+
+    /// The same site, its UDP fast path seeing queries whose advertised EDNS size is capped at
+    /// `cap` (the block's `bufsize`), as its async chain sees them.
+    pub fn with_udp_cap(mut self, cap: Option<u16>) -> Self {
+        self.udp_cap = cap;
+        self
+    }
 }
+
+/// The largest query the fast path copies to apply a `bufsize` cap; larger ones go the async
+/// way.
+const CAP_COPY_MAX: usize = 512;
 
 /// The zones served on one listener and how to serve them.
 pub struct Dispatcher {
@@ -316,9 +330,35 @@ impl Dispatcher {
             return FastAnswer::Pass;
         };
         out.clear();
-        let q = WireQuery {
-            server: &self.label,
-            ..*q
+        // `bufsize`: the hook and the observers see the query with the capped size, as the
+        // async chain past bufsize does (the OPT's size field patched in a copy).
+        let mut copy = [0u8; CAP_COPY_MAX];
+        let q = match (site.udp_cap, q.opt) {
+            (Some(cap), Some(opt)) if opt.udp_size > cap => {
+                let len = q.packet.len();
+                let at = q.question_end + 3;
+                if len > CAP_COPY_MAX || at + 2 > len {
+                    return FastAnswer::Pass;
+                }
+                copy[..len].copy_from_slice(q.packet);
+                copy[at..at + 2].copy_from_slice(&cap.to_be_bytes());
+                let packet = &copy[..len];
+                WireQuery {
+                    packet,
+                    qname: &packet[ferrodns_plugin::wire::HEADER_LEN
+                        ..ferrodns_plugin::wire::HEADER_LEN + q.qname.len()],
+                    opt: Some(ferrodns_plugin::wire::WireOpt {
+                        udp_size: cap,
+                        ..opt
+                    }),
+                    server: &self.label,
+                    ..*q
+                }
+            }
+            _ => WireQuery {
+                server: &self.label,
+                ..*q
+            },
         };
         // The clock is read only for blocks that have someone to tell.
         let start = (!site.observers.is_empty()).then(Instant::now);

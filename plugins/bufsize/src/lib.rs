@@ -5,6 +5,10 @@
 //! size, before the rest of the chain sees it. A forwarder then advertises the capped size
 //! upstream, and the server cuts the reply to it and echoes it in the reply's OPT record.
 //! Requests without an OPT record, or asking for less, are left alone.
+//!
+//! On the server's synchronous UDP path the handler is skipped; its setup records the cap in
+//! the block's settings and the server patches the query's OPT size the same way before a fast
+//! hook (a cache hit) answers it.
 
 mod setup;
 
@@ -56,5 +60,12 @@ impl Plugin for Bufsize {
     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         self.clamp(req);
         next.serve(req).await
+    }
+
+    /// The UDP fast path may skip the handler: setup gives the block the same cap
+    /// ([`ferrodns_plugin::BlockSettings::udp_size_cap`]), which the server applies to a
+    /// query before a fast hook further down the chain sees it.
+    fn fast_transparent(&self) -> bool {
+        true
     }
 }

@@ -9,6 +9,7 @@ use crate::{Bufsize, DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, NAME};
 /// Set up the directive (the registry calls it through [`crate::DESCRIPTOR`]).
 pub(crate) fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let size = parse(c)?;
+    c.set_udp_size_cap(size);
     c.add_plugin(Arc::new(Bufsize { size }));
     Ok(())
 }
