@@ -76,17 +76,22 @@ pub fn debug_enabled() -> bool {
     DEBUG.load(Ordering::Relaxed)
 }
 
-/// The level filter: everything at INFO and above; DEBUG events of ferrodns's own targets
-/// (`server`, `plugin/<name>`: never a Rust module path, which is what dependencies log under)
-/// while [`debug_enabled`]. Lock-free: callsites at INFO and above are always on, the others
-/// check the switch per event.
+/// The level filter: everything at INFO and above; DEBUG events of plugins (target
+/// `plugin/<name>`, CoreDNS's `log.Debug` lines) while [`debug_enabled`]. The server's own debug
+/// events (send errors and the like, which CoreDNS does not log) and dependencies' stay off.
+/// Lock-free: callsites at INFO and above are always on, plugins' debug callsites check the
+/// switch per event, the rest are never on.
 pub struct DebugSwitch;
 
 impl DebugSwitch {
+    /// A plugin's debug event.
+    fn switchable(meta: &Metadata<'_>) -> bool {
+        *meta.level() == Level::DEBUG && meta.target().starts_with("plugin/")
+    }
+
     fn wanted(meta: &Metadata<'_>) -> bool {
         let level = *meta.level();
-        level <= Level::INFO
-            || (level == Level::DEBUG && !meta.target().contains("::") && debug_enabled())
+        level <= Level::INFO || (Self::switchable(meta) && debug_enabled())
     }
 }
 
@@ -99,7 +104,7 @@ impl<S> Filter<S> for DebugSwitch {
         let level = *meta.level();
         if level <= Level::INFO {
             Interest::always()
-        } else if level == Level::DEBUG && !meta.target().contains("::") {
+        } else if Self::switchable(meta) {
             Interest::sometimes()
         } else {
             Interest::never()
@@ -191,6 +196,7 @@ mod tests {
             super::set_debug(true);
             tracing::debug!(target: "plugin/hosts", "Parsed hosts file into 1 entries");
             tracing::debug!(target: "some_crate::module", "a dependency's line");
+            tracing::debug!(target: "server", "UDP send to 127.0.0.1:1: refused");
             tracing::trace!(target: "plugin/hosts", "never");
             super::set_debug(false);
             tracing::debug!(target: "plugin/hosts", "hidden again");
