@@ -173,3 +173,31 @@ async fn blocks_sharing_a_listener_the_last_setting_wins() {
     assert_about(took, Duration::from_secs(1));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_gives_new_connections_the_new_settings() {
+    // A fixed port, so that the reload keeps the listener and hands it the new settings.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let corefile =
+        |read: &str| format!(".:{port} {{\n timeouts {{\n  read {read}\n }}\n whoami\n}}\n");
+    let (mut server, addr) = start(&corefile("1s")).await;
+    let source = Source {
+        filename: "Corefile".into(),
+        text: corefile("2s").into_bytes(),
+        default_port: "53".into(),
+    };
+    let next = load(source, &registry(), &Metrics::new(), None).expect("load");
+    server.reload(next).await.expect("reload");
+    assert_eq!(server.listeners()[0].addr.port(), port);
+    let took = blocking(move || {
+        let mut s = connect(addr);
+        closed_after(&mut s, Instant::now())
+    })
+    .await;
+    assert_about(took, Duration::from_secs(2));
+    server.stop().await;
+}
