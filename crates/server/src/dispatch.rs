@@ -332,7 +332,7 @@ impl Dispatcher {
         out.clear();
         // `bufsize`: the hook and the observers see the query with the capped size, as the
         // async chain past bufsize does (the OPT's size field patched in a copy).
-        let mut copy = [0u8; CAP_COPY_MAX];
+        let mut copy: [u8; CAP_COPY_MAX];
         let q = match (site.udp_cap, q.opt) {
             (Some(cap), Some(opt)) if opt.udp_size > cap => {
                 let len = q.packet.len();
@@ -340,6 +340,7 @@ impl Dispatcher {
                 if len > CAP_COPY_MAX || at + 2 > len {
                     return FastAnswer::Pass;
                 }
+                copy = [0u8; CAP_COPY_MAX];
                 copy[..len].copy_from_slice(q.packet);
                 copy[at..at + 2].copy_from_slice(&cap.to_be_bytes());
                 let packet = &copy[..len];
