@@ -6,8 +6,11 @@ use ferrodns_plugin::Registry;
 /// The plugins of this binary, in chain order.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    r.add(ferrodns_plugin_timeouts::DESCRIPTOR);
     r.add(ferrodns_plugin_reload::DESCRIPTOR);
+    r.add(ferrodns_plugin_bufsize::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
+    r.add(ferrodns_plugin_debug::DESCRIPTOR);
     r.add(ferrodns_plugin_ready::DESCRIPTOR);
     r.add(ferrodns_plugin_health::DESCRIPTOR);
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);

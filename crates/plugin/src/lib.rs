@@ -78,7 +78,9 @@ pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
 pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, presentation};
-pub use setup::{BlockSettings, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared};
+pub use setup::{
+    BlockSettings, ConnTimeouts, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared,
+};
 
 /// The Corefile token and key types setup functions see.
 pub use ferrodns_corefile as corefile;

@@ -140,6 +140,11 @@ pub struct BlockSettings {
     pub stacktrace: bool,
     /// Do not recover panics (`debug`).
     pub debug: bool,
+    /// Connection timeouts and limits asked for by `timeouts` (`None`: the listener's default).
+    pub timeouts: ConnTimeouts,
+    /// The largest EDNS UDP size a request may advertise past `bufsize` (its handler caps it on
+    /// the async path; the server applies the same cap before a UDP fast hook).
+    pub udp_size_cap: Option<u16>,
     /// The handlers, in chain order.
     pub plugins: Vec<Arc<dyn Plugin>>,
 }
@@ -152,12 +157,29 @@ impl std::fmt::Debug for BlockSettings {
             .field("bound", &self.bound)
             .field("stacktrace", &self.stacktrace)
             .field("debug", &self.debug)
+            .field("timeouts", &self.timeouts)
+            .field("udp_size_cap", &self.udp_size_cap)
             .field(
                 "plugins",
                 &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
             )
             .finish()
     }
+}
+
+/// What a block's `timeouts` asks of its connection-oriented listeners (TCP now; TLS and HTTPS
+/// read the same). Each `None` keeps the server's default; when several blocks share a listener
+/// the last block (in file order) that sets a value wins, as in CoreDNS.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnTimeouts {
+    /// Time allowed to read the first query of a connection.
+    pub read: Option<std::time::Duration>,
+    /// Time allowed to write a reply.
+    pub write: Option<std::time::Duration>,
+    /// Time a connection may wait for its next query.
+    pub idle: Option<std::time::Duration>,
+    /// Queries served on one connection before it is closed; `-1` is unlimited.
+    pub max_queries: Option<i64>,
 }
 
 /// What one configuration instance (one Corefile load) shares across its blocks: the process's
@@ -278,6 +300,16 @@ impl<'a> Setup<'a> {
     /// Turn off panic recovery for this block.
     pub fn set_debug(&mut self, on: bool) {
         self.block.debug = on;
+    }
+
+    /// Set the block's connection timeouts and limits (what `timeouts` does).
+    pub fn set_timeouts(&mut self, timeouts: ConnTimeouts) {
+        self.block.timeouts = timeouts;
+    }
+
+    /// Cap the EDNS UDP size of the block's requests on the fast path (what `bufsize` does).
+    pub fn set_udp_size_cap(&mut self, size: u16) {
+        self.block.udp_size_cap = Some(size);
     }
 
     /// The block's settings as set so far.

@@ -190,6 +190,9 @@ pub fn load(
 
     let dns_metrics = DnsMetrics::new(metrics);
     let listeners = group(&settings, &dns_metrics)?;
+    // CoreDNS switches its debug log on when it builds a server with `debug`, and off when it
+    // builds one without: `[DEBUG]` lines follow the Corefile loaded last.
+    crate::logging::set_debug(settings.iter().any(|b| b.debug));
     Ok(Instance {
         source,
         blocks: settings,
@@ -346,6 +349,7 @@ fn group(blocks: &[BlockSettings], metrics: &DnsMetrics) -> Result<Vec<ListenerS
         sites: Vec<Arc<Site>>,
         debug: bool,
         stacktrace: bool,
+        limits: crate::tcp::Limits,
     }
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for b in blocks {
@@ -369,24 +373,26 @@ fn group(blocks: &[BlockSettings], metrics: &DnsMetrics) -> Result<Vec<ListenerS
                     sites: Vec::new(),
                     debug: false,
                     stacktrace: false,
+                    limits: crate::tcp::Limits::default(),
                 });
-                g.sites.push(Arc::new(Site::new(&z.zone, chain.clone())));
+                g.sites.push(Arc::new(
+                    Site::new(&z.zone, chain.clone()).with_udp_cap(b.udp_size_cap),
+                ));
                 g.debug |= b.debug;
                 // CoreDNS keeps the last block's setting for the whole listener.
                 g.stacktrace = b.stacktrace;
+                // Timeouts: each value a block sets replaces the one before (last one wins).
+                g.limits.apply(&b.timeouts);
             }
         }
     }
     Ok(groups
         .into_iter()
         .map(|(label, g)| ListenerSpec {
-            dispatcher: Arc::new(Dispatcher::new(
-                &label,
-                g.sites,
-                g.debug,
-                g.stacktrace,
-                metrics.clone(),
-            )),
+            dispatcher: Arc::new(
+                Dispatcher::new(&label, g.sites, g.debug, g.stacktrace, metrics.clone())
+                    .with_limits(g.limits),
+            ),
             label,
             host: g.host,
             port: g.port,

@@ -34,6 +34,8 @@ pub struct Site {
     fast: Option<usize>,
     /// The observers ahead of that hook, by chain position.
     observers: Vec<usize>,
+    /// The block's `bufsize` cap, applied to the query before the fast hook sees it.
+    udp_cap: Option<u16>,
 }
 
 impl Site {
@@ -55,9 +57,21 @@ impl Site {
             chain,
             fast,
             observers,
+            udp_cap: None,
         }
     }
+
+    /// The same site, its UDP fast path seeing queries whose advertised EDNS size is capped at
+    /// `cap` (the block's `bufsize`), as its async chain sees them.
+    pub fn with_udp_cap(mut self, cap: Option<u16>) -> Self {
+        self.udp_cap = cap;
+        self
+    }
 }
+
+/// The largest query the fast path copies to apply a `bufsize` cap; larger ones go the async
+/// way.
+const CAP_COPY_MAX: usize = 512;
 
 /// The zones served on one listener and how to serve them.
 pub struct Dispatcher {
@@ -67,6 +81,7 @@ pub struct Dispatcher {
     debug: bool,
     stacktrace: bool,
     metrics: DnsMetrics,
+    limits: crate::tcp::Limits,
 }
 
 impl Dispatcher {
@@ -95,7 +110,20 @@ impl Dispatcher {
             debug,
             stacktrace,
             metrics,
+            limits: crate::tcp::Limits::default(),
         }
+    }
+
+    /// The same dispatcher with these connection timeouts and limits for its listener.
+    pub fn with_limits(mut self, limits: crate::tcp::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection timeouts and limits of this listener (read by connection-oriented
+    /// fronts when they accept a connection).
+    pub fn limits(&self) -> crate::tcp::Limits {
+        self.limits
     }
 
     /// The listener's label.
@@ -165,13 +193,37 @@ impl Dispatcher {
             site.zone.clone(),
         );
         req.set_upstream(self.clone(), 0);
-        let outcome = if self.debug {
-            Ok(site.chain.serve(&mut req).await)
-        } else {
-            CatchPanic {
-                inner: Box::pin(site.chain.serve(&mut req)),
+        let outcome = CatchPanic {
+            inner: Box::pin(site.chain.serve(&mut req)),
+        }
+        .await;
+        if self.debug
+            && let Err(panic) = &outcome
+        {
+            // `debug`: no recovery. As an unrecovered Go panic, the process ends with the
+            // panic and its stack on standard error and exit status 2.
+            eprintln!(
+                "panic: {}\n\n{}",
+                panic.message,
+                panic.backtrace.as_deref().unwrap_or("")
+            );
+            std::process::exit(2);
+        }
+        // A plugin (bufsize) may have changed the request's UDP size. CoreDNS's reply writer
+        // holds the very message the chain changed, so the reply is cut to, and its OPT
+        // echoes, the size as the chain left it.
+        let (size, opt_size) = match (msg.edns.as_ref(), req.message().edns.as_ref()) {
+            (Some(before), Some(after))
+                if req.is_modified() && before.max_payload() != after.max_payload() =>
+            {
+                let now = after.max_payload();
+                let size = match protocol {
+                    Protocol::Tcp => size,
+                    Protocol::Udp => usize::from(now).max(512),
+                };
+                (size, Some(now))
             }
-            .await
+            _ => (size, opt_size),
         };
         let reply = match outcome {
             Ok(r) => r,
@@ -278,9 +330,36 @@ impl Dispatcher {
             return FastAnswer::Pass;
         };
         out.clear();
-        let q = WireQuery {
-            server: &self.label,
-            ..*q
+        // `bufsize`: the hook and the observers see the query with the capped size, as the
+        // async chain past bufsize does (the OPT's size field patched in a copy).
+        let mut copy: [u8; CAP_COPY_MAX];
+        let q = match (site.udp_cap, q.opt) {
+            (Some(cap), Some(opt)) if opt.udp_size > cap => {
+                let len = q.packet.len();
+                let at = q.question_end + 3;
+                if len > CAP_COPY_MAX || at + 2 > len {
+                    return FastAnswer::Pass;
+                }
+                copy = [0u8; CAP_COPY_MAX];
+                copy[..len].copy_from_slice(q.packet);
+                copy[at..at + 2].copy_from_slice(&cap.to_be_bytes());
+                let packet = &copy[..len];
+                WireQuery {
+                    packet,
+                    qname: &packet[ferrodns_plugin::wire::HEADER_LEN
+                        ..ferrodns_plugin::wire::HEADER_LEN + q.qname.len()],
+                    opt: Some(ferrodns_plugin::wire::WireOpt {
+                        udp_size: cap,
+                        ..opt
+                    }),
+                    server: &self.label,
+                    ..*q
+                }
+            }
+            _ => WireQuery {
+                server: &self.label,
+                ..*q
+            },
         };
         // The clock is read only for blocks that have someone to tell.
         let start = (!site.observers.is_empty()).then(Instant::now);

@@ -1,6 +1,7 @@
 //! The TCP front: length-prefixed messages, served one after another per connection as
-//! CoreDNS's DNS library does, with its timeouts (3 s to read a query, 5 s to write a reply,
-//! 10 s idle between queries) and a bound on open connections.
+//! CoreDNS's DNS library does, with its timeouts (by default 3 s to read the first query, 5 s to
+//! write a reply, 10 s idle between queries, no limit on queries per connection; the `timeouts`
+//! plugin changes them per listener, see [`Limits`]) and a bound on open connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 
-use ferrodns_plugin::Protocol;
+use ferrodns_plugin::{ConnTimeouts, Protocol};
 
 use crate::dispatch::Dispatcher;
 
@@ -27,6 +28,53 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections per listener; further clients wait in the accept backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
+
+/// The timeouts and query limit of a connection-oriented listener (TCP now; the TLS and HTTPS
+/// fronts are to read the same): CoreDNS's defaults, overridden field by field by the
+/// `timeouts` settings of the blocks served there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time allowed to read the first query of a connection (length and body together).
+    pub read: Duration,
+    /// Time allowed to write a reply.
+    pub write: Duration,
+    /// Time allowed to read each later query (waiting included).
+    pub idle: Duration,
+    /// Queries served on one connection before it is closed; `None` is unlimited.
+    pub max_queries: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read: READ_TIMEOUT,
+            write: WRITE_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            max_queries: None,
+        }
+    }
+}
+
+impl Limits {
+    /// Apply one block's settings on top: each value it sets replaces the current one (so over
+    /// the blocks of a listener, in file order, the last one setting a value wins, as in
+    /// CoreDNS's server constructor).
+    pub fn apply(&mut self, t: &ConnTimeouts) {
+        if let Some(d) = t.read {
+            self.read = d;
+        }
+        if let Some(d) = t.write {
+            self.write = d;
+        }
+        if let Some(d) = t.idle {
+            self.idle = d;
+        }
+        if let Some(n) = t.max_queries {
+            // -1 (or anything not positive, which setup rejects) means unlimited.
+            self.max_queries = usize::try_from(n).ok().filter(|&n| n > 0);
+        }
+    }
+}
 
 /// Bind a TCP listener (dual-stack on the IPv6 wildcard).
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -101,25 +149,29 @@ async fn connection(
         Ok(a) => a,
         Err(_) => return,
     };
-    let mut first = true;
+    // The limits in force when the connection was accepted (a reload affects new ones).
+    let limits = dispatch.load().limits();
+    let mut served = 0usize;
     loop {
-        let wait = if first { READ_TIMEOUT } else { IDLE_TIMEOUT };
-        first = false;
-        let mut len = [0u8; 2];
+        if limits.max_queries.is_some_and(|max| served >= max) {
+            return;
+        }
+        // As CoreDNS's DNS library: one deadline for the whole message (length and body), the
+        // read timeout for the first query, the idle timeout for each later one.
+        let wait = if served == 0 {
+            limits.read
+        } else {
+            limits.idle
+        };
         let got = tokio::select! {
             biased;
             _ = stop.changed() => return,
-            r = timeout(wait, stream.read_exact(&mut len)) => r,
+            r = timeout(wait, read_message(&mut stream)) => r,
         };
-        if !matches!(got, Ok(Ok(_))) {
+        let Ok(Ok(buf)) = got else {
             return;
-        }
-        let n = usize::from(u16::from_be_bytes(len));
-        let mut buf = vec![0u8; n];
-        match timeout(READ_TIMEOUT, stream.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
+        };
+        served += 1;
         let d = dispatch.load_full();
         let Some(reply) = d.handle(Bytes::from(buf), peer, local, Protocol::Tcp).await else {
             continue;
@@ -130,9 +182,18 @@ async fn connection(
         let mut out = Vec::with_capacity(reply.len() + 2);
         out.extend_from_slice(&rlen.to_be_bytes());
         out.extend_from_slice(&reply);
-        match timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
+        match timeout(limits.write, stream.write_all(&out)).await {
             Ok(Ok(())) => {}
             _ => return,
         }
     }
+}
+
+/// Read one length-prefixed message.
+async fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut buf).await?;
+    Ok(buf)
 }
