@@ -6,6 +6,7 @@ use ferrodns_plugin::Registry;
 /// The plugins of this binary, in chain order.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    r.add(ferrodns_plugin_metadata::DESCRIPTOR);
     r.add(ferrodns_plugin_reload::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
     r.add(ferrodns_plugin_ready::DESCRIPTOR);
