@@ -14,6 +14,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
+    r.add(ferrodns_plugin_dns64::DESCRIPTOR);
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
     r.add(ferrodns_plugin_rewrite::DESCRIPTOR);
