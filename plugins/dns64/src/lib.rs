@@ -17,7 +17,9 @@ use ferrodns_plugin::proto::op::Message;
 use ferrodns_plugin::proto::rr::rdata::AAAA;
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use ferrodns_plugin::wire::rcode_reply;
-use ferrodns_plugin::{Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, async_trait};
+use ferrodns_plugin::{
+    Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, async_trait,
+};
 
 pub use prefix::{Prefix, PrefixError, parse as parse_prefix};
 

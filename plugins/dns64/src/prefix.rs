@@ -107,7 +107,8 @@ pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
             if n > 32 {
                 return Err(bad());
             }
-            let net = Ipv4Addr::from(<[u8; 4]>::try_from(masked(&v4.octets(), n)).map_err(|_| bad())?);
+            let net =
+                Ipv4Addr::from(<[u8; 4]>::try_from(masked(&v4.octets(), n)).map_err(|_| bad())?);
             Err(PrefixError::Netmask {
                 total: 32,
                 net: format!("{net}/{n}"),
@@ -190,7 +191,10 @@ mod tests {
             ("64:ff9b::/", "invalid CIDR address: 64:ff9b::/"),
             ("64:ff9b::/+96", "invalid CIDR address: 64:ff9b::/+96"),
             ("fe80::1%eth0/64", "invalid CIDR address: fe80::1%eth0/64"),
-            ("192.0.2.1/24", "invalid netmask 32 IPv6 address: \"192.0.2.0/24\""),
+            (
+                "192.0.2.1/24",
+                "invalid netmask 32 IPv6 address: \"192.0.2.0/24\"",
+            ),
             ("64:ff9b::/100", "invalid prefix length \"64:ff9b::/100\""),
             ("64:ff9b::/33", "invalid prefix length \"64:ff9b::/33\""),
             ("64:ff9b::1:2/24", "invalid prefix length \"64:ff00::/24\""),
@@ -199,7 +203,10 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse(text).expect_err(text).to_string(), want, "{text}");
         }
-        assert_eq!(parse("64:ff9b::1/096").expect("leading zero").to_string(), "64:ff9b::/96");
+        assert_eq!(
+            parse("64:ff9b::1/096").expect("leading zero").to_string(),
+            "64:ff9b::/96"
+        );
         assert_eq!(parse("::ffff:0:0/96").expect("mapped").len(), 96);
     }
 }

@@ -4,7 +4,8 @@ use ferrodns_plugin_dns64::{Config, DESCRIPTOR, parse_prefix};
 use ferrodns_plugin_test as testkit;
 
 fn parse(input: &str) -> Result<Config, String> {
-    testkit::parse_with("dns64", input, ferrodns_plugin_dns64::setup::parse).map_err(|e| e.to_string())
+    testkit::parse_with("dns64", input, ferrodns_plugin_dns64::setup::parse)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -23,15 +24,40 @@ fn options() {
     let p = |s: &str| parse_prefix(s).expect(s);
     let cases = [
         ("dns64 2001:db8::/32", p("2001:db8::/32"), false, false),
-        ("dns64 {\nprefix 2001:db8:1::/48\n}", p("2001:db8:1::/48"), false, false),
+        (
+            "dns64 {\nprefix 2001:db8:1::/48\n}",
+            p("2001:db8:1::/48"),
+            false,
+            false,
+        ),
         ("dns64 {\ntranslate_all\n}", p("64:ff9b::/96"), true, false),
-        ("dns64 {\nallow_ipv4\ntranslate_all\n}", p("64:ff9b::/96"), true, true),
+        (
+            "dns64 {\nallow_ipv4\ntranslate_all\n}",
+            p("64:ff9b::/96"),
+            true,
+            true,
+        ),
         // Every line is read; the last prefix wins.
-        ("dns64 2001:db8::/32\ndns64 {\nallow_ipv4\n}", p("2001:db8::/32"), false, true),
-        ("dns64 2001:db8::/32\ndns64 2001:db8::/64", p("2001:db8::/64"), false, false),
+        (
+            "dns64 2001:db8::/32\ndns64 {\nallow_ipv4\n}",
+            p("2001:db8::/32"),
+            false,
+            true,
+        ),
+        (
+            "dns64 2001:db8::/32\ndns64 2001:db8::/64",
+            p("2001:db8::/64"),
+            false,
+            false,
+        ),
         // A block after a prefix argument is not read (upstream's loop goes on to the next
         // token), and its lines are not taken as properties.
-        ("dns64 2001:db8::/40 {\ntranslate_all\n}", p("2001:db8::/40"), false, false),
+        (
+            "dns64 2001:db8::/40 {\ntranslate_all\n}",
+            p("2001:db8::/40"),
+            false,
+            false,
+        ),
     ];
     for (input, prefix, all, v4) in cases {
         let cfg = parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -60,8 +86,14 @@ fn errors() {
             "dns64 {\nprefix\n}",
             "plugin/dns64: Testfile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'prefix'",
         ),
-        ("dns64 nonsense", "plugin/dns64: invalid CIDR address: nonsense"),
-        ("dns64 {\nprefix 1.2.3.4/33\n}", "plugin/dns64: invalid CIDR address: 1.2.3.4/33"),
+        (
+            "dns64 nonsense",
+            "plugin/dns64: invalid CIDR address: nonsense",
+        ),
+        (
+            "dns64 {\nprefix 1.2.3.4/33\n}",
+            "plugin/dns64: invalid CIDR address: 1.2.3.4/33",
+        ),
         (
             "dns64 192.0.2.1/24",
             "plugin/dns64: Testfile:2 - Error during parsing: invalid netmask 32 IPv6 address: \"192.0.2.0/24\"",
