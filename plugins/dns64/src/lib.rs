@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use ferrodns_pkg::response::{self, Type};
-use ferrodns_plugin::proto::op::Message;
+use ferrodns_plugin::proto::op::{Edns, Message};
 use ferrodns_plugin::proto::rr::rdata::AAAA;
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use ferrodns_plugin::wire::rcode_reply;
@@ -109,12 +109,14 @@ impl Dns64 {
 
     /// Build the translated reply from the original reply and the A lookup's reply: header
     /// and question of the request (NOERROR), the A reply's TC bit, authority and additional
-    /// sections, its answer with every A record turned into an AAAA record whose TTL is the
+    /// sections (with its OPT record), its answer with every A record turned into an AAAA record whose TTL is the
     /// smaller of the A record's and the original reply's SOA record's (600 without one).
     pub fn synthesize(&self, request: &Message, original: &Message, a: &Message) -> Message {
         let mut out = rcode_reply(request, Default::default());
         out.metadata.truncation = a.metadata.truncation;
+        // The A reply's additional section, OPT record included (CoreDNS copies its Extra).
         out.additionals = a.additionals.clone();
+        out.edns = a.edns.clone();
         out.authorities = a.authorities.clone();
         let soa_ttl = original
             .authorities
@@ -174,7 +176,18 @@ impl Plugin for Dns64 {
         let mut name: Name = req.qname().to_lowercase();
         name.set_fqdn(true);
         // CoreDNS returns SERVFAIL with the lookup's own error.
-        let a = req.lookup(name, RecordType::A).await?;
+        let mut a = req.lookup(name, RecordType::A).await?;
+        if a.edns.is_none()
+            && let Some(e) = &req.message().edns
+        {
+            // CoreDNS's lookup reply has passed the server's writer, which gives it the OPT
+            // record of the lookup query (the client's size and DO bit): it is part of the
+            // reply dns64 writes, and of the size `log` reports for it.
+            let mut opt = Edns::new();
+            opt.set_max_payload(e.max_payload());
+            opt.set_dnssec_ok(e.flags().dnssec_ok);
+            a.edns = Some(opt);
+        }
         let out = self.synthesize(req.message(), &original, &a);
         self.translated
             .get_or_create(&vec![("server", req.server.to_string())])

@@ -379,3 +379,34 @@ async fn chaos_aaaa_passes_through() {
     let out = testkit::run(&chain, &mut req).await;
     assert_eq!(msg(&out).metadata.response_code, ResponseCode::NoError);
 }
+
+#[tokio::test]
+async fn the_reply_carries_the_lookups_opt_record() {
+    let metrics = Metrics::new();
+    let a = reply(
+        ResponseCode::NoError,
+        vec![a_rr("www.example.org.", 300, [192, 0, 2, 1])],
+        vec![],
+    );
+    let chain: Vec<Arc<dyn Plugin>> = vec![
+        Arc::new(Dns64::new(Config::default(), &metrics)),
+        Fixed::new(Ok(Reply::message(reply(
+            ResponseCode::NoError,
+            vec![],
+            vec![],
+        )))),
+    ];
+    let mut req = testkit::request_edns("www.example.org.", RecordType::AAAA, 1232, true);
+    req.src = V6.parse().expect("addr");
+    req.set_upstream(
+        Arc::new(FakeLookup {
+            a,
+            asked: Mutex::new(Vec::new()),
+        }),
+        0,
+    );
+    let out = testkit::run(&chain, &mut req).await;
+    let e = msg(&out).edns.as_ref().expect("an OPT record");
+    assert_eq!(e.max_payload(), 1232);
+    assert!(e.flags().dnssec_ok);
+}
