@@ -6,6 +6,7 @@ use ferrodns_plugin::Registry;
 /// The plugins of this binary, in chain order.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    r.add(ferrodns_plugin_metadata::DESCRIPTOR);
     r.add(ferrodns_plugin_timeouts::DESCRIPTOR);
     r.add(ferrodns_plugin_reload::DESCRIPTOR);
     r.add(ferrodns_plugin_bufsize::DESCRIPTOR);
@@ -16,6 +17,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
+    r.add(ferrodns_plugin_dns64::DESCRIPTOR);
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
     r.add(ferrodns_plugin_rewrite::DESCRIPTOR);

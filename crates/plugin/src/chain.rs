@@ -39,6 +39,12 @@ pub trait Plugin: Send + Sync + 'static {
     fn fast_observer(&self) -> Option<&dyn FastObserver> {
         None
     }
+
+    /// CoreDNS's `metadata.Provider`: add this plugin's labels to a request before the chain
+    /// runs (with [`Request::set_metadata`] or, for a costly value, the lazily evaluated
+    /// [`Request::set_metadata_fn`]). The `metadata` plugin calls it for every handler after it
+    /// when the request's name is in its zones. Must be quick; the default adds nothing.
+    fn provide_metadata(&self, _req: &mut Request) {}
 }
 
 /// An error from a handler: the rcode the server answers with (when it is SERVFAIL, REFUSED,
@@ -152,6 +158,11 @@ impl Next {
     /// True when there is no handler after the current one.
     pub fn is_empty(&self) -> bool {
         self.rest().is_empty()
+    }
+
+    /// The handlers still to run, in order (the `metadata` plugin asks each for its labels).
+    pub fn remaining(&self) -> &[Arc<dyn Plugin>] {
+        self.rest()
     }
 
     /// The name of the next handler, if any (`forward`'s `next` only hands a query on to

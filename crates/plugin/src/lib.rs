@@ -20,6 +20,12 @@
 //! A handler gets the decoded [`Request`] and a [`Next`] for the rest of the chain, and returns a
 //! [`Reply`]: a message to send, an rcode for the server to answer with, or nothing.
 //!
+//! Handlers share per-request labels the way CoreDNS's metadata does: [`Request::set_metadata`]
+//! (or the lazily evaluated [`Request::set_metadata_fn`]) records a `plugin/name` label and
+//! [`Request::metadata`] reads it, but only for requests of blocks with the `metadata` plugin
+//! (elsewhere setting is a no-op). That plugin also asks every handler after it for labels up
+//! front ([`Plugin::provide_metadata`]).
+//!
 //! This crate is only the API. The DNS helpers plugins share (zones and `fallthrough`, miekg/dns
 //! texts, reply classification, the DNS metric families) are in `ferrodns-pkg`; the Go
 //! behaviour plugins reproduce (durations, `%q`, regular expressions, templates) in
@@ -77,7 +83,7 @@ pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
-pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, presentation};
+pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, is_metadata_label, presentation};
 pub use setup::{
     BlockSettings, ConnTimeouts, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared,
 };

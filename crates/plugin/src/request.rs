@@ -50,7 +50,7 @@ pub struct Request {
     pub server: Arc<str>,
     /// The zone of the server block that was chosen for this request, e.g. `example.org.`.
     pub zone: Arc<str>,
-    metadata: HashMap<String, String>,
+    metadata: Option<HashMap<String, MetaValue>>,
     upstream: Option<Arc<dyn Lookup>>,
     depth: u8,
 }
@@ -91,7 +91,7 @@ impl Request {
             protocol,
             server,
             zone,
-            metadata: HashMap::new(),
+            metadata: None,
             modified: false,
             upstream: None,
             depth: 0,
@@ -229,15 +229,86 @@ impl Request {
         self.raw.is_empty()
     }
 
-    /// Set a metadata value (CoreDNS's `metadata` labels, e.g. `log/type`).
-    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.metadata.insert(key.into(), value.into());
+    /// Turn metadata on for this request, as CoreDNS's `metadata` plugin does for the requests
+    /// of its server block: from then on [`Request::set_metadata`] records labels. Labels
+    /// already set are kept.
+    pub fn enable_metadata(&mut self) {
+        self.metadata.get_or_insert_with(HashMap::new);
     }
 
-    /// A metadata value, if set.
-    pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(String::as_str)
+    /// Whether metadata is on for this request (the block has the `metadata` plugin).
+    pub fn metadata_enabled(&self) -> bool {
+        self.metadata.is_some()
     }
+
+    /// Set a metadata label (CoreDNS's `metadata.SetValueFunc`, e.g. `log/type`). Without
+    /// metadata on ([`Request::enable_metadata`]) this does nothing and returns `false`.
+    pub fn set_metadata(&mut self, label: impl Into<String>, value: impl Into<String>) -> bool {
+        match &mut self.metadata {
+            Some(m) => {
+                m.insert(label.into(), MetaValue::Text(value.into()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Set a label whose value is computed only when read (for labels that are costly to
+    /// work out and seldom read). Does nothing and returns `false` without metadata on.
+    pub fn set_metadata_fn(
+        &mut self,
+        label: impl Into<String>,
+        value: impl Fn() -> String + Send + Sync + 'static,
+    ) -> bool {
+        match &mut self.metadata {
+            Some(m) => {
+                m.insert(label.into(), MetaValue::Func(Arc::new(value)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A metadata label's value, if set (evaluated now for a lazily set label).
+    pub fn metadata(&self, label: &str) -> Option<Cow<'_, str>> {
+        self.metadata.as_ref()?.get(label).map(MetaValue::get)
+    }
+
+    /// The labels set on this request, in no particular order (CoreDNS's `metadata.Labels`).
+    pub fn metadata_labels(&self) -> impl Iterator<Item = &str> {
+        self.metadata
+            .iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+
+    /// Copy metadata (on/off state and every label) from another request: a plugin that
+    /// re-runs its chain for a request of its own (cache's refreshes) carries the client
+    /// request's labels over, as CoreDNS copies the value functions into a fresh context.
+    pub fn copy_metadata_from(&mut self, other: &Request) {
+        self.metadata.clone_from(&other.metadata);
+    }
+}
+
+/// A metadata label's value: a text, or a function evaluated when the label is read.
+#[derive(Clone)]
+enum MetaValue {
+    Text(String),
+    Func(Arc<dyn Fn() -> String + Send + Sync>),
+}
+
+impl MetaValue {
+    fn get(&self) -> Cow<'_, str> {
+        match self {
+            MetaValue::Text(s) => Cow::Borrowed(s),
+            MetaValue::Func(f) => Cow::Owned(f()),
+        }
+    }
+}
+
+/// Whether `label` is a metadata label as CoreDNS's `metadata.IsLabel` defines it: it has a
+/// `/` that is neither its first nor its last character.
+pub fn is_metadata_label(label: &str) -> bool {
+    matches!(label.find('/'), Some(p) if p > 0 && p < label.len() - 1)
 }
 
 /// A name in presentation format as miekg/dns unpacks it: the bytes `. ' @ ; ( ) " \` and space

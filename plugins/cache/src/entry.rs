@@ -58,6 +58,9 @@ pub struct Entry {
     pub answering: bool,
     /// With `serve_stale_policy prefer_positive`: the answering entry this one replaced.
     pub last_known_good: Option<Arc<Entry>>,
+    /// The wildcard that synthesised the reply (the `zone/wildcard` metadata label when it was
+    /// stored), set again on hits as CoreDNS does.
+    pub wildcard: Option<Box<str>>,
     /// Prefetch bookkeeping: (last hit, hits in the current run).
     pub freq: Mutex<(Instant, u64)>,
     /// A refresh of this entry is running.

@@ -50,6 +50,14 @@ fn upstream_request(req: &Request) -> Request {
     up
 }
 
+/// The `zone/wildcard` label the rest of the chain set on `up` (CoreDNS's cache stores it
+/// with the item).
+fn wildcard_label(up: &Request) -> Option<Box<str>> {
+    up.metadata("zone/wildcard")
+        .filter(|w| !w.is_empty())
+        .map(|w| w.into())
+}
+
 /// The reply as a message, if the chain gave one.
 fn decoded(out: &mut Result<Reply, PluginError>) -> Option<Message> {
     match out {
@@ -103,6 +111,7 @@ impl Cache {
         ctx: &Ctx,
         mut msg: Message,
         prefetch: bool,
+        wildcard: Option<Box<str>>,
     ) -> (Message, Option<Arc<Entry>>) {
         let mt = classify::cache_type(&msg, unix_now());
         let has_key = classify::cacheable(&msg, mt);
@@ -121,7 +130,7 @@ impl Cache {
         let mut item = None;
         if has_key && !dur.is_zero() {
             if Self::reply_matches(ctx, &msg) {
-                item = self.set(ctx, &msg, mt, ttl, prefetch);
+                item = self.set(ctx, &msg, mt, ttl, prefetch, wildcard);
                 ctx.metrics.entries_success.set(self.pcache.len() as i64);
                 ctx.metrics.entries_denial.set(self.ncache.len() as i64);
             } else {
@@ -141,6 +150,7 @@ impl Cache {
         mt: Type,
         ttl: u32,
         prefetch: bool,
+        wildcard: Option<Box<str>>,
     ) -> Option<Arc<Entry>> {
         let kind = match mt {
             Type::NoError | Type::Delegation => Kind::Success,
@@ -178,6 +188,7 @@ impl Cache {
             stored: now,
             answering,
             last_known_good,
+            wildcard,
             freq: Mutex::new((now, 0)),
             refreshing: Default::default(),
             retry_after: Mutex::new(None),
@@ -204,7 +215,13 @@ impl Cache {
 
     /// The writer of stale refreshes: only a matching, untruncated NOERROR/NXDOMAIN (or, with
     /// `prefer_positive`, an answering NOERROR) refreshes the entry and is passed on.
-    pub(crate) fn verify_write(&self, ctx: &Ctx, msg: Message, prefetch: bool) -> Verified {
+    pub(crate) fn verify_write(
+        &self,
+        ctx: &Ctx,
+        msg: Message,
+        prefetch: bool,
+        wildcard: Option<Box<str>>,
+    ) -> Verified {
         if msg.metadata.truncation || !Self::reply_matches(ctx, &msg) {
             return (false, None, None);
         }
@@ -212,10 +229,10 @@ impl Cache {
             let usable = classify::cache_type(&msg, unix_now()) == Type::NoError
                 && classify::answers_question(&msg);
             if usable {
-                let (m, item) = self.write(ctx, msg, prefetch);
+                let (m, item) = self.write(ctx, msg, prefetch, wildcard);
                 return (true, Some(m), item);
             }
-            self.write(ctx, msg, true);
+            self.write(ctx, msg, true, wildcard);
             return (false, None, None);
         }
         let t = classify::cache_type(&msg, unix_now());
@@ -226,7 +243,7 @@ impl Cache {
         if rc != ResponseCode::NoError && rc != ResponseCode::NXDomain {
             return (false, None, None);
         }
-        let (m, item) = self.write(ctx, msg, prefetch);
+        let (m, item) = self.write(ctx, msg, prefetch, wildcard);
         (true, Some(m), item)
     }
 
@@ -244,17 +261,23 @@ impl Cache {
     }
 
     /// Ask the rest of the chain and write the reply through the cache.
-    async fn fetch(&self, req: &Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
+    async fn fetch(&self, req: &mut Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
         let mut up = upstream_request(req);
         let mut out = next.serve(&mut up).await;
+        // Labels set after the cache reach the plugins before it, as through CoreDNS's context.
+        if up.metadata_enabled() {
+            req.copy_metadata_from(&up);
+        }
         match decoded(&mut out) {
-            Some(m) => Ok(Reply::message(self.write(ctx, m, false).0)),
+            Some(m) => Ok(Reply::message(
+                self.write(ctx, m, false, wildcard_label(&up)).0,
+            )),
             None => out,
         }
     }
 
     /// A miss: one request per key goes on, identical ones wait for it.
-    async fn miss(&self, req: &Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
+    async fn miss(&self, req: &mut Request, next: Next, ctx: &Ctx) -> Result<Reply, PluginError> {
         let fk = FlightKey {
             key: ctx.key,
             ad: ctx.ad,
@@ -284,7 +307,7 @@ impl Cache {
 
     async fn hit(
         &self,
-        req: &Request,
+        req: &mut Request,
         next: Next,
         ctx: &Ctx,
         e: Arc<Entry>,
@@ -300,14 +323,18 @@ impl Cache {
                     if self.cfg.verify_stale_timeout.is_zero() {
                         let mut up = upstream_request(req);
                         let mut out = next.clone().serve(&mut up).await;
+                        let wildcard = wildcard_label(&up);
                         let (refreshed, client, _) = match decoded(&mut out) {
-                            Some(m) => self.verify_write(ctx, m, false),
+                            Some(m) => self.verify_write(ctx, m, false, wildcard),
                             None => (false, None, None),
                         };
                         if track {
                             e.end_refresh(Instant::now(), recheck, refreshed);
                         }
                         if refreshed && let Some(m) = client {
+                            if up.metadata_enabled() {
+                                req.copy_metadata_from(&up);
+                            }
                             return Ok(Reply::message(m));
                         }
                     } else if let Some(reply) =
@@ -327,6 +354,9 @@ impl Cache {
             ctx.metrics.served_stale.inc();
         } else if self.should_prefetch(&e, now) {
             self.try_prefetch(req, next, ctx, &e, now, false);
+        }
+        if let Some(w) = &e.wildcard {
+            req.set_metadata("zone/wildcard", &**w);
         }
         Ok(self.hit_reply(req, ctx, &e, self.hit_ttl(&e, ttl)))
     }
@@ -353,8 +383,9 @@ impl Cache {
         });
         tokio::spawn(async move {
             let mut out = next.serve(&mut up).await;
+            let wildcard = wildcard_label(&up);
             let verified = match decoded(&mut out) {
-                Some(m) => me.verify_write(&ctx2, m, true),
+                Some(m) => me.verify_write(&ctx2, m, true, wildcard),
                 None => (false, None, None),
             };
             if let Some(refresh) = refresh {
@@ -415,10 +446,11 @@ impl Cache {
         tokio::spawn(async move {
             ctx.metrics.prefetch.inc();
             let mut out = next.serve(&mut up).await;
+            let wildcard = wildcard_label(&up);
             let refreshed = match decoded(&mut out) {
-                Some(m) if stale => me.verify_write(&ctx, m, true).0,
+                Some(m) if stale => me.verify_write(&ctx, m, true, wildcard).0,
                 Some(m) => {
-                    me.write(&ctx, m, true);
+                    me.write(&ctx, m, true, wildcard);
                     true
                 }
                 None => !stale,

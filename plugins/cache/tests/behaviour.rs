@@ -703,3 +703,60 @@ async fn serve_stale_verify_with_timeout_refreshes_from_the_cache_on() {
     );
     assert_eq!(rig.backend.calls(), 3);
 }
+
+/// After the cache: sets the labels `file` and `forward` set, then asks the backend.
+struct Labeller;
+
+#[ferrodns_plugin::async_trait]
+impl Plugin for Labeller {
+    fn name(&self) -> &'static str {
+        "labeller"
+    }
+    async fn serve(
+        &self,
+        req: &mut ferrodns_plugin::Request,
+        next: ferrodns_plugin::Next,
+    ) -> Result<Reply, ferrodns_plugin::PluginError> {
+        req.set_metadata("zone/wildcard", "*.example.org.");
+        req.set_metadata("forward/upstream", "192.0.2.53:53");
+        next.serve(req).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn labels_reach_the_client_request_and_the_wildcard_is_kept_for_hits() {
+    let rig = Rig::new("cache", positive());
+    let chain: Vec<Arc<dyn Plugin>> =
+        vec![rig.cache.clone(), Arc::new(Labeller), rig.backend.clone()];
+    let mut req = q("example.org.");
+    req.enable_metadata();
+    testkit::run(&chain, &mut req).await.expect("miss");
+    assert_eq!(
+        req.metadata("zone/wildcard").as_deref(),
+        Some("*.example.org.")
+    );
+    assert_eq!(
+        req.metadata("forward/upstream").as_deref(),
+        Some("192.0.2.53:53")
+    );
+    // A hit: the stored wildcard only (nothing after the cache ran).
+    let mut req = q("example.org.");
+    req.enable_metadata();
+    testkit::run(&chain, &mut req).await.expect("hit");
+    assert_eq!(rig.backend.calls(), 1);
+    assert_eq!(
+        req.metadata("zone/wildcard").as_deref(),
+        Some("*.example.org.")
+    );
+    assert_eq!(req.metadata("forward/upstream"), None);
+    // Without metadata nothing is recorded, and nothing was stored for the entry.
+    let rig = Rig::new("cache", positive());
+    let chain: Vec<Arc<dyn Plugin>> =
+        vec![rig.cache.clone(), Arc::new(Labeller), rig.backend.clone()];
+    let mut req = q("example.org.");
+    testkit::run(&chain, &mut req).await.expect("miss");
+    let mut req = q("example.org.");
+    req.enable_metadata();
+    testkit::run(&chain, &mut req).await.expect("hit");
+    assert_eq!(req.metadata("zone/wildcard"), None);
+}

@@ -192,6 +192,28 @@ fn reply_skeleton(req: &Request) -> Message {
     msg
 }
 
+/// The request as the lookup's [`Upstream`], keeping the wildcard owner the lookup reports.
+struct WildcardNote<'a> {
+    req: &'a Request,
+    owner: std::sync::Mutex<Option<Name>>,
+}
+
+impl Upstream for WildcardNote<'_> {
+    async fn resolve(
+        &self,
+        name: Name,
+        qtype: RecordType,
+    ) -> Option<(ResponseCode, Vec<ferrodns_plugin::proto::rr::Record>)> {
+        self.req.resolve(name, qtype).await
+    }
+
+    fn wildcard(&self, owner: &Name) {
+        if let Ok(mut o) = self.owner.lock() {
+            *o = Some(owner.clone());
+        }
+    }
+}
+
 #[async_trait]
 impl Plugin for File {
     fn name(&self) -> &'static str {
@@ -220,7 +242,16 @@ impl Plugin for File {
         qname.set_fqdn(true);
         let data = zone.data();
         let dnssec = req.do_bit();
-        let (answer, ns, extra, outcome) = lookup(&data, &*req, &qname, qtype, dnssec).await;
+        let up = WildcardNote {
+            req: &*req,
+            owner: std::sync::Mutex::new(None),
+        };
+        let (answer, ns, extra, outcome) = lookup(&data, &up, &qname, qtype, dnssec).await;
+        let wildcard = up.owner.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(owner) = wildcard {
+            // As CoreDNS: the wildcard that synthesised the answer, for metadata readers.
+            req.set_metadata("zone/wildcard", ferrodns_pkg::text::presentation(&owner));
+        }
 
         if answer.is_empty()
             && matches!(outcome, Outcome::NameError | Outcome::Success)

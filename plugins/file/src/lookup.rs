@@ -36,6 +36,10 @@ pub trait Upstream {
         name: Name,
         qtype: RecordType,
     ) -> impl std::future::Future<Output = Option<(ResponseCode, Vec<Record>)>> + Send;
+
+    /// Note the owner of the wildcard that synthesised the answer (CoreDNS's `zone/wildcard`
+    /// metadata label). The default ignores it.
+    fn wildcard(&self, _owner: &Name) {}
 }
 
 impl Upstream for Request {
@@ -372,6 +376,7 @@ pub async fn lookup<U: Upstream + Sync>(
         let Some(we) = wild_elem else {
             return (vec![], soa(z, dnssec), vec![], Outcome::NoData);
         };
+        up.wildcard(&we.name);
         let cname = we.for_wildcard(RecordType::CNAME, qname);
         if !cname.is_empty() && qtype != RecordType::CNAME {
             return Box::pin(external_lookup(z, up, qtype, dnssec, we, cname)).await;

@@ -322,3 +322,27 @@ async fn dnssec_records_with_do() {
         "the NSEC covering the wildcard"
     );
 }
+
+#[tokio::test]
+async fn wildcard_answers_set_the_zone_wildcard_label() {
+    let t = testkit::TempDir::new("wildmeta");
+    let f = t.write("db", ZONE);
+    let file: Arc<dyn Plugin> = Arc::new(File::new(config(&format!("file {f}"))));
+    let chain: Vec<Arc<dyn Plugin>> = vec![file];
+    let mut req = testkit::request("b.wild.example.org.", RecordType::A);
+    req.enable_metadata();
+    testkit::run(&chain, &mut req).await.expect("ok");
+    assert_eq!(
+        req.metadata("zone/wildcard").as_deref(),
+        Some("*.wild.example.org.")
+    );
+    // A name that exists is no wildcard answer.
+    let mut req = testkit::request("a.wild.example.org.", RecordType::A);
+    req.enable_metadata();
+    testkit::run(&chain, &mut req).await.expect("ok");
+    assert_eq!(req.metadata("zone/wildcard"), None);
+    // Without metadata nothing is recorded.
+    let mut req = testkit::request("b.wild.example.org.", RecordType::A);
+    testkit::run(&chain, &mut req).await.expect("ok");
+    assert_eq!(req.metadata("zone/wildcard"), None);
+}

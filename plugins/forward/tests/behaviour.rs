@@ -20,7 +20,9 @@ fn chain(f: &Arc<ferrodns_plugin_forward::Forward>) -> Vec<Arc<dyn Plugin>> {
 async fn passes_query_bytes_through_with_a_fresh_id_and_restores_it() {
     let up = Fake::start(|q, _| Act::Reply(ok(q))).await;
     let (f, _) = forwarder(&format!(". {}", up.addr));
-    let (req, r) = query(&chain(&f), "Example.ORG.", Protocol::Udp).await;
+    let mut req = testkit::request("Example.ORG.", ferrodns_plugin::proto::rr::RecordType::A);
+    req.enable_metadata();
+    let r = testkit::run(&chain(&f), &mut req).await;
     let got = wire(&r);
     let seen = up.seen.lock().expect("lock")[0].1.clone();
     // Everything but the ID is the client's bytes.
@@ -30,9 +32,13 @@ async fn passes_query_bytes_through_with_a_fresh_id_and_restores_it() {
     expect[0..2].copy_from_slice(&req.id().to_be_bytes());
     assert_eq!(got, expect);
     assert_eq!(
-        req.metadata("forward/upstream"),
+        req.metadata("forward/upstream").as_deref(),
         Some(up.addr.to_string().as_str())
     );
+    // Without the metadata plugin's state the label is not recorded, as in CoreDNS.
+    let (req, r) = query(&chain(&f), "example.org.", Protocol::Udp).await;
+    wire(&r);
+    assert_eq!(req.metadata("forward/upstream"), None);
 }
 
 #[tokio::test]

@@ -122,6 +122,9 @@ impl Plugin for Logger {
         let seen = Seen::of(req, &result);
         let tpe = response::typify(seen.message(&result), response::unix_now());
         let class = Class::of(tpe);
+        // As CoreDNS's log, publish the reply's type and class (metadata on only).
+        req.set_metadata("log/type", tpe.as_str());
+        req.set_metadata("log/class", class.as_str());
         if rule.rule.classes.contains(&Class::All) || rule.rule.classes.contains(&class) {
             let rec = Recorded {
                 reply: seen.rcode_flags(&result),

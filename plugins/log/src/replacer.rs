@@ -187,7 +187,10 @@ pub fn render(nodes: &[Node], req: &Request, rec: &Recorded) -> String {
     for node in nodes {
         match node {
             Node::Literal(s) => out.push_str(s),
-            Node::Metadata(label) => out.push_str(req.metadata(label).unwrap_or(EMPTY)),
+            Node::Metadata(label) => match req.metadata(label) {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(EMPTY),
+            },
             Node::Label(label) => append_label(&mut out, *label, req, rec),
         }
     }

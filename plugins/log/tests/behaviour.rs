@@ -273,12 +273,13 @@ async fn every_placeholder() {
     req.protocol = Protocol::Tcp;
     req.src = "[2001:db8::1]:5353".parse::<SocketAddr>().expect("addr");
     req.local = "[::]:53".parse::<SocketAddr>().expect("addr");
+    req.enable_metadata();
     let (_, lines) = run_log(format, Arc::new(WithMetadata), &mut req).await;
     // rsize: header 12 + question 21 (no OPT in the reply the plugin wrote).
     assert_eq!(
         lines,
         vec![
-            "TXT|www.example.org.|IN|tcp|44|[2001:db8::1]|5353|[::]|4242|0|true|65535|NOERROR|33|0s|qr,tc,rd,ra,ad|192.0.2.1:53|-|{xyz}|-|{>ID}|}"
+            "TXT|www.example.org.|IN|tcp|44|[2001:db8::1]|5353|[::]|4242|0|true|65535|NOERROR|33|0s|qr,tc,rd,ra,ad|192.0.2.1:53|-|{xyz}|success|{>ID}|}"
         ]
     );
 }

@@ -293,7 +293,7 @@ impl TemplateHandler {
         section: &str,
         t: &Template,
     ) -> Result<ferrodns_plugin::proto::rr::Record, PluginError> {
-        let meta = |k: &str| req.metadata(k).unwrap_or("").to_string();
+        let meta = |k: &str| req.metadata(k).map(|v| v.into_owned()).unwrap_or_default();
         let fail_labels = |d: &Data| -> Labels {
             vec![
                 ("class", d.class.clone()),

@@ -253,6 +253,7 @@ async fn coredns_sections_and_metadata() {
  authority "example. IN NS {{ .Meta \"bar\" }}.example.com."
 }"#;
     let mut req = testkit::request("ip-10-95-12-8.example.", RecordType::A);
+    req.enable_metadata();
     req.set_metadata("foo", "myfoo");
     req.set_metadata("bar", "mybar");
     let m = msg(run(conf, req).await);

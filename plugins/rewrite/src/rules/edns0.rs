@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ferrodns_plugin::proto::op::Edns;
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use ferrodns_plugin::{Request, edns};
+use ferrodns_plugin::{Request, edns, is_metadata_label};
 
 use super::{Outcome, ResponseRule};
 
@@ -84,14 +84,6 @@ const VARIABLES: [&str; 7] = [
     "{server_ip}",
     "{server_port}",
 ];
-
-/// CoreDNS's `metadata.IsLabel`: `plugin/name` with non-empty parts.
-fn is_metadata_label(label: &str) -> bool {
-    match label.split_once('/') {
-        Some((p, n)) => !p.is_empty() && !n.is_empty(),
-        None => false,
-    }
-}
 
 /// Parse an `edns0` rule's arguments (after the field name; CoreDNS's `newEdns0Rule`).
 pub(super) fn new_edns0_rule(args: &[String]) -> Result<Edns0Rule, String> {
