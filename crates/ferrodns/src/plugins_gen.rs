@@ -13,6 +13,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
+    r.add(ferrodns_plugin_dnstap::DESCRIPTOR);
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
     r.add(ferrodns_plugin_rewrite::DESCRIPTOR);
