@@ -16,6 +16,7 @@ pub mod io;
 pub mod proto;
 mod setup;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -229,7 +230,7 @@ impl Plugin for Dnstap {
             .iter()
             .any(|t| t.full)
             .then(|| req.wire().into_owned());
-        let original = req.clone();
+        let client_id = req.id();
         for tap in &self.taps {
             let mut q = message(proto::MessageType::ClientQuery);
             set_query_time(&mut q, query_time);
@@ -242,27 +243,34 @@ impl Plugin for Dnstap {
         let result = next.serve(req).await;
         // A response is logged only when a plugin wrote one: an rcode left for the server to
         // answer bypasses the plugin's writer in CoreDNS too.
-        if let Ok(reply) = &result
-            && matches!(reply, Reply::Message(_) | Reply::Wire(_))
-        {
-            {
-                let bytes = self
-                    .taps
-                    .iter()
-                    .any(|t| t.full)
-                    .then(|| reply_bytes(reply, original.id()))
-                    .flatten();
-                let response_time = SystemTime::now();
-                for tap in &self.taps {
-                    let mut r = message(proto::MessageType::ClientResponse);
-                    set_query_time(&mut r, query_time);
-                    set_response_time(&mut r, response_time);
-                    set_query_address(&mut r, req.src, req.protocol);
-                    if tap.full {
-                        r.response_message = bytes.clone();
-                    }
-                    tap.tap(r, req);
+        let written = match &result {
+            Ok(reply @ (Reply::Message(_) | Reply::Wire(_))) => Some(Cow::Borrowed(reply)),
+            // A plugin that wrote a reply and still reports an error (rewrite).
+            Err(e) => e
+                .reply
+                .as_ref()
+                .map(|m| Cow::Owned(Reply::Message(m.clone()))),
+            // An rcode left for the server to answer bypasses the plugin's writer in CoreDNS
+            // too: no CLIENT_RESPONSE.
+            Ok(_) => None,
+        };
+        if let Some(reply) = written {
+            let bytes = self
+                .taps
+                .iter()
+                .any(|t| t.full)
+                .then(|| reply_bytes(&reply, client_id))
+                .flatten();
+            let response_time = SystemTime::now();
+            for tap in &self.taps {
+                let mut r = message(proto::MessageType::ClientResponse);
+                set_query_time(&mut r, query_time);
+                set_response_time(&mut r, response_time);
+                set_query_address(&mut r, req.src, req.protocol);
+                if tap.full {
+                    r.response_message = bytes.clone();
                 }
+                tap.tap(r, req);
             }
         }
         result
