@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::rustls;
 
-use crate::fstrm;
+use crate::{TARGET, fstrm};
 
 /// How long dialing, the handshake and each write may take (CoreDNS's `tcpTimeout`).
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(4);
@@ -373,7 +373,7 @@ impl Writer {
                 _ = check_tick.tick() => {
                     let dropped = self.dropped.swap(0, Ordering::Relaxed);
                     if dropped > 0 {
-                        tracing::warn!(target: "dnstap", "Dropped dnstap messages: {dropped}");
+                        tracing::warn!(target: TARGET, "Dropped dnstap messages: {dropped}");
                     }
                     if conn.is_none() {
                         conn = self.redial().await;
@@ -488,7 +488,7 @@ impl Listener {
         let acceptor = match self.endpoint.transport {
             Transport::Tls => match tls {
                 None => {
-                    tracing::warn!(target: "dnstap", "TLS listener requires cert and key files");
+                    tracing::warn!(target: TARGET, "TLS listener requires cert and key files");
                     return Ok(false);
                 }
                 Some(files) => Some(tokio_rustls::TlsAcceptor::from(server_tls(
@@ -539,7 +539,7 @@ fn add_client(
     tokio::spawn(async move {
         let mut w = BufWriter::new(stream);
         if let Err(e) = fstrm::open_writer(w.get_mut(), TCP_TIMEOUT).await {
-            tracing::warn!(target: "dnstap", "Error creating encoder for dnstap client: {e}");
+            tracing::warn!(target: TARGET, "Error creating encoder for dnstap client: {e}");
             return;
         }
         let (tx, mut rx) = mpsc::channel::<Bytes>(LISTENER_CLIENT_QUEUE);
@@ -574,7 +574,7 @@ async fn accept_unix(
             conn = ln.accept() => match conn {
                 Ok((s, _)) => add_client(Box::new(s), state.clone(), quit.clone()),
                 Err(e) => {
-                    tracing::warn!(target: "dnstap", "Error accepting dnstap connection: {e}");
+                    tracing::warn!(target: TARGET, "Error accepting dnstap connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -605,7 +605,7 @@ async fn accept_tcp(
                             tokio::spawn(async move {
                                 match tokio::time::timeout(TCP_TIMEOUT, acc.accept(s)).await {
                                     Ok(Ok(t)) => add_client(Box::new(t), state, quit),
-                                    Ok(Err(e)) => tracing::warn!(target: "dnstap", "Error creating encoder for dnstap client: {e}"),
+                                    Ok(Err(e)) => tracing::warn!(target: TARGET, "Error creating encoder for dnstap client: {e}"),
                                     Err(_) => {}
                                 }
                             });
@@ -613,7 +613,7 @@ async fn accept_tcp(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(target: "dnstap", "Error accepting dnstap connection: {e}");
+                    tracing::warn!(target: TARGET, "Error accepting dnstap connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

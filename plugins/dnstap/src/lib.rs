@@ -34,6 +34,9 @@ pub use setup::{Config, MAX_QUEUE, MAX_WRITE_BUFFER, default_version, hostname, 
 /// The directive name.
 pub const NAME: &str = "dnstap";
 
+/// The tracing target of this plugin's log lines.
+pub const TARGET: &str = "plugin/dnstap";
+
 /// The plugin's descriptor for the registry.
 pub const DESCRIPTOR: Descriptor = Descriptor::new(NAME, setup::setup);
 

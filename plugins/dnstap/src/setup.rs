@@ -24,7 +24,7 @@ use ferrodns_plugin::{Lifecycle, Setup, SetupError, async_trait};
 use crate::io::{
     Endpoint, ListenTls, Listener, Outgoing, QUEUE_UNIT, Transport, WRITE_BUFFER_UNIT,
 };
-use crate::{BlockTaps, Dnstap, NAME, Sink, Tap};
+use crate::{BlockTaps, Dnstap, NAME, Sink, TARGET, Tap};
 
 /// The largest `writebuffer` (MiB).
 pub const MAX_WRITE_BUFFER: i64 = 1024;
@@ -232,12 +232,12 @@ impl Lifecycle for Hooks {
             match &**sink {
                 Sink::Outgoing(o) => {
                     if let Err(e) = o.connect().await {
-                        tracing::error!(target: "dnstap", "No connection to dnstap endpoint: {e}");
+                        tracing::error!(target: TARGET, "No connection to dnstap endpoint: {e}");
                     }
                 }
                 Sink::Listener(l) => {
                     if let Err(e) = l.listen().await {
-                        tracing::error!(target: "dnstap", "Failed to start dnstap listener: {e}");
+                        tracing::error!(target: TARGET, "Failed to start dnstap listener: {e}");
                     }
                 }
             }
