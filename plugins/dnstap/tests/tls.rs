@@ -168,3 +168,71 @@ async fn tls_listener() {
         l.on_final_shutdown().await;
     }
 }
+
+/// Connect to a TLS listener trusting `c`, with or without presenting `c` as the client's
+/// certificate; `true` when the Frame Streams handshake completes.
+async fn client_handshake(port: u16, c: &Cert, present: bool) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(c.der.clone()).expect("root");
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = if present {
+        builder
+            .with_client_auth_cert(vec![c.der.clone()], c.key.clone_key())
+            .expect("client cert")
+    } else {
+        builder.with_no_client_auth()
+    };
+    let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let name =
+        rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+    let Ok(mut s) = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, s)
+        .await
+    else {
+        return false;
+    };
+    // TLS 1.3 reports a refused client certificate on the first read.
+    tokio::time::timeout(Duration::from_secs(5), fstrm::open_reader(&mut s))
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn tls_listener_with_a_ca_requires_client_certificates() {
+    let c = cert();
+    let dir = testkit::TempDir::new("dnstap-mtls");
+    let cert_file = dir.write("cert.pem", &c.cert_pem);
+    let key_file = dir.write("key.pem", &c.key_pem);
+    let port = |()| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let strict = port(());
+    let (s1, _) = start(&format!(
+        "dnstap listen tls://127.0.0.1:{strict} {{\n tls {cert_file} {key_file} {cert_file}\n}}"
+    ))
+    .await;
+    assert!(!client_handshake(strict, &c, false).await);
+    assert!(client_handshake(strict, &c, true).await);
+
+    // skipverify: a client certificate is checked if given, not required.
+    let lax = port(());
+    let (s2, _) = start(&format!(
+        "dnstap listen tls://127.0.0.1:{lax} {{\n tls {cert_file} {key_file} {cert_file}\n skipverify\n}}"
+    ))
+    .await;
+    assert!(client_handshake(lax, &c, false).await);
+    for s in [s1, s2] {
+        for l in s.lifecycles() {
+            l.on_final_shutdown().await;
+        }
+    }
+}
