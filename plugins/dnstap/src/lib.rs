@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use ferrodns_plugin::proto::op::Message as DnsMessage;
+use ferrodns_plugin::proto::op::{Edns, Message as DnsMessage};
 use ferrodns_plugin::{
     Descriptor, Next, Plugin, PluginError, Protocol, Reply, Request, async_trait,
 };
@@ -201,22 +201,71 @@ impl Dnstap {
     }
 }
 
-/// The bytes of a reply as the plugin that wrote it produced them, with the client's ID.
-fn reply_bytes(reply: &Reply, id: u16) -> Option<Vec<u8>> {
-    match reply {
-        Reply::Message(m) => {
-            let mut m: DnsMessage = (**m).clone();
-            m.metadata.id = id;
-            m.to_vec().ok()
-        }
-        Reply::Wire(b) => {
+/// The reply as the client gets it, which is what CoreDNS taps (its writer sizes the reply to
+/// the request before dnstap packs it): the client's ID, the client's OPT record given as
+/// CoreDNS's `SizeAndDo` does, and the records that do not fit the client's size dropped from
+/// the end with TC set, as its `Scrub` does.
+fn client_bytes(reply: &Reply, req: &Request) -> Option<Vec<u8>> {
+    let id = req.id();
+    let size = usize::from(req.size());
+    let req_edns = req.message().edns.as_ref();
+    let mut m = match reply {
+        Reply::Message(m) => (**m).clone(),
+        Reply::Wire(b) if req_edns.is_none() && b.len() <= size && b.len() >= 2 => {
             let mut v = b.to_vec();
-            if v.len() >= 2 {
-                v[..2].copy_from_slice(&id.to_be_bytes());
-            }
-            Some(v)
+            v[..2].copy_from_slice(&id.to_be_bytes());
+            return Some(v);
         }
-        Reply::Rcode(_) | Reply::Drop => None,
+        Reply::Wire(b) => DnsMessage::from_vec(b).ok()?,
+        Reply::Rcode(_) | Reply::Drop => return None,
+    };
+    m.metadata.id = id;
+    if let Some(req_edns) = req_edns {
+        size_and_do(req_edns, &mut m);
+    }
+    let mut out = m.to_vec().ok()?;
+    while out.len() > size {
+        let dropped = m
+            .additionals
+            .pop()
+            .or_else(|| m.authorities.pop())
+            .or_else(|| m.answers.pop());
+        if dropped.is_none() {
+            break;
+        }
+        m.metadata.truncation = true;
+        out = m.to_vec().ok()?;
+    }
+    Some(out)
+}
+
+/// CoreDNS's `SizeAndDo`: the reply's OPT gets the client's size and DO bit (its own options
+/// kept); a reply without one gets the client's, with only the options the server echoes.
+fn size_and_do(req: &Edns, reply: &mut DnsMessage) {
+    let client_do = req.flags().dnssec_ok;
+    match reply.edns.as_mut() {
+        Some(e) => {
+            e.set_version(0);
+            e.set_max_payload(req.max_payload());
+            let flags = e.flags_mut();
+            flags.z &= 0x7f00;
+            if client_do {
+                flags.dnssec_ok = true;
+            }
+        }
+        None => {
+            let mut e = Edns::new();
+            e.set_version(0);
+            e.set_max_payload(req.max_payload());
+            e.set_dnssec_ok(client_do);
+            e.flags_mut().z = req.flags().z & 0x7f00;
+            for (code, opt) in &req.options().options {
+                if ferrodns_plugin::edns::is_supported(u16::from(*code)) {
+                    e.options_mut().options.push((*code, opt.clone()));
+                }
+            }
+            reply.edns = Some(e);
+        }
     }
 }
 
@@ -233,7 +282,6 @@ impl Plugin for Dnstap {
             .iter()
             .any(|t| t.full)
             .then(|| req.wire().into_owned());
-        let client_id = req.id();
         for tap in &self.taps {
             let mut q = message(proto::MessageType::ClientQuery);
             set_query_time(&mut q, query_time);
@@ -262,7 +310,7 @@ impl Plugin for Dnstap {
                 .taps
                 .iter()
                 .any(|t| t.full)
-                .then(|| reply_bytes(&reply, client_id))
+                .then(|| client_bytes(&reply, req))
                 .flatten();
             let response_time = SystemTime::now();
             for tap in &self.taps {
