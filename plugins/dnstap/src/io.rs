@@ -409,6 +409,7 @@ pub struct Listener {
     pub skip_verify: std::sync::atomic::AtomicBool,
     state: Arc<Mutex<ListenerState>>,
     quit: watch::Sender<bool>,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -470,6 +471,7 @@ impl Listener {
                 clients: Vec::new(),
             })),
             quit,
+            accept: Mutex::new(None),
         }
     }
 
@@ -505,13 +507,19 @@ impl Listener {
                 let ln = tokio::net::UnixListener::bind(&self.endpoint.address)
                     .map_err(|e| go_net_error("listen", &self.endpoint, &e))?;
                 let path = self.endpoint.address.clone();
-                tokio::spawn(accept_unix(ln, path, state, quit));
+                let task = tokio::spawn(accept_unix(ln, path, state, quit));
+                if let Ok(mut a) = self.accept.lock() {
+                    *a = Some(task);
+                }
             }
             Transport::Tcp | Transport::Tls => {
                 let ln = tokio::net::TcpListener::bind(&self.endpoint.address)
                     .await
                     .map_err(|e| go_net_error("listen", &self.endpoint, &e))?;
-                tokio::spawn(accept_tcp(ln, acceptor, state, quit));
+                let task = tokio::spawn(accept_tcp(ln, acceptor, state, quit));
+                if let Ok(mut a) = self.accept.lock() {
+                    *a = Some(task);
+                }
             }
         }
         Ok(true)
@@ -522,6 +530,16 @@ impl Listener {
         let _ = self.quit.send(true);
         if let Ok(mut st) = self.state.lock() {
             st.clients.clear();
+        }
+    }
+
+    /// [`Listener::close`], returning once the socket is closed (so that a reload can listen
+    /// on the same address again).
+    pub async fn close_and_wait(&self) {
+        self.close();
+        let task = self.accept.lock().ok().and_then(|mut a| a.take());
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 

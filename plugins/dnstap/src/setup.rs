@@ -246,18 +246,21 @@ impl Lifecycle for Hooks {
     }
 
     async fn on_restart(&self) {
-        self.close();
+        self.close().await;
     }
 
     async fn on_final_shutdown(&self) {
-        self.close();
+        self.close().await;
     }
 }
 
 impl Hooks {
-    fn close(&self) {
+    async fn close(&self) {
         for sink in &self.sinks {
-            sink.close();
+            match &**sink {
+                Sink::Listener(l) => l.close_and_wait().await,
+                other => other.close(),
+            }
         }
     }
 }

@@ -224,3 +224,31 @@ async fn a_full_queue_drops_and_counts() {
     out.send(Bytes::from_static(b"frame"));
     out.close();
 }
+
+#[tokio::test]
+async fn a_closed_listener_frees_its_address_for_the_next_instance() {
+    use ferrodns_plugin_dnstap::io::Listener;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let ep = Endpoint {
+        transport: Transport::Tcp,
+        address: format!("127.0.0.1:{port}"),
+    };
+    let first = Listener::new(ep.clone());
+    assert_eq!(first.listen().await, Ok(true));
+    // A second listener on a busy address fails with Go's wording.
+    let busy = Listener::new(ep.clone());
+    assert_eq!(
+        busy.listen().await,
+        Err(format!(
+            "listen tcp 127.0.0.1:{port}: bind: address already in use"
+        ))
+    );
+    // As on reload: the old instance closes, the new one listens on the same address.
+    first.close_and_wait().await;
+    let second = Listener::new(ep);
+    assert_eq!(second.listen().await, Ok(true));
+    second.close_and_wait().await;
+}
