@@ -58,6 +58,9 @@ pub struct Case {
     /// HTTP requests (`health`, `ready`), sent in order to both servers after the queries.
     #[serde(default)]
     pub http: Vec<Http>,
+    /// A dnstap receiver per server (`{DNSTAP}` in the Corefile); the messages both sent are
+    /// compared after the queries.
+    pub dnstap: Option<crate::dnstap::DnstapCase>,
     /// Both servers must end by themselves within this many milliseconds once both were
     /// started (`loop` finding a loop): their exit statuses and everything they printed are
     /// compared instead of replies.

@@ -8,6 +8,7 @@
 pub mod case;
 pub mod client;
 pub mod compare;
+pub mod dnstap;
 pub mod netns;
 pub mod process;
 pub mod runner;

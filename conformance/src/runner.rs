@@ -293,6 +293,9 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
                 }
             }
         }
+        if case.dnstap.is_some() {
+            d.extend(dnstap_messages(&a, &b));
+        }
         for (i, h) in case.http.iter().enumerate() {
             d.extend(http::http_request(i, h, &a, &b));
         }
@@ -304,6 +307,34 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
         }
     }
     Ok(d)
+}
+
+/// The dnstap messages both servers sent, once both receivers are quiet, as multisets of
+/// normalised lines (several taps write over several connections, in no fixed order).
+fn dnstap_messages(a: &side::Side, b: &side::Side) -> Vec<String> {
+    let (quiet, max) = (Duration::from_millis(1500), Duration::from_secs(6));
+    let lines = |s: &side::Side| -> Vec<String> {
+        let Some(r) = &s.dnstap else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = r
+            .settled(quiet, max)
+            .iter()
+            .map(|f| match crate::dnstap::decode(f) {
+                Ok(d) => s.normalize(&d.line()),
+                Err(e) => format!("undecodable frame ({e}): {}", crate::wire::hex(f)),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let diff = compare::lines(&lines(a), &lines(b));
+    if diff.is_empty() {
+        return diff;
+    }
+    let mut d = vec![format!("dnstap messages differ (- {REF}, + {SUT}):")];
+    d.extend(diff.into_iter().map(|l| format!("    {l}")));
+    d
 }
 
 fn verbose_outcome(o: &client::Outcome) -> String {

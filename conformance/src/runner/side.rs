@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use regex::Regex;
 
 use crate::case::Case;
+use crate::dnstap::Receiver;
 use crate::netns::Netns;
 use crate::process::{Server, Started, TempDir, free_port};
 use crate::upstream::FakeUpstream;
@@ -21,6 +22,8 @@ pub(super) struct Side {
     // Field order is drop order: the server dies before its upstreams and directory go.
     pub(super) server: Server,
     pub(super) started: Started,
+    /// The dnstap receiver (`dnstap = {...}` cases).
+    pub(super) dnstap: Option<Receiver>,
     pub(super) upstreams: Vec<FakeUpstream>,
     pub(super) vars: Vec<(String, String)>,
     pub(super) dir: TempDir,
@@ -140,6 +143,14 @@ pub(super) fn start_side(
             }
             upstreams.push(up);
         }
+        let dnstap = match &case.dnstap {
+            Some(d) => {
+                let r = Receiver::start(&d.socket, dir.path())?;
+                vars.push(("DNSTAP".into(), r.endpoint.clone()));
+                Some(r)
+            }
+            None => None,
+        };
         for (rel, content) in &case.files {
             let p = dir.path().join(rel);
             if let Some(parent) = p.parent() {
@@ -176,6 +187,7 @@ pub(super) fn start_side(
         return Ok(Side {
             server,
             started,
+            dnstap,
             upstreams,
             vars,
             dir,

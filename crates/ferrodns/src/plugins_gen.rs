@@ -17,6 +17,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);
+    r.add(ferrodns_plugin_dnstap::DESCRIPTOR);
     r.add(ferrodns_plugin_dns64::DESCRIPTOR);
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);

@@ -147,6 +147,9 @@ pub struct BlockSettings {
     pub udp_size_cap: Option<u16>,
     /// The handlers, in chain order.
     pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Typed values one plugin's setup leaves for a later plugin of the same block (CoreDNS's
+    /// `dnsserver.GetConfig(c).Handler(name)`: `forward` finds the block's `dnstap` taps).
+    pub state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for BlockSettings {
@@ -310,6 +313,25 @@ impl<'a> Setup<'a> {
     /// Cap the EDNS UDP size of the block's requests on the fast path (what `bufsize` does).
     pub fn set_udp_size_cap(&mut self, size: u16) {
         self.block.udp_size_cap = Some(size);
+    }
+
+    /// Leave a value of type `T` for the plugins set up after this one in the same block
+    /// (replacing an earlier value of that type).
+    pub fn set_block_state<T: Any + Send + Sync>(&mut self, value: T) {
+        self.block.state.insert(
+            TypeId::of::<T>(),
+            Arc::new(value) as Arc<dyn Any + Send + Sync>,
+        );
+    }
+
+    /// The value of type `T` an earlier plugin of this block left, if any.
+    pub fn block_state<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.block
+            .state
+            .get(&TypeId::of::<T>())?
+            .clone()
+            .downcast::<T>()
+            .ok()
     }
 
     /// The block's settings as set so far.

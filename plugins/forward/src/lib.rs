@@ -92,6 +92,7 @@ pub struct Forward {
     robin: AtomicU32,
     concurrent: AtomicI64,
     metrics: ForwardMetrics,
+    taps: Vec<Arc<ferrodns_plugin_dnstap::Tap>>,
 }
 
 impl std::fmt::Debug for Forward {
@@ -184,7 +185,14 @@ impl Forward {
             robin: AtomicU32::new(0),
             concurrent: AtomicI64::new(0),
             metrics,
+            taps: Vec::new(),
         })
+    }
+
+    /// Send FORWARDER_QUERY and FORWARDER_RESPONSE messages through these taps (the block's
+    /// `dnstap` lines).
+    pub fn set_taps(&mut self, taps: Vec<Arc<ferrodns_plugin_dnstap::Tap>>) {
+        self.taps = taps;
     }
 
     /// The stanza's settings.
@@ -245,6 +253,7 @@ impl Forward {
 
     /// One exchange with an upstream including CoreDNS's retries of a closed cached connection
     /// and, with `prefer_udp`, of a truncated reply over TCP. The reply is already inspected.
+    #[allow(clippy::too_many_arguments)]
     async fn connect(
         &self,
         up: &Upstream,
@@ -253,14 +262,14 @@ impl Forward {
         client: Protocol,
         size: usize,
         deadline: Instant,
+        choice: &mut ProtoChoice,
     ) -> Result<(Bytes, msg::ReplyInfo), String> {
-        let mut choice = self.proto;
         let mut closed_retries = 0;
         loop {
             let proto = if up.stream_only() {
                 Proto::Tcp
             } else {
-                match choice {
+                match *choice {
                     ProtoChoice::ForceTcp => Proto::Tcp,
                     ProtoChoice::PreferUdp => Proto::Udp,
                     ProtoChoice::Client => match client {
@@ -301,11 +310,65 @@ impl Forward {
             self.metrics
                 .observe(&up.addr, &rcode, start.elapsed().as_secs_f64());
             let _ = question;
-            if info.truncated && choice == ProtoChoice::PreferUdp {
-                choice = ProtoChoice::ForceTcp;
+            if info.truncated && *choice == ProtoChoice::PreferUdp {
+                *choice = ProtoChoice::ForceTcp;
                 continue;
             }
             return Ok((reply, info));
+        }
+    }
+}
+
+impl Forward {
+    /// CoreDNS's `toDnstap`: a FORWARDER_QUERY for the exchange with `up`, and a
+    /// FORWARDER_RESPONSE when a reply came. The query side is the client's address, the
+    /// response side the upstream's; the protocol is the one the exchange was asked to use.
+    fn to_dnstap(
+        &self,
+        req: &Request,
+        up: &Upstream,
+        choice: ProtoChoice,
+        query: &[u8],
+        reply: Option<&Bytes>,
+        start: std::time::SystemTime,
+    ) {
+        use ferrodns_plugin_dnstap::{self as dnstap, proto::MessageType};
+        let proto = match choice {
+            ProtoChoice::ForceTcp => Protocol::Tcp,
+            ProtoChoice::PreferUdp => Protocol::Udp,
+            ProtoChoice::Client => req.protocol,
+        };
+        let upstream = up
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let reply = reply.map(|r| {
+            let mut v = r.to_vec();
+            if v.len() >= 2 {
+                v[..2].copy_from_slice(&req.id().to_be_bytes());
+            }
+            v
+        });
+        for tap in &self.taps {
+            let mut q = dnstap::message(MessageType::ForwarderQuery);
+            dnstap::set_query_time(&mut q, start);
+            dnstap::set_query_address(&mut q, req.src, req.protocol);
+            dnstap::set_response_address(&mut q, upstream, proto);
+            if tap.full() {
+                q.query_message = Some(query.to_vec());
+            }
+            tap.tap(q, req);
+            if let Some(reply) = &reply {
+                let mut r = dnstap::message(MessageType::ForwarderResponse);
+                if tap.full() {
+                    r.response_message = Some(reply.clone());
+                }
+                dnstap::set_query_time(&mut r, start);
+                dnstap::set_query_address(&mut r, req.src, req.protocol);
+                dnstap::set_response_address(&mut r, upstream, proto);
+                dnstap::set_response_time(&mut r, std::time::SystemTime::now());
+                tap.tap(r, req);
+            }
         }
     }
 }
@@ -367,6 +430,7 @@ impl Plugin for Forward {
         let mut failovers = 0usize;
         let mut i = 0usize;
         let mut last_err: Option<String> = None;
+        let tap_start = std::time::SystemTime::now();
 
         while Instant::now() < deadline && (max_attempts == 0 || attempts < max_attempts) {
             if i >= list.len() {
@@ -390,9 +454,14 @@ impl Plugin for Forward {
             // Recorded only with metadata on (no copy otherwise), as CoreDNS.
             req.set_metadata("forward/upstream", up.addr.as_str());
 
+            let mut choice = self.proto;
             let outcome = self
-                .connect(&up, &query, &question, client, size, deadline)
+                .connect(&up, &query, &question, client, size, deadline, &mut choice)
                 .await;
+            if !self.taps.is_empty() {
+                let reply = outcome.as_ref().ok().map(|(r, _)| r);
+                self.to_dnstap(req, &up, choice, &query, reply, tap_start);
+            }
             let (reply, info) = match outcome {
                 Ok(r) => {
                     last_err = None;

@@ -24,8 +24,11 @@ pub(crate) fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
                 ),
             ));
         }
-        let f =
-            Arc::new(Forward::new(cfg, metrics.clone()).map_err(|e| SetupError::plugin(NAME, e))?);
+        let mut f = Forward::new(cfg, metrics.clone()).map_err(|e| SetupError::plugin(NAME, e))?;
+        if let Some(taps) = c.block_state::<ferrodns_plugin_dnstap::BlockTaps>() {
+            f.set_taps(taps.0.clone());
+        }
+        let f = Arc::new(f);
         c.add_lifecycle(Arc::new(Hooks {
             forward: f.clone(),
             cleanup: Mutex::new(None),
