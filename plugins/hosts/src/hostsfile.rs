@@ -109,7 +109,8 @@ pub enum ReadOutcome {
     Unreadable,
     /// Same modification time and size as last time: nothing done.
     Unchanged,
-    /// New data was read, with this many entries (file and inline together).
+    /// New data was read: this many entries from the file (the inline ones not counted, as
+    /// CoreDNS's debug line counts them).
     Loaded(usize),
 }
 
@@ -187,7 +188,7 @@ impl Hostsfile {
         };
         let text = String::from_utf8_lossy(&bytes);
         let map = parse(&text, &self.origins, self.reverse);
-        let total = self.inline.len() + map.len();
+        let entries = map.len();
         match self.file.write() {
             Ok(mut g) => *g = Arc::new(map),
             Err(p) => *p.into_inner() = Arc::new(map),
@@ -196,7 +197,7 @@ impl Hostsfile {
             Ok(mut g) => *g = Some((mtime, size)),
             Err(p) => *p.into_inner() = Some((mtime, size)),
         }
-        (ReadOutcome::Loaded(total), Some(mtime))
+        (ReadOutcome::Loaded(entries), Some(mtime))
     }
 
     /// The IPv4 (`v4`) or IPv6 addresses of `host` (lowercased, fully qualified): the file's,

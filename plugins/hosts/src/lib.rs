@@ -203,7 +203,7 @@ fn read_and_record(data: &Hostsfile, metrics: &HostsMetrics) -> ReadOutcome {
         metrics
             .entries
             .get_or_create(&vec![("hostsfile".to_string(), data.path.clone())])
-            .set(n as i64);
+            .set((data.inline().len() + n) as i64);
         if let Some(t) = mtime {
             metrics.reload.set(hostsfile::unix_seconds(t));
         }

@@ -229,13 +229,13 @@ async fn reload_keeps_old_data_when_file_disappears() {
         "hosts {} {{\n 10.1.1.1 inline.org\n }}",
         t.file("hosts")
     )));
-    assert_eq!(h.read(), ReadOutcome::Loaded(4));
+    assert_eq!(h.read(), ReadOutcome::Loaded(2));
     std::fs::write(
         t.file("hosts"),
         "10.0.0.2 example.org\n10.0.0.3 example.org\n",
     )
     .expect("write");
-    assert_eq!(h.read(), ReadOutcome::Loaded(6));
+    assert_eq!(h.read(), ReadOutcome::Loaded(4));
     let r = ask(&h, "example.org.", RecordType::A)
         .await
         .expect("answer");
@@ -286,7 +286,7 @@ async fn directory_reads_as_empty() {
         "hosts {} {{\n 10.1.1.1 inline.org\n }}",
         t.path().display()
     )));
-    assert_eq!(h.read(), ReadOutcome::Loaded(2));
+    assert_eq!(h.read(), ReadOutcome::Loaded(0));
     let r = ask(&h, "inline.org.", RecordType::A).await.expect("answer");
     assert_eq!(r.2, ["10.1.1.1"]);
     let r = ask(&h, "example.org.", RecordType::A)
