@@ -174,6 +174,15 @@ impl Next {
             plugins: self.plugins,
             at: self.at + 1,
         };
+        // A traced request gets a child span per plugin (CoreDNS's NextOrFailure).
+        if let Some(parent) = req.trace_span() {
+            let child = parent.child(first.name());
+            let parent = req.set_trace_span(Some(child.clone()));
+            let out = first.serve(req, next).await;
+            child.finish();
+            req.set_trace_span(parent);
+            return out;
+        }
         first.serve(req, next).await
     }
 }

@@ -77,7 +77,7 @@ pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
-pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, presentation};
+pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, TraceSpan, presentation};
 pub use setup::{BlockSettings, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared};
 
 /// The Corefile token and key types setup functions see.
