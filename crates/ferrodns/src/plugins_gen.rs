@@ -8,6 +8,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.add(ferrodns_plugin_reload::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
+    r.add(ferrodns_plugin_trace::DESCRIPTOR);
     r.add(ferrodns_plugin_ready::DESCRIPTOR);
     r.add(ferrodns_plugin_health::DESCRIPTOR);
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
