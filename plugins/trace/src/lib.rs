@@ -172,7 +172,11 @@ impl Trace {
     /// Whether this query is one of the `every` sampled.
     fn sampled(&self) -> bool {
         self.cfg.every > 0
-            && self.count.fetch_add(1, Ordering::Relaxed).wrapping_add(1) % self.cfg.every == 0
+            && self
+                .count
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1)
+                .is_multiple_of(self.cfg.every)
     }
 
     fn tags(&self, tags: &Tags, req: &Request, rcode: u16) -> Vec<(String, String)> {

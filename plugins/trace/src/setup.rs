@@ -127,7 +127,10 @@ fn parse_inner(c: &mut Setup<'_>) -> Result<Config, String> {
                         [v] => parse_float(v).map_err(|e| e.to_string())?,
                         _ => return Err(c.arg_err().0),
                     };
-                    if rate > 1.0 || rate < 0.0 {
+                    // Not a range check: NaN passes, as upstream's comparison lets it through.
+                    #[allow(clippy::manual_range_contains)]
+                    let out_of_range = rate > 1.0 || rate < 0.0;
+                    if out_of_range {
                         return Err(format!(
                             "datadog analytics rate must be between 0 and 1, '{}' is not supported",
                             go_f(rate)
