@@ -88,6 +88,7 @@ impl Exporter {
                 "application/msgpack",
                 &[
                     ("Datadog-Meta-Lang", "rust".into()),
+                    ("Datadog-Client-Computed-Top-Level", "t".into()),
                     (
                         "Datadog-Meta-Tracer-Version",
                         env!("CARGO_PKG_VERSION").into(),

@@ -238,6 +238,7 @@ impl Trace {
         let mut tags = vec![
             ("dns".to_string(), "true".to_string()),
             ("_dd.p.tid".to_string(), format!("{high:016x}")),
+            ("_dd.p.dm".to_string(), "-1".to_string()),
         ];
         tags.extend(self.tags(&DATADOG_TAGS, req, outcome_rcode(&out)));
         let mut error = false;
@@ -247,11 +248,14 @@ impl Trace {
             tags.push(("error.type".into(), "dns_error".into()));
         }
         let finished = root.ended(tags, Vec::new());
-        let mut metrics = vec![
-            ("_sampling_priority_v1".to_string(), 1.0),
+        // As dd-trace-go v2 sends a root span. `datadog_analytics_rate` adds nothing here: that
+        // library applies its global analytics rate only in its integrations, not to spans
+        // started directly as CoreDNS does.
+        let metrics = vec![
             ("_dd.top_level".to_string(), 1.0),
+            ("_sampling_priority_v1".to_string(), 1.0),
+            ("process_id".to_string(), f64::from(std::process::id())),
         ];
-        metrics.push(("_dd1.sr.eausr".to_string(), self.cfg.datadog_analytics_rate));
         exporter.push(DdSpan {
             span: finished,
             service: self.cfg.service_name.clone(),

@@ -68,11 +68,12 @@ pub struct OpenSpan {
 }
 
 impl OpenSpan {
-    /// A root span of a new trace.
+    /// A root span of a new trace; its ID is the trace ID, as zipkin-go and dd-trace-go make
+    /// them.
     pub fn root(trace_id: u64, name: &'static str, sink: Arc<dyn Sink>) -> Self {
         OpenSpan {
             trace_id,
-            id: new_id(),
+            id: trace_id,
             parent_id: None,
             name,
             server: true,

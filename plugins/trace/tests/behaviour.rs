@@ -169,6 +169,10 @@ async fn zipkin_root_span_and_a_child_per_plugin() {
     assert_eq!(root["name"], "servedns");
     assert_eq!(root["kind"], "SERVER");
     assert!(root.get("parentId").is_none());
+    assert_eq!(
+        root["id"], root["traceId"],
+        "the root span's ID is the trace ID"
+    );
     assert_eq!(tag(root, "coredns.io/name"), "www.example.org.");
     assert_eq!(tag(root, "coredns.io/type"), "AAAA");
     assert_eq!(tag(root, "coredns.io/proto"), "udp");
@@ -401,10 +405,12 @@ async fn datadog_gets_root_spans_only() {
         "coredns.io@rcode",
         "NOERROR",
         "coredns.io@remote",
-        "_dd1.sr.eausr",
+        "_dd.top_level",
         &id[..16],
     ] {
         assert!(has(s), "{s} in the payload");
     }
     assert!(!has("pass"), "no child spans for Datadog");
+    // As in CoreDNS v1.14.7, the analytics rate does not show on the spans.
+    assert!(!has("_dd1.sr.eausr"));
 }
