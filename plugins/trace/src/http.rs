@@ -1,100 +1,65 @@
-//! A minimal HTTP/1.1 client for the exporters: one POST per batch on a fresh connection, as
-//! the collectors need nothing more. `http://` and `https://` (TLS 1.2/1.3, the system's root
-//! certificates, which `SSL_CERT_FILE` / `SSL_CERT_DIR` may point elsewhere, as in Go).
+//! The exporters' HTTP client: hyper (the project's HTTP crate) through hyper-util's pooled
+//! client, `http://` and `https://` (rustls with the `ring` provider, TLS 1.2/1.3, the system's
+//! root certificates, which `SSL_CERT_FILE` / `SSL_CERT_DIR` may point elsewhere, as in Go).
+//!
+//! Requests run on the server's tokio runtime, handed over by [`Runtime::start`]; until then
+//! they wait, so spans made before the server started are sent once it has.
 
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-/// How long one POST may take, connect to status line (the Zipkin reporter's default).
+/// How long one POST may take, connect to the end of the reply (the Zipkin reporter's default).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a POST failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
-    /// The URL is not `http[s]://HOST[:PORT][/PATH]`.
+    /// The URL is not an `http://` or `https://` URL with a host.
     #[error("unsupported protocol scheme or malformed URL")]
     Url,
+    /// The request could not be built.
+    #[error("{0}")]
+    Request(#[from] http::Error),
     /// Connecting, the TLS handshake, writing or reading failed.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The TLS client could not be set up or the host is not a valid TLS name.
+    Client(#[from] hyper_util::client::legacy::Error),
+    /// Reading the reply's body failed.
+    #[error("{0}")]
+    Body(#[from] hyper::Error),
+    /// The TLS client could not be set up.
     #[error("tls: {0}")]
     Tls(String),
-    /// No status line within [`TIMEOUT`].
+    /// No complete reply within [`TIMEOUT`].
     #[error("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")]
     Timeout,
-    /// The reply did not start with an HTTP status line.
-    #[error("malformed HTTP response")]
-    Malformed,
+    /// The exporter was stopped before the server started.
+    #[error("the exporter is stopped")]
+    Stopped,
 }
 
-/// An `http://` or `https://` URL split for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    /// Whether to speak TLS.
-    pub tls: bool,
-    /// `host:port` to connect to (port 80 or 443 when the URL has none).
-    pub authority: String,
-    /// The host without brackets or port (the TLS server name).
-    pub hostname: String,
-    /// The Host header.
-    pub host: String,
-    /// The path with query, `/` when empty.
-    pub path: String,
-}
-
-impl Url {
-    /// Split `http[s]://HOST[:PORT][/PATH]`.
-    pub fn parse(url: &str) -> Result<Url, PostError> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else {
-            return Err(PostError::Url);
-        };
-        let (host, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if host.is_empty() {
-            return Err(PostError::Url);
-        }
-        let (hostname, has_port) = match host.strip_prefix('[') {
-            Some(v6) => {
-                let end = v6.find(']').ok_or(PostError::Url)?;
-                (&v6[..end], v6[end + 1..].starts_with(':'))
-            }
-            None => match host.rsplit_once(':') {
-                Some((h, _)) => (h, true),
-                None => (host, false),
-            },
-        };
-        let authority = if has_port {
-            host.to_string()
-        } else {
-            format!("{host}:{}", if tls { 443 } else { 80 })
-        };
-        Ok(Url {
-            tls,
-            authority,
-            hostname: hostname.to_string(),
-            host: host.to_string(),
-            path: path.to_string(),
-        })
+/// Check that `url` is `http[s]://HOST[:PORT][/PATH]`.
+pub fn parse_url(url: &str) -> Result<Uri, PostError> {
+    let uri: Uri = url.parse().map_err(|_| PostError::Url)?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(uri),
+        _ => Err(PostError::Url),
     }
 }
 
 /// The TLS client configuration with the system's roots, built once.
-fn system_tls() -> Result<Arc<ClientConfig>, PostError> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+fn system_tls() -> Result<ClientConfig, PostError> {
+    static CONFIG: OnceLock<Result<ClientConfig, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let mut roots = RootCertStore::empty();
@@ -107,109 +72,163 @@ fn system_tls() -> Result<Arc<ClientConfig>, PostError> {
         .map_err(PostError::Tls)
 }
 
-/// A TLS 1.2/1.3 client configuration trusting `roots`.
-pub fn tls_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+/// A TLS 1.2/1.3 client configuration (`ring` provider) trusting `roots`.
+pub fn tls_config(roots: RootCertStore) -> Result<ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
-/// POST `body` to `url` with the extra headers; the reply's status code.
-pub async fn post(
-    url: &Url,
-    content_type: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Result<u16, PostError> {
-    let tls = if url.tls { Some(system_tls()?) } else { None };
-    post_with(url, tls, content_type, headers, body).await
+/// Where the exporter stands: waiting for the server, running on its runtime, or stopped.
+#[derive(Clone, Debug)]
+enum State {
+    Waiting,
+    Running(Handle),
+    Stopped,
 }
 
-/// As [`post`], with the TLS configuration for `https://` URLs given.
-pub async fn post_with(
-    url: &Url,
-    tls: Option<Arc<ClientConfig>>,
-    content_type: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Result<u16, PostError> {
-    let request = async {
-        let tcp = TcpStream::connect(url.authority.as_str()).await?;
-        match (url.tls, tls) {
-            (true, Some(config)) => {
-                let name = match url.hostname.parse::<IpAddr>() {
-                    Ok(ip) => ServerName::IpAddress(ip.into()),
-                    Err(_) => ServerName::try_from(url.hostname.clone())
-                        .map_err(|e| PostError::Tls(e.to_string()))?,
-                };
-                let stream = TlsConnector::from(config).connect(name, tcp).await?;
-                exchange(stream, url, content_type, headers, body).await
-            }
-            (true, None) => Err(PostError::Tls("no client configuration".into())),
-            (false, _) => exchange(tcp, url, content_type, headers, body).await,
-        }
-    };
-    match tokio::time::timeout(TIMEOUT, request).await {
-        Ok(r) => r,
-        Err(_) => Err(PostError::Timeout),
+/// The runtime requests run on, once the server started.
+#[derive(Debug)]
+pub struct Runtime(watch::Sender<State>);
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime(watch::channel(State::Waiting).0)
     }
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    url: &Url,
-    content_type: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Result<u16, PostError> {
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ferrodns\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        url.path,
-        url.host,
-        content_type,
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(k);
-        head.push_str(": ");
-        head.push_str(v);
-        head.push_str("\r\n");
+impl Runtime {
+    /// Run requests on the current tokio runtime from now on.
+    pub fn start(&self) {
+        if let Ok(h) = Handle::try_current() {
+            self.0.send_replace(State::Running(h));
+        }
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.flush().await?;
-    // Read up to the end of the status line.
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 256];
-    loop {
-        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&buf[..end]);
-            let mut parts = line.split_whitespace();
-            let proto = parts.next().unwrap_or_default();
-            if !proto.starts_with("HTTP/") {
-                return Err(PostError::Malformed);
+
+    /// Fail requests from now on if the server never started.
+    pub fn stop(&self) {
+        self.0.send_if_modified(|s| {
+            let waiting = matches!(s, State::Waiting);
+            if waiting {
+                *s = State::Stopped;
             }
-            return parts
-                .next()
-                .and_then(|c| c.parse().ok())
-                .ok_or(PostError::Malformed);
+            waiting
+        });
+    }
+
+    async fn handle(&self) -> Result<Handle, PostError> {
+        let mut rx = self.0.subscribe();
+        let state = rx
+            .wait_for(|s| !matches!(s, State::Waiting))
+            .await
+            .map_err(|_| PostError::Stopped)?
+            .clone();
+        match state {
+            State::Running(h) => Ok(h),
+            _ => Err(PostError::Stopped),
         }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 8192 {
-            return Err(PostError::Malformed);
+    }
+}
+
+/// An error with its causes, as Go prints wrapped errors.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        cause = c.source();
+    }
+    text
+}
+
+/// A hyper client for one exporter.
+#[derive(Debug)]
+pub struct Client {
+    client: Result<HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
+    runtime: Arc<Runtime>,
+}
+
+impl Client {
+    /// A client trusting the system's roots for `https://` (if those cannot be set up, every
+    /// request fails with why).
+    pub fn new(runtime: Arc<Runtime>) -> Client {
+        match system_tls() {
+            Ok(tls) => Self::with_tls(tls, runtime),
+            Err(e) => Client {
+                client: Err(e.to_string()),
+                runtime,
+            },
+        }
+    }
+
+    /// A client trusting what `tls` trusts for `https://`.
+    pub fn with_tls(tls: ClientConfig, runtime: Arc<Runtime>) -> Client {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = HyperClient::builder(TokioExecutor::new()).build(https);
+        Client {
+            client: Ok(client),
+            runtime,
+        }
+    }
+
+    /// Send `request`; the reply with its whole body.
+    pub async fn send(&self, request: Request<Bytes>) -> Result<http::Response<Bytes>, PostError> {
+        let handle = self.runtime.handle().await?;
+        let client = self.client.clone().map_err(PostError::Tls)?;
+        let (parts, body) = request.into_parts();
+        let request = Request::from_parts(parts, Full::new(body));
+        let exchange = async move {
+            let reply = client.request(request).await?;
+            let (parts, body) = reply.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, PostError>(http::Response::from_parts(parts, body))
+        };
+        // Run on the server's runtime: the caller may be the span processor's own thread.
+        let task = handle.spawn(async move {
+            tokio::time::timeout(TIMEOUT, exchange)
+                .await
+                .unwrap_or(Err(PostError::Timeout))
+        });
+        task.await.map_err(|_| PostError::Stopped)?
+    }
+
+    /// POST `body` to `url` with the content type and extra headers; the reply's status code.
+    pub async fn post(
+        &self,
+        url: &Uri,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<u16, PostError> {
+        let mut req = Request::post(url.clone())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::USER_AGENT, "ferrodns");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let reply = self.send(req.body(body)?).await?;
+        Ok(reply.status().as_u16())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
     use tokio_rustls::rustls::ServerConfig;
@@ -217,31 +236,28 @@ mod tests {
 
     #[test]
     fn urls() {
-        let u = Url::parse("http://localhost:9411/api/v2/spans").expect("url");
+        let u = parse_url("http://localhost:9411/api/v2/spans").expect("url");
         assert_eq!(
-            (
-                u.tls,
-                u.authority.as_str(),
-                u.hostname.as_str(),
-                u.path.as_str()
-            ),
-            (false, "localhost:9411", "localhost", "/api/v2/spans")
+            (u.scheme_str(), u.host(), u.port_u16(), u.path()),
+            (Some("http"), Some("localhost"), Some(9411), "/api/v2/spans")
         );
-        let u = Url::parse("https://collector.example/zipkin").expect("url");
-        assert_eq!(
-            (u.tls, u.authority.as_str()),
-            (true, "collector.example:443")
-        );
-        let u = Url::parse("http://[::1]:9411").expect("url");
-        assert_eq!(
-            (u.authority.as_str(), u.hostname.as_str(), u.path.as_str()),
-            ("[::1]:9411", "::1", "/")
-        );
-        let u = Url::parse("http://[::1]/x").expect("url");
-        assert_eq!(u.authority, "[::1]:80");
-        assert!(Url::parse("myhttphost:1").is_err());
-        assert!(Url::parse("ftp://x/").is_err());
-        assert!(Url::parse("http:///x").is_err());
+        let u = parse_url("https://collector.example/zipkin").expect("url");
+        assert_eq!((u.scheme_str(), u.port_u16()), (Some("https"), None));
+        let u = parse_url("http://[::1]:9411").expect("url");
+        assert_eq!((u.host(), u.path()), (Some("[::1]"), "/"));
+        assert!(parse_url("myhttphost:1").is_err());
+        assert!(parse_url("ftp://x/").is_err());
+        assert!(parse_url("http:///x").is_err());
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_start_and_fails_once_stopped() {
+        let rt = Arc::new(Runtime::default());
+        let client = Client::with_tls(tls_config(RootCertStore::empty()).expect("tls"), rt.clone());
+        let url = parse_url("http://127.0.0.1:9/").expect("url");
+        let post = client.post(&url, "text/plain", &[], Bytes::new());
+        rt.stop();
+        assert!(matches!(post.await, Err(PostError::Stopped)));
     }
 
     #[tokio::test]
@@ -278,26 +294,29 @@ mod tests {
                         }
                         got.extend_from_slice(&chunk[..n]);
                     }
+                    let _ = tx.send(String::from_utf8_lossy(&got).to_string());
                     let _ = s
                         .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
                         .await;
                     let _ = s.shutdown().await;
-                    let _ = tx.send(String::from_utf8_lossy(&got).to_string());
                 });
             }
         });
+        let rt = Arc::new(Runtime::default());
+        rt.start();
         let mut roots = RootCertStore::empty();
         roots.add(cert).expect("root");
-        let url = Url::parse(&format!("https://{addr}/api/v2/spans")).expect("url");
-        let status = post_with(
-            &url,
-            Some(tls_config(roots).expect("tls")),
-            "application/json",
-            &[],
-            b"{\"a\":1}",
-        )
-        .await
-        .expect("post");
+        let client = Client::with_tls(tls_config(roots).expect("tls"), rt.clone());
+        let url = parse_url(&format!("https://{addr}/api/v2/spans")).expect("url");
+        let status = client
+            .post(
+                &url,
+                "application/json",
+                &[],
+                Bytes::from_static(b"{\"a\":1}"),
+            )
+            .await
+            .expect("post");
         assert_eq!(status, 202);
         let seen = rx.recv().await.expect("request");
         assert!(
@@ -306,12 +325,11 @@ mod tests {
         );
 
         // The system roots do not trust the test's certificate: the handshake fails.
-        let err = post(&url, "application/json", &[], b"{}")
+        let system = Client::new(rt);
+        let err = system
+            .post(&url, "application/json", &[], Bytes::from_static(b"{}"))
             .await
             .expect_err("untrusted");
-        assert!(
-            matches!(err, PostError::Io(_) | PostError::Tls(_)),
-            "{err:?}"
-        );
+        assert!(matches!(err, PostError::Client(_)), "{err:?}");
     }
 }

@@ -4,7 +4,9 @@
 //! `servedns` tagged with the query's name, type, transport, client address and rcode, and (for
 //! Zipkin) a child span per plugin the query passes through, opened by the chain itself
 //! ([`ferrodns_plugin::Next::serve`]) while the request carries the root span. Spans go to a
-//! Zipkin collector (v2 JSON over HTTP, batched) or to a Datadog agent (`/v0.4/traces`).
+//! Zipkin collector (made with the OpenTelemetry SDK, batched by its `BatchSpanProcessor`,
+//! sent as v2 JSON by `opentelemetry-zipkin`) or to a Datadog agent (`/v0.4/traces`, msgpack by
+//! `rmp-serde`), both over hyper.
 //!
 //! Queries that are not sampled pay one atomic increment; blocks without `trace` pay nothing.
 
@@ -24,8 +26,7 @@ use tokio::sync::watch;
 
 pub use datadog::{DdSpan, encode as datadog_encode};
 pub use setup::{Config, EndpointType, parse, parse_bool, parse_float};
-pub use span::FinishedSpan;
-pub use zipkin::{Endpoint, span_json};
+pub use zipkin::{Endpoint, collector_view};
 
 /// The directive name.
 pub const NAME: &str = "trace";
@@ -65,8 +66,10 @@ const DATADOG_TAGS: Tags = Tags {
 };
 
 enum Exporter {
-    Zipkin(Arc<zipkin::Reporter>),
+    Zipkin(zipkin::Reporter),
     Datadog(Arc<datadog::Exporter>),
+    /// The Zipkin exporter could not be built (logged at setup): nothing is traced.
+    Off,
 }
 
 /// The request handler.
@@ -83,13 +86,6 @@ impl std::fmt::Debug for Trace {
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
-}
-
-/// Discards spans (the Datadog root's children are never made; see the README).
-struct NoSink;
-
-impl span::Sink for NoSink {
-    fn record(&self, _span: FinishedSpan) {}
 }
 
 impl Trace {
@@ -116,7 +112,13 @@ impl Trace {
                         cfg.zipkin_max_batch_interval
                     },
                 };
-                Exporter::Zipkin(Arc::new(zipkin::Reporter::new(rc, local)))
+                match zipkin::Reporter::new(rc, local) {
+                    Ok(r) => Exporter::Zipkin(r),
+                    Err(e) => {
+                        tracing::warn!(target: "trace", "build Zipkin exporter found err: {e}");
+                        Exporter::Off
+                    }
+                }
             }
             EndpointType::Datadog => {
                 Exporter::Datadog(Arc::new(datadog::Exporter::new(&cfg.endpoint)))
@@ -150,18 +152,33 @@ impl Trace {
         }
         let (tx, rx) = watch::channel(false);
         match &self.exporter {
-            Exporter::Zipkin(r) => {
-                tokio::spawn(r.clone().run(rx));
-            }
+            Exporter::Zipkin(r) => r.start(),
             Exporter::Datadog(d) => {
                 tokio::spawn(d.clone().run(rx));
             }
+            Exporter::Off => {}
         }
         *stop = Some(tx);
     }
 
     /// Stop the sender after it sent what is queued.
     pub fn stop(&self) {
+        if let Exporter::Zipkin(r) = &self.exporter {
+            r.stop();
+        }
+        if let Ok(mut stop) = self.stop.lock()
+            && let Some(tx) = stop.take()
+        {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Stop as [`Trace::stop`] does; for Zipkin, return once what waited was sent (or could
+    /// not be).
+    pub async fn shutdown(&self) {
+        if let Exporter::Zipkin(r) = &self.exporter {
+            r.shutdown().await;
+        }
         if let Ok(mut stop) = self.stop.lock()
             && let Some(tx) = stop.take()
         {
@@ -197,25 +214,17 @@ impl Trace {
 
     async fn serve_zipkin(
         &self,
-        reporter: &Arc<zipkin::Reporter>,
+        reporter: &zipkin::Reporter,
         req: &mut Request,
         next: Next,
     ) -> Result<Reply, PluginError> {
-        let sink: Arc<dyn span::Sink> = reporter.clone();
-        let root = Arc::new(span::OpenSpan::root(span::new_id(), ROOT_SPAN, sink));
+        let root = reporter.root(ROOT_SPAN);
         req.set_metadata(META_TRACE_ID, format!("{:016x}", root.trace_id()));
         let prev = req.set_trace_span(Some(root.clone() as Arc<dyn TraceSpan>));
         let out = next.serve(req).await;
         req.set_trace_span(prev);
-        let mut tags = self.tags(&ZIPKIN_TAGS, req, outcome_rcode(&out));
-        let mut annotations = Vec::new();
-        if let Err(e) = &out {
-            tags.push(("error".into(), "true".into()));
-            let at = span::now_ns();
-            annotations.push((at, "event:error".to_string()));
-            annotations.push((at, format!("error.object:{}", e.message)));
-        }
-        root.finish_with(tags, annotations);
+        let tags = self.tags(&ZIPKIN_TAGS, req, outcome_rcode(&out));
+        root.finish_with(tags, out.as_ref().err().map(|e| e.message.as_str()));
         out
     }
 
@@ -226,13 +235,13 @@ impl Trace {
         next: Next,
     ) -> Result<Reply, PluginError> {
         // dd-trace-go's 128-bit trace IDs: the start second in the high half.
-        let high = (span::now_ns() / 1_000_000_000) as u64 & 0xffff_ffff;
+        let start_ns = span::now_ns();
+        let started = std::time::Instant::now();
+        let high = (start_ns / 1_000_000_000) as u64 & 0xffff_ffff;
         let high = high << 32;
-        let root = span::OpenSpan::root(span::new_id(), ROOT_SPAN, Arc::new(NoSink));
-        req.set_metadata(
-            META_TRACE_ID,
-            format!("{high:016x}{:016x}", root.trace_id()),
-        );
+        // The root span's ID is the trace ID's low half, as dd-trace-go makes them.
+        let id = span::new_id();
+        req.set_metadata(META_TRACE_ID, format!("{high:016x}{id:016x}"));
         // Upstream's Datadog spans are not OpenTracing spans, so the chain opens no children.
         let out = next.serve(req).await;
         let mut tags = vec![
@@ -241,13 +250,12 @@ impl Trace {
             ("_dd.p.dm".to_string(), "-1".to_string()),
         ];
         tags.extend(self.tags(&DATADOG_TAGS, req, outcome_rcode(&out)));
-        let mut error = false;
+        let mut error = 0;
         if let Err(e) = &out {
-            error = true;
+            error = 1;
             tags.push(("error.message".into(), e.message.clone()));
             tags.push(("error.type".into(), "dns_error".into()));
         }
-        let finished = root.ended(tags, Vec::new());
         // As dd-trace-go v2 sends a root span. `datadog_analytics_rate` adds nothing here: that
         // library applies its global analytics rate only in its integrations, not to spans
         // started directly as CoreDNS does.
@@ -257,10 +265,18 @@ impl Trace {
             ("process_id".to_string(), f64::from(std::process::id())),
         ];
         exporter.push(DdSpan {
-            span: finished,
+            name: ROOT_SPAN.into(),
             service: self.cfg.service_name.clone(),
-            metrics,
+            resource: ROOT_SPAN.into(),
+            span_type: String::new(),
+            trace_id: id,
+            span_id: id,
+            parent_id: 0,
+            start: i64::try_from(start_ns).unwrap_or(i64::MAX),
+            duration: i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
             error,
+            meta: tags.into_iter().collect(),
+            metrics: metrics.into_iter().collect(),
         });
         out
     }
@@ -293,6 +309,7 @@ impl Plugin for Trace {
         match &self.exporter {
             Exporter::Zipkin(r) => self.serve_zipkin(r, req, next).await,
             Exporter::Datadog(d) => self.serve_datadog(d, req, next).await,
+            Exporter::Off => next.serve(req).await,
         }
     }
 
