@@ -217,6 +217,12 @@ pub fn collector_view(body: &[u8], local: Option<&Endpoint>) -> Bytes {
         if s.get("duration").and_then(Value::as_u64) == Some(0) {
             s.remove("duration");
         }
+        if s.get("annotations")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            s.remove("annotations");
+        }
         let mut endpoint = match s.remove("localEndpoint") {
             Some(Value::Object(e)) => e,
             _ => Map::new(),
@@ -394,5 +400,35 @@ impl ferrodns_plugin::TraceSpan for ZSpan {
 
     fn finish(&self) {
         self.finish_with(Vec::new(), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_view_of_the_exporter_json() {
+        let body = br#"[{"traceId":"00000000000000001914519191861f38","parentId":"0000000000000000","id":"1914519191861f38","kind":"SERVER","name":"servedns","timestamp":1,"duration":0,"localEndpoint":{"ipv4":"127.0.0.1","port":0},"annotations":[],"tags":{"otel.library.name":"coredns","coredns.io/type":"A"},"debug":false,"shared":false}]"#;
+        let local = Endpoint::new("dnsproxy", "127.0.0.1:0").expect("endpoint");
+        let out: Value =
+            serde_json::from_slice(&collector_view(body, local.as_ref())).expect("json");
+        let want: Value = serde_json::from_str(
+            r#"[{"traceId":"1914519191861f38","id":"1914519191861f38","kind":"SERVER","name":"servedns","timestamp":1,"localEndpoint":{"serviceName":"dnsproxy","ipv4":"127.0.0.1"},"tags":{"coredns.io/type":"A"}}]"#,
+        )
+        .expect("json");
+        assert_eq!(out, want);
+        // Without a local endpoint, none is sent; other bodies pass unchanged.
+        let out: Value = serde_json::from_slice(&collector_view(body, None)).expect("json");
+        assert!(out[0].get("localEndpoint").is_none());
+        assert_eq!(&collector_view(b"{}", None)[..], b"{}");
+    }
+
+    #[test]
+    fn a_root_span_id_is_its_trace_id() {
+        let ids = RootIsTrace;
+        let span = ids.new_span_id();
+        let trace = ids.new_trace_id();
+        assert_eq!(format!("{trace}"), format!("0000000000000000{span}"));
     }
 }

@@ -424,6 +424,21 @@ async fn datadog_gets_root_spans_only() {
         assert!(has(s), "{s} in the payload");
     }
     assert!(!has("pass"), "no child spans for Datadog");
+    let traces: Value = rmp_serde::from_slice(body).expect("a msgpack payload");
+    let span = &traces[0][0];
+    assert_eq!(span["name"], "servedns");
+    assert_eq!(span["resource"], "servedns");
+    assert_eq!(span["service"], "dnsproxy");
+    assert_eq!(span["parent_id"], 0);
+    assert_eq!(span["error"], 0);
+    assert_eq!(span["span_id"], span["trace_id"]);
+    assert_eq!(
+        span["trace_id"].as_u64().map(|t| format!("{t:016x}")),
+        Some(id[16..].to_string())
+    );
+    assert_eq!(span["meta"]["_dd.p.tid"], id[..16]);
+    assert_eq!(span["meta"]["coredns.io@type"], "AAAA");
+    assert_eq!(span["metrics"]["_dd.top_level"], 1.0);
     // As in CoreDNS v1.14.7, the analytics rate does not show on the spans.
     assert!(!has("_dd1.sr.eausr"));
 }
