@@ -95,6 +95,7 @@ pub(super) fn logs(a: &Side, b: &Side) -> Vec<String> {
         side.server
             .logs(from, quiet, max)
             .iter()
+            .filter(|l| !is_go_noise(l))
             .map(|l| normalize_log(side, l))
             .collect()
     };

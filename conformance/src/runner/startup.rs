@@ -90,10 +90,11 @@ pub(super) fn startup(case: &Case, a: &Side, b: &Side, d: &mut Vec<String>) -> b
     }
 }
 
-/// Output of the Go runtime's automaxprocs, printed by CoreDNS only (see DIFFERENCES.md).
+/// Output of the Go runtime's automaxprocs, and dd-trace-go's own diagnostics (logged through
+/// CoreDNS's trace plugin), printed by CoreDNS only (see DIFFERENCES.md).
 pub(super) fn is_go_noise(line: &str) -> bool {
-    line.trim_start_matches("stderr: ")
-        .starts_with("maxprocs: ")
+    let line = line.trim_start_matches("stderr: ");
+    line.starts_with("maxprocs: ") || line.contains("plugin/trace: Datadog Tracer v")
 }
 
 /// The error message of a failed start: its last line that is not Go runtime noise.

@@ -12,6 +12,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_bufsize::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
     r.add(ferrodns_plugin_debug::DESCRIPTOR);
+    r.add(ferrodns_plugin_trace::DESCRIPTOR);
     r.add(ferrodns_plugin_ready::DESCRIPTOR);
     r.add(ferrodns_plugin_health::DESCRIPTOR);
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);

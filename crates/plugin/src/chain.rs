@@ -185,6 +185,111 @@ impl Next {
             plugins: self.plugins,
             at: self.at + 1,
         };
+        // A traced request gets a child span per plugin (CoreDNS's NextOrFailure).
+        if let Some(parent) = req.trace_span() {
+            let child = parent.child(first.name());
+            let parent = req.set_trace_span(Some(child.clone()));
+            let out = first.serve(req, next).await;
+            child.finish();
+            req.set_trace_span(parent);
+            return out;
+        }
         first.serve(req, next).await
+    }
+}
+
+#[cfg(test)]
+mod trace_hook_tests {
+    use std::sync::{Arc, Mutex};
+
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::{Protocol, TraceSpan};
+
+    /// Records "open <name> under <parent>" and "finish <name>" events.
+    struct Recorder {
+        name: &'static str,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TraceSpan for Recorder {
+        fn child(&self, name: &'static str) -> Arc<dyn TraceSpan> {
+            if let Ok(mut l) = self.log.lock() {
+                l.push(format!("open {name} under {}", self.name));
+            }
+            Arc::new(Recorder {
+                name,
+                log: self.log.clone(),
+            })
+        }
+        fn finish(&self) {
+            if let Ok(mut l) = self.log.lock() {
+                l.push(format!("finish {}", self.name));
+            }
+        }
+    }
+
+    struct Pass(&'static str);
+
+    #[async_trait]
+    impl Plugin for Pass {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
+            if next.is_empty() {
+                return Ok(Reply::Rcode(ResponseCode::NoError));
+            }
+            next.serve(req).await
+        }
+    }
+
+    fn request() -> Request {
+        let mut msg = Message::new(1, MessageType::Query, OpCode::Query);
+        msg.add_query(Query::query(Name::root(), RecordType::A));
+        let addr = "127.0.0.1:53".parse().unwrap_or_else(|_| unreachable!());
+        Request::new(
+            msg,
+            bytes::Bytes::new(),
+            addr,
+            addr,
+            Protocol::Udp,
+            "dns://:53".into(),
+            ".".into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_child_span_per_plugin_only_when_traced() {
+        let chain = Chain::new(vec![Arc::new(Pass("a")), Arc::new(Pass("b"))]);
+        let mut req = request();
+        assert!(chain.serve(&mut req).await.is_ok());
+        assert!(req.trace_span().is_none());
+
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let root: Arc<dyn TraceSpan> = Arc::new(Recorder {
+            name: "root",
+            log: log.clone(),
+        });
+        req.set_trace_span(Some(root));
+        assert!(chain.serve(&mut req).await.is_ok());
+        let got = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(
+            got,
+            [
+                "open a under root",
+                "open b under a",
+                "finish b",
+                "finish a"
+            ]
+        );
+        // The request carries its own span again once the chain returned.
+        assert!(req.trace_span().is_some_and(|s| {
+            s.finish();
+            true
+        }));
+        assert_eq!(log.lock().map(|l| l.len()).unwrap_or_default(), 5);
     }
 }

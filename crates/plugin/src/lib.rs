@@ -83,7 +83,9 @@ pub use lookup::Lookup;
 pub use metrics::Metrics;
 pub use process::{Control, CorefileInput, ListenAddr, Listening, Readiness, ReadinessSet};
 pub use reply::Reply;
-pub use request::{MAX_LOOKUP_DEPTH, Protocol, Request, is_metadata_label, presentation};
+pub use request::{
+    MAX_LOOKUP_DEPTH, Protocol, Request, TraceSpan, is_metadata_label, presentation,
+};
 pub use setup::{
     BlockSettings, ConnTimeouts, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared,
 };

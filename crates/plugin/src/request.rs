@@ -53,6 +53,7 @@ pub struct Request {
     metadata: Option<HashMap<String, MetaValue>>,
     upstream: Option<Arc<dyn Lookup>>,
     depth: u8,
+    trace: Option<Arc<dyn TraceSpan>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -95,6 +96,7 @@ impl Request {
             modified: false,
             upstream: None,
             depth: 0,
+            trace: None,
         }
     }
 
@@ -309,6 +311,32 @@ impl MetaValue {
 /// `/` that is neither its first nor its last character.
 pub fn is_metadata_label(label: &str) -> bool {
     matches!(label.find('/'), Some(p) if p > 0 && p < label.len() - 1)
+}
+
+/// A span open for a request being traced (set by the `trace` plugin). While a request carries
+/// one, [`crate::Next::serve`] opens a child span named after each plugin it calls, and finishes
+/// it when that plugin returns, as CoreDNS's `plugin.NextOrFailure` does. Requests without one
+/// pay a single `None` check.
+pub trait TraceSpan: Send + Sync {
+    /// Open a child span of this one, named `name` (a plugin's name).
+    fn child(&self, name: &'static str) -> Arc<dyn TraceSpan>;
+    /// Finish the span (its end time is now). Later calls do nothing.
+    fn finish(&self);
+}
+
+impl Request {
+    /// The span this request is traced under, if any.
+    pub fn trace_span(&self) -> Option<&Arc<dyn TraceSpan>> {
+        self.trace.as_ref()
+    }
+
+    /// Trace the request under `span` (or stop tracing it with `None`); returns the previous one.
+    pub fn set_trace_span(
+        &mut self,
+        span: Option<Arc<dyn TraceSpan>>,
+    ) -> Option<Arc<dyn TraceSpan>> {
+        std::mem::replace(&mut self.trace, span)
+    }
 }
 
 /// A name in presentation format as miekg/dns unpacks it: the bytes `. ' @ ; ( ) " \` and space
