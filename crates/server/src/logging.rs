@@ -56,7 +56,13 @@ where
 /// Install the process-wide subscriber: CoreDNS format on stdout at INFO (DEBUG when `debug`),
 /// overridable with `FERRODNS_LOG` (an `EnvFilter` directive).
 pub fn init(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
+    // The `pprof` crate (behind the pprof plugin) logs each CPU profile's start and stop at
+    // INFO; CoreDNS logs nothing there.
+    let default = if debug {
+        "debug,pprof=warn"
+    } else {
+        "info,pprof=warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRODNS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
