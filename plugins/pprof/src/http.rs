@@ -251,7 +251,14 @@ async fn route(req: &Request, stream: &mut TcpStream) -> (Response, Duration) {
     };
     match name {
         "cmdline" => (profiles::cmdline(), Duration::ZERO),
-        "symbol" => (profiles::symbol(&req), Duration::ZERO),
+        "symbol" => {
+            // Symbolizing reads the binary's debug information: not on a runtime thread.
+            let r = req.clone();
+            let resp = tokio::task::spawn_blocking(move || profiles::symbol(&r))
+                .await
+                .unwrap_or_else(|e| Response::error(500, &e.to_string()));
+            (resp, Duration::ZERO)
+        }
         "trace" => (profiles::trace(), Duration::ZERO),
         "profile" => {
             let secs = match req.form_value("seconds").parse::<i64>() {

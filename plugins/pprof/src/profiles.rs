@@ -112,6 +112,7 @@ pub fn symbol(req: &Request) -> Response {
             out.push_str(&format!("{pc:#x} {name}\n"));
         }
     }
+    backtrace::clear_symbol_cache();
     Response::text(200, out)
 }
 
@@ -233,6 +234,7 @@ fn cpu_profile(
     let profile = report
         .pprof()
         .map_err(|e| ProfileError::Failed(e.to_string()))?;
+    backtrace::clear_symbol_cache();
     Ok(gzip(&profile.encode_to_vec()))
 }
 
@@ -359,7 +361,9 @@ where
     };
     tokio::task::spawn_blocking(move || {
         let mut ctl = ctl.blocking_lock();
-        f(&mut ctl)
+        let out = f(&mut ctl);
+        backtrace::clear_symbol_cache();
+        out
     })
     .await
     .map_err(|e| ProfileError::Failed(e.to_string()))?
