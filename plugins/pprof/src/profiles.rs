@@ -245,6 +245,18 @@ pub async fn named(
     req: &Request,
     gone: impl Future<Output = ()>,
 ) -> (Response, Duration) {
+    let out = named_profile(name, req, gone).await;
+    // The heap profile's frames were named from the binary's debug information (kept cached
+    // between the two profiles of a delta); let that memory go.
+    backtrace::clear_symbol_cache();
+    out
+}
+
+async fn named_profile(
+    name: &str,
+    req: &Request,
+    gone: impl Future<Output = ()>,
+) -> (Response, Duration) {
     let Some(kind) = kind(name) else {
         return (Response::error(404, "Unknown profile"), Duration::ZERO);
     };
@@ -361,9 +373,7 @@ where
     };
     tokio::task::spawn_blocking(move || {
         let mut ctl = ctl.blocking_lock();
-        let out = f(&mut ctl);
-        backtrace::clear_symbol_cache();
-        out
+        f(&mut ctl)
     })
     .await
     .map_err(|e| ProfileError::Failed(e.to_string()))?
