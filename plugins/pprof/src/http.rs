@@ -30,18 +30,25 @@ pub struct Request {
     pub query: String,
     /// The body (bounded).
     pub body: Vec<u8>,
+    /// Whether the body is a form (`Content-Type: application/x-www-form-urlencoded`).
+    pub form_body: bool,
 }
 
 impl Request {
-    /// The first value of a query parameter, decoded, as Go's `Request.FormValue` finds it
-    /// (`""` when absent).
+    /// The first value of a parameter, decoded, as Go's `Request.FormValue` finds it (`""` when
+    /// absent): a form-encoded POST, PUT or PATCH body first, then the query.
     pub fn form_value(&self, key: &str) -> String {
-        self.query
-            .split(['&'])
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-            .find(|(k, _)| form_decode(k).as_deref() == Some(key))
-            .and_then(|(_, v)| form_decode(v))
+        let find = |text: &str| {
+            text.split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+                .find(|(k, _)| form_decode(k).as_deref() == Some(key))
+                .and_then(|(_, v)| form_decode(v))
+        };
+        let body = matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") && self.form_body;
+        body.then(|| find(&String::from_utf8_lossy(&self.body)))
+            .flatten()
+            .or_else(|| find(&self.query))
             .unwrap_or_default()
     }
 }
@@ -193,6 +200,15 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
         .unwrap_or(0)
         .min(MAX_BODY);
+    let form_body = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
+        .is_some_and(|(_, v)| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     let mut body = buf[head_len..].to_vec();
     while body.len() < body_len {
         let n = stream.read(&mut chunk).await?;
@@ -211,6 +227,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
         path: raw_path.to_string(),
         query: query.to_string(),
         body,
+        form_body,
     }))
 }
 
@@ -359,10 +376,19 @@ mod tests {
             method: "GET".into(),
             path: "/".into(),
             query: "a=1&seconds=%32&seconds=3&debug".into(),
-            body: Vec::new(),
+            body: b"seconds=9&gc=1".to_vec(),
+            form_body: false,
         };
         assert_eq!(req.form_value("seconds"), "2");
         assert_eq!(req.form_value("debug"), "");
         assert_eq!(req.form_value("gc"), "");
+        let post = Request {
+            method: "POST".into(),
+            form_body: true,
+            ..req.clone()
+        };
+        assert_eq!(post.form_value("seconds"), "9");
+        assert_eq!(post.form_value("a"), "1");
+        assert_eq!(post.form_value("gc"), "1");
     }
 }

@@ -671,6 +671,7 @@ mod symbol_tests {
             path: "/".into(),
             query: String::new(),
             body: format!("{pc:#x}+0").into_bytes(),
+            form_body: false,
         };
         let r = symbol(&req);
         let text = String::from_utf8_lossy(&r.body).into_owned();
