@@ -15,6 +15,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_trace::DESCRIPTOR);
     r.add(ferrodns_plugin_ready::DESCRIPTOR);
     r.add(ferrodns_plugin_health::DESCRIPTOR);
+    r.add(ferrodns_plugin_pprof::DESCRIPTOR);
     r.add(ferrodns_plugin_prometheus::DESCRIPTOR);
     r.add(ferrodns_plugin_errors::DESCRIPTOR);
     r.add(ferrodns_plugin_log::DESCRIPTOR);

@@ -16,6 +16,11 @@ use ferrodns_plugin::Metrics;
 use ferrodns_server::logging;
 use tokio::sync::watch;
 
+/// jemalloc, with heap profiling compiled in but inactive until a `pprof` listener starts
+/// (plugins/pprof/README.md).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let program = args

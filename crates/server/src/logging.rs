@@ -89,9 +89,17 @@ impl DebugSwitch {
         *meta.level() == Level::DEBUG && meta.target().starts_with("plugin/")
     }
 
+    /// The `pprof` crate (behind the pprof plugin) logs each CPU profile's start and stop at
+    /// INFO; CoreDNS logs nothing there, so only its warnings and errors are shown.
+    fn quiet_crate(meta: &Metadata<'_>) -> bool {
+        let t = meta.target();
+        (t == "pprof" || t.starts_with("pprof::")) && *meta.level() > Level::WARN
+    }
+
     fn wanted(meta: &Metadata<'_>) -> bool {
         let level = *meta.level();
-        level <= Level::INFO || (Self::switchable(meta) && debug_enabled())
+        (level <= Level::INFO && !Self::quiet_crate(meta))
+            || (Self::switchable(meta) && debug_enabled())
     }
 }
 
@@ -102,7 +110,9 @@ impl<S> Filter<S> for DebugSwitch {
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let level = *meta.level();
-        if level <= Level::INFO {
+        if Self::quiet_crate(meta) {
+            Interest::never()
+        } else if level <= Level::INFO {
             Interest::always()
         } else if Self::switchable(meta) {
             Interest::sometimes()
