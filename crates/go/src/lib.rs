@@ -20,6 +20,7 @@
 
 pub mod flag;
 pub mod fmt;
+pub mod http;
 pub mod net;
 pub mod os;
 pub mod path;
@@ -27,3 +28,4 @@ pub mod regexp;
 pub mod strconv;
 pub mod template;
 pub mod time;
+pub mod url;

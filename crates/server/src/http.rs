@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use ferrodns_go::http::clean_path;
+use ferrodns_go::url::path_unescape;
 use ferrodns_plugin::{HttpHandler, HttpResponse};
 
 use crate::config::ConfigError;
@@ -101,7 +103,7 @@ async fn one(mut stream: TcpStream, paths: &Paths) -> std::io::Result<()> {
         None => (target, None),
     };
     let mut location = None;
-    let resp = match percent_decode(raw_path) {
+    let resp = match path_unescape(raw_path) {
         None => HttpResponse::text(400, "400 Bad Request"),
         Some(path) => {
             let clean = clean_path(&path);
@@ -151,61 +153,4 @@ async fn one(mut stream: TcpStream, paths: &Paths) -> std::io::Result<()> {
     }
     stream.write_all(&out).await?;
     stream.shutdown().await
-}
-
-/// A request path with `%XX` escapes decoded, as Go's URL parser does; `None` for a malformed
-/// escape (Go answers 400).
-fn percent_decode(raw: &str) -> Option<String> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// The canonical form of a path as Go's `http.ServeMux` computes it: rooted, no empty, `.` or
-/// `..` elements, a trailing slash kept.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    let mut out = format!("/{}", parts.join("/"));
-    if p.ends_with('/') && out != "/" {
-        out.push('/');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_are_cleaned_and_decoded_as_go_does() {
-        assert_eq!(clean_path("/health"), "/health");
-        assert_eq!(clean_path(""), "/");
-        assert_eq!(clean_path("//health"), "/health");
-        assert_eq!(clean_path("/a/./b/../health/"), "/a/health/");
-        assert_eq!(clean_path("/../health"), "/health");
-        assert_eq!(percent_decode("/heal%74h").as_deref(), Some("/health"));
-        assert_eq!(percent_decode("/x%zz"), None);
-        assert_eq!(percent_decode("/x%4"), None);
-    }
 }

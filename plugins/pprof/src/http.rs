@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use ferrodns_go::http::clean_path;
+use ferrodns_go::url::{path_unescape, query_unescape};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -42,8 +44,8 @@ impl Request {
             text.split('&')
                 .filter(|kv| !kv.is_empty())
                 .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-                .find(|(k, _)| form_decode(k).as_deref() == Some(key))
-                .and_then(|(_, v)| form_decode(v))
+                .find(|(k, _)| query_unescape(k).as_deref() == Some(key))
+                .and_then(|(_, v)| query_unescape(v))
         };
         let body = matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") && self.form_body;
         body.then(|| find(&String::from_utf8_lossy(&self.body)))
@@ -237,7 +239,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
 /// that is not clean is first redirected (307) to its clean form, as Go's `ServeMux` does.
 /// Returns the answer and how long profiling took (which extends the write timeout).
 async fn route(req: &Request, stream: &mut TcpStream) -> (Response, Duration) {
-    let Some(path) = percent_decode(&req.path) else {
+    let Some(path) = path_unescape(&req.path) else {
         return (Response::text(400, "400 Bad Request"), Duration::ZERO);
     };
     let clean = clean_path(&req.path);
@@ -314,64 +316,12 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A path with `%XX` escapes decoded; `None` for a malformed escape (Go answers 400).
-fn percent_decode(raw: &str) -> Option<String> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// A query key or value decoded as Go's `url.ParseQuery` does (`+` is a space).
-fn form_decode(s: &str) -> Option<String> {
-    percent_decode(&s.replace('+', " "))
-}
-
-/// The canonical form of a path as Go's `ServeMux` computes it: rooted, no empty, `.` or `..`
-/// elements, a trailing slash kept.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    let mut out = format!("/{}", parts.join("/"));
-    if p.ends_with('/') && out != "/" {
-        out.push('/');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_forms_read_as_go_reads_them() {
-        assert_eq!(clean_path("/debug/pprof/"), "/debug/pprof/");
-        assert_eq!(clean_path("//debug/pprof"), "/debug/pprof");
-        assert_eq!(clean_path("/debug/x/../pprof/heap"), "/debug/pprof/heap");
-        assert_eq!(clean_path(""), "/");
-        assert_eq!(
-            percent_decode("/debug/pprof/he%61p").as_deref(),
-            Some("/debug/pprof/heap")
-        );
-        assert_eq!(percent_decode("/%zz"), None);
+    fn forms_read_as_go_reads_them() {
         let req = Request {
             method: "GET".into(),
             path: "/".into(),
