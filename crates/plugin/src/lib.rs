@@ -63,6 +63,7 @@ mod chain;
 mod dispenser;
 pub mod edns;
 mod fast;
+pub mod fit;
 mod http;
 mod lifecycle;
 mod lookup;

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use ferrodns_plugin::proto::op::{Edns, Message as DnsMessage};
+use ferrodns_plugin::fit;
+use ferrodns_plugin::proto::op::Message as DnsMessage;
 use ferrodns_plugin::{
     Descriptor, Next, Plugin, PluginError, Protocol, Reply, Request, async_trait,
 };
@@ -221,52 +222,9 @@ fn client_bytes(reply: &Reply, req: &Request) -> Option<Vec<u8>> {
     };
     m.metadata.id = id;
     if let Some(req_edns) = req_edns {
-        size_and_do(req_edns, &mut m);
+        fit::size_and_do(req_edns, &mut m);
     }
-    let mut out = m.to_vec().ok()?;
-    while out.len() > size {
-        let dropped = m
-            .additionals
-            .pop()
-            .or_else(|| m.authorities.pop())
-            .or_else(|| m.answers.pop());
-        if dropped.is_none() {
-            break;
-        }
-        m.metadata.truncation = true;
-        out = m.to_vec().ok()?;
-    }
-    Some(out)
-}
-
-/// CoreDNS's `SizeAndDo`: the reply's OPT gets the client's size and DO bit (its own options
-/// kept); a reply without one gets the client's, with only the options the server echoes.
-fn size_and_do(req: &Edns, reply: &mut DnsMessage) {
-    let client_do = req.flags().dnssec_ok;
-    match reply.edns.as_mut() {
-        Some(e) => {
-            e.set_version(0);
-            e.set_max_payload(req.max_payload());
-            let flags = e.flags_mut();
-            flags.z &= 0x7f00;
-            if client_do {
-                flags.dnssec_ok = true;
-            }
-        }
-        None => {
-            let mut e = Edns::new();
-            e.set_version(0);
-            e.set_max_payload(req.max_payload());
-            e.set_dnssec_ok(client_do);
-            e.flags_mut().z = req.flags().z & 0x7f00;
-            for (code, opt) in &req.options().options {
-                if ferrodns_plugin::edns::is_supported(u16::from(*code)) {
-                    e.options_mut().options.push((*code, opt.clone()));
-                }
-            }
-            reply.edns = Some(e);
-        }
-    }
+    fit::encode_within(&m, size)
 }
 
 #[async_trait]
