@@ -92,13 +92,7 @@ fn listen_err(proto: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
 /// and start serving them.
 fn bind_listener(spec: &ListenerSpec) -> Result<Bound, ConfigError> {
     let want = spec.bind_addr()?;
-    let first = udp::bind(want).map_err(|e| listen_err("udp", want, e))?;
-    let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
-    let mut udp_sockets = vec![first];
-    for _ in 1..workers() {
-        udp_sockets.push(udp::bind(addr).map_err(|e| listen_err("udp", addr, e))?);
-    }
-    let tcp_listener = tcp::bind(addr).map_err(|e| listen_err("tcp", addr, e))?;
+    let (udp_sockets, tcp_listener, addr) = bind_sockets(want)?;
     let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
     let (mut tasks, stop) = Tasks::new();
     for s in udp_sockets {
@@ -120,6 +114,39 @@ fn bind_listener(spec: &ListenerSpec) -> Result<Bound, ConfigError> {
         dispatch,
         tasks,
     })
+}
+
+/// How often port 0 is tried again when the port the kernel picked for UDP is taken for TCP.
+const EPHEMERAL_TRIES: usize = 16;
+
+/// One UDP socket per worker and a TCP listener on one port. With port 0 the kernel picks the
+/// port for the first UDP socket; if another process already holds that port for TCP (or
+/// without `SO_REUSEPORT`), another is picked.
+fn bind_sockets(
+    want: SocketAddr,
+) -> Result<(Vec<std::net::UdpSocket>, std::net::TcpListener, SocketAddr), ConfigError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let first = udp::bind(want).map_err(|e| listen_err("udp", want, e))?;
+        let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
+        let rest = || -> Result<_, (&'static str, std::io::Error)> {
+            let mut udp_sockets = vec![first];
+            for _ in 1..workers() {
+                udp_sockets.push(udp::bind(addr).map_err(|e| ("udp", e))?);
+            }
+            let tcp_listener = tcp::bind(addr).map_err(|e| ("tcp", e))?;
+            Ok((udp_sockets, tcp_listener))
+        };
+        match rest() {
+            Ok((udp_sockets, tcp_listener)) => return Ok((udp_sockets, tcp_listener, addr)),
+            Err((_, e))
+                if want.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < EPHEMERAL_TRIES => {}
+            Err((proto, e)) => return Err(listen_err(proto, addr, e)),
+        }
+    }
 }
 
 /// Bind and serve every HTTP address the instance's plugins registered.
