@@ -153,13 +153,14 @@ fn ipv6_addresses_select_ip6tables_and_the_pass_logs_as_upstream() {
     assert_eq!(present, 12, "{log}");
 }
 
-/// A stand-in iptables that fails as told (it touches nothing).
-fn fake_iptables(dir: &std::path::Path, name: &str, script: &str) -> String {
-    use std::os::unix::fs::PermissionsExt;
+/// A stand-in iptables that fails as told (it touches nothing). It is run as `/bin/sh <script>`,
+/// not executed itself: a file just written by this multi-threaded test process may still be
+/// open for writing in a child that another test is forking, and exec of it then fails with
+/// "text file busy" (ETXTBSY). Its arguments keep their positions (`$1` is `-w`).
+fn fake_iptables(dir: &std::path::Path, name: &str, script: &str) -> Vec<String> {
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.to_string_lossy().into_owned()
+    std::fs::write(&path, format!("{script}\n")).unwrap();
+    vec!["/bin/sh".to_string(), path.to_string_lossy().into_owned()]
 }
 
 #[test]
@@ -182,11 +183,11 @@ fn failures_are_counted_as_iptables_or_iptables_lock_and_logged() {
         .enable_all()
         .build()
         .unwrap();
-    let run = |program: &str| {
+    let run = |command: &[String]| {
         let mut opts = NetworkOptions::new("169.254.20.10", ips("169.254.20.10"));
         // Never touch this namespace's links.
         opts.setup_interface = false;
-        opts.iptables_command = Some(vec![program.to_string()]);
+        opts.iptables_command = Some(command.to_vec());
         let metrics = SetupMetrics::unregistered();
         let log = net_support::LogBuf::default();
         net_support::capture(&log, || {
@@ -229,7 +230,7 @@ fn failures_are_counted_as_iptables_or_iptables_lock_and_logged() {
         "{log}"
     );
 
-    let (m, log) = run("/nonexistent/iptables");
+    let (m, log) = run(&["/nonexistent/iptables".to_string()]);
     assert_eq!(m.get(ErrorType::Iptables), 24);
     assert!(log.contains("exec: \"/nonexistent/iptables\""), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
