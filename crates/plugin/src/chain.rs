@@ -45,6 +45,20 @@ pub trait Plugin: Send + Sync + 'static {
     /// [`Request::set_metadata_fn`]). The `metadata` plugin calls it for every handler after it
     /// when the request's name is in its zones. Must be quick; the default adds nothing.
     fn provide_metadata(&self, _req: &mut Request) {}
+
+    /// Hand-off (a new process taking over this one's sockets in a restart or an upgrade): the
+    /// state this plugin passes to the same plugin of its successor, in a format of its own
+    /// that starts with a version of its own. `cache` passes its entries. Called once, while
+    /// this instance still serves; `None` (the default) passes nothing.
+    fn handoff_export(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Hand-off: take what the predecessor's plugin of the same directive, in the block with the
+    /// same keys, at the same position among that block's plugins of this directive, exported.
+    /// Called before this instance serves. It may come from another version: what does not
+    /// parse is ignored, and nothing in it may make the plugin exceed its configured bounds.
+    fn handoff_import(&self, _state: &[u8]) {}
 }
 
 /// An error from a handler: the rcode the server answers with (when it is SERVFAIL, REFUSED,
