@@ -11,8 +11,9 @@ use std::sync::Arc;
 use ferrodns_plugin::{Control, CorefileInput};
 use tokio::sync::{mpsc, oneshot};
 
-use ferrodns_server::Server;
-use ferrodns_server::config::{self, Source};
+use ferrodns_server::config::{self, Instance, Source};
+use ferrodns_server::handoff::{self, Inherited, NoHandoff, Rendezvous, Successor};
+use ferrodns_server::{Server, handoff::Listener};
 
 /// How a Go program ends on a command line its flag set refused: `-h` prints the usage and
 /// exits 0; anything else prints the error and the usage and exits 2.
@@ -190,6 +191,101 @@ async fn restart(
     }
 }
 
+/// Ask the process at `at` for its sockets; `None` (logged) when there is none to take.
+async fn take_over(at: &Rendezvous, instance: &Instance) -> Option<Inherited> {
+    let addresses = instance.dns_addresses();
+    let at2 = at.clone();
+    let got = match tokio::task::spawn_blocking(move || handoff::take_over(&at2, &addresses)).await
+    {
+        Ok(r) => r,
+        Err(e) => Err(NoHandoff::Failed(std::io::Error::other(e.to_string()))),
+    };
+    match got {
+        Ok(i) => {
+            let n = handoff::import_states(instance, &i.states);
+            tracing::info!(
+                target: "server",
+                "handoff: taking over the sockets of process {} at {at} ({n} plugin states)",
+                i.pid
+            );
+            Some(i)
+        }
+        Err(NoHandoff::Nobody) => None,
+        Err(NoHandoff::Mismatch { pid, version }) => {
+            tracing::warn!(
+                target: "server",
+                "handoff: process {pid} at {at} speaks hand-off version {version}, this one {}: serving beside it (SO_REUSEPORT); what sits in its sockets is lost when it stops",
+                handoff::VERSION
+            );
+            None
+        }
+        Err(NoHandoff::Unrelated { pid }) => {
+            tracing::info!(
+                target: "server",
+                "handoff: process {pid} at {at} serves none of these addresses: not taking over"
+            );
+            None
+        }
+        Err(NoHandoff::Failed(e)) => {
+            tracing::warn!(target: "server", "handoff: taking over from {at}: {e}; binding anew");
+            None
+        }
+    }
+}
+
+/// Offer this process's sockets and state to a successor; `Some` when it took them.
+async fn offer(server: &Server, mut s: Successor) -> Option<Successor> {
+    let pid = s.pid;
+    let offer = match server.handoff_offer() {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(target: "server", "handoff: cannot offer the sockets to process {pid}: {e}");
+            return None;
+        }
+    };
+    let result = tokio::task::spawn_blocking(move || s.offer(&offer).map(|o| (o, s))).await;
+    match result {
+        Ok(Ok((handoff::Outcome::Taken, s))) => Some(s),
+        Ok(Ok((handoff::Outcome::Declined, _))) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "server", "handoff: process {pid} did not take over: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(target: "server", "handoff: {e}");
+            None
+        }
+    }
+}
+
+/// The successor serves: let go of the rendezvous, stop reading, answer what is in hand, and
+/// leave everything else (the pidfile it rewrote, node-cache's interface and rules) to it.
+async fn hand_over(
+    server: Server,
+    s: Successor,
+    listener: Option<Listener>,
+    pidfile: Option<&str>,
+) {
+    let pid = s.pid;
+    tracing::info!(target: "server", "handoff: process {pid} took over; stopping");
+    let released = tokio::task::spawn_blocking(move || match listener {
+        Some(l) => s.release(l),
+        None => Ok(()),
+    })
+    .await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::warn!(target: "server", "handoff: could not tell process {pid} that the rendezvous is free");
+    }
+    server.hand_over().await;
+    if let Some(p) = pidfile {
+        let ours =
+            std::fs::read_to_string(p).is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// An action for the end of the process, whatever ends it (SIGTERM, SIGINT, SIGQUIT): Caddy's
 /// `OnProcessExit`, where CoreDNS removes its pidfile and node-cache tears its network down.
 #[ferrodns_plugin::async_trait]
@@ -255,7 +351,13 @@ pub async fn serve(
         Err(_) => return ExitCode::FAILURE,
     };
 
-    let mut server = match Server::start(instance).await {
+    // A running instance at the rendezvous hands its sockets and its plugins' state over.
+    let rendezvous = (!flags.handoff.is_empty()).then(|| Rendezvous(flags.handoff.clone()));
+    let mut inherited = match &rendezvous {
+        Some(at) => take_over(at, &instance).await,
+        None => None,
+    };
+    let mut server = match Server::start_with(instance, inherited.as_mut()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -277,6 +379,30 @@ pub async fn serve(
     if !flags.quiet {
         print!("{}", version_lines());
     }
+    // Serving: the predecessor may stop; then wait at the rendezvous for a successor.
+    if let Some(i) = inherited {
+        let pid = i.pid;
+        match tokio::task::spawn_blocking(move || i.finish()).await {
+            Ok(Ok(())) => {
+                tracing::info!(target: "server", "handoff: took over from process {pid}");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(target: "server", "handoff: process {pid} did not confirm the hand-off: {e}");
+            }
+            Err(e) => tracing::warn!(target: "server", "handoff: {e}"),
+        }
+    }
+    let (successor_tx, mut successors) = mpsc::channel(1);
+    let mut listener = rendezvous.and_then(|at| match handoff::listen(&at, successor_tx) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::info!(
+                target: "server",
+                "handoff: cannot wait for a successor at {at}: {e}; a successor will serve beside this process instead"
+            );
+            None
+        }
+    });
     // Caddy's OnProcessExit: the pidfile goes first, then the embedding program's actions.
     let process_exit = || async {
         if let Some(p) = &flags.pidfile {
@@ -296,7 +422,37 @@ pub async fn serve(
 
     loop {
         tokio::select! {
+            Some(s) = successors.recv() => {
+                if let Some(s) = offer(&server, s).await {
+                    hand_over(server, s, listener.take(), flags.pidfile.as_deref()).await;
+                    return ExitCode::SUCCESS;
+                }
+            }
             _ = term.recv() => {
+                // With a rendezvous, serve on for a while: a successor (the DaemonSet's next
+                // pod) may come to take over, and then nothing is torn down.
+                if listener.is_some() && !flags.handoff_wait.is_zero() {
+                    tracing::info!(
+                        target: "server",
+                        "SIGTERM: waiting up to {} for a successor to hand off to",
+                        ferrodns_go::time::format_duration(flags.handoff_wait)
+                    );
+                    let deadline = tokio::time::sleep(flags.handoff_wait);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            _ = term.recv() => break,
+                            Some(s) = successors.recv() => {
+                                if let Some(s) = offer(&server, s).await {
+                                    hand_over(server, s, listener.take(), flags.pidfile.as_deref()).await;
+                                    return ExitCode::SUCCESS;
+                                }
+                            }
+                        }
+                    }
+                }
+                drop(listener.take());
                 // Shutdown callbacks (lameduck) while serving, then the exit actions, then stop.
                 tracing::info!(target: "server", "SIGTERM: Shutting down servers then terminating");
                 server.shutdown_hooks().await;

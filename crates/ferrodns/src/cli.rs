@@ -18,6 +18,13 @@ pub struct Flags {
     pub plugins: bool,
     /// `-validate` (ferrodns only): check the Corefile and every plugin's setup, bind nothing.
     pub validate: bool,
+    /// `-handoff` (ferrodns and node-cache only): where a starting process looks for a running
+    /// one to take its sockets over from, and where it then waits for its own successor
+    /// (`@name`: an abstract unix socket of the network namespace). Empty: no hand-off.
+    pub handoff: String,
+    /// `-handoffwait`: after SIGTERM, how long to go on serving while waiting for a successor
+    /// before stopping as CoreDNS does.
+    pub handoff_wait: std::time::Duration,
     /// Arguments after the flags.
     pub rest: Vec<String>,
 }
@@ -32,9 +39,42 @@ impl Default for Flags {
             version: false,
             plugins: false,
             validate: false,
+            handoff: String::new(),
+            handoff_wait: std::time::Duration::ZERO,
             rest: Vec::new(),
         }
     }
+}
+
+/// The `ferrodns` binary's default rendezvous for hand-offs.
+pub const DEFAULT_HANDOFF: &str = "@ferrodns-handoff";
+
+/// Add the hand-off flags (`-handoff`, `-handoffwait`) with a binary's defaults.
+pub fn define_handoff(set: &mut FlagSet, at: &'static str, wait: &'static str) {
+    set.value(
+        "handoff",
+        "string",
+        at,
+        "where to take over a running instance's sockets, and to hand them to the next one (@name: abstract unix socket; empty: never)",
+    )
+    .value(
+        "handoffwait",
+        "duration",
+        wait,
+        "after SIGTERM, how long to go on serving while waiting for a successor to hand off to",
+    );
+}
+
+/// The hand-off flags' values; a `-handoffwait` that is no Go duration is refused as Go's flag
+/// package refuses it.
+pub fn handoff_from_values(v: &Values) -> Result<(String, std::time::Duration), FlagError> {
+    let text = v.get("handoffwait");
+    let wait = ferrodns_go::time::parse_duration(text).map_err(|_| {
+        FlagError::Bad(format!(
+            "invalid value {text:?} for flag -handoffwait: parse error"
+        ))
+    })?;
+    Ok((v.get("handoff").to_string(), wait))
 }
 
 pub use ferrodns_go::flag::FlagError;
@@ -65,6 +105,7 @@ fn flag_set() -> FlagSet {
         false,
         "Check the Corefile and every plugin's setup, bind nothing, then exit",
     );
+    define_handoff(&mut set, DEFAULT_HANDOFF, "0s");
     set
 }
 
@@ -94,6 +135,8 @@ impl Flags {
             version: v.on("version"),
             plugins: v.on("plugins"),
             validate: v.on("validate"),
+            handoff: String::new(),
+            handoff_wait: std::time::Duration::ZERO,
             rest: v.rest.clone(),
         }
     }
@@ -102,7 +145,9 @@ impl Flags {
 /// Parse the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
     let v = flag_set().parse(args)?;
-    Ok(Flags::from_values(&v, args))
+    let mut flags = Flags::from_values(&v, args);
+    (flags.handoff, flags.handoff_wait) = handoff_from_values(&v)?;
+    Ok(flags)
 }
 
 #[cfg(test)]

@@ -127,8 +127,17 @@ fn flag_set() -> FlagSet {
         ":9253",
         "replaces __PILLAR__PROMETHEUS__ENDPOINT__ in the template, when present",
     );
+    cli::define_handoff(&mut set, DEFAULT_HANDOFF, DEFAULT_HANDOFF_WAIT);
     set
 }
+
+/// node-cache's default rendezvous: an abstract unix socket, so that the old and the new pod of
+/// a rolling update (both hostNetwork) find each other with no volume.
+pub const DEFAULT_HANDOFF: &str = "@node-cache-handoff";
+/// After SIGTERM, how long node-cache serves on while the DaemonSet starts its successor (the
+/// controller creates the new pod as soon as the old one is terminating; the image may still
+/// have to be pulled). Within the pod's default 30 s grace period.
+pub const DEFAULT_HANDOFF_WAIT: &str = "20s";
 
 /// The usage text, as Go prints it.
 pub fn usage(program: &str) -> String {
@@ -150,7 +159,9 @@ pub enum ParamsError {
 /// Parse and check the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Params, ParamsError> {
     let v = flag_set().parse(args).map_err(ParamsError::Flag)?;
-    let coredns = Flags::from_values(&v, args);
+    let mut coredns = Flags::from_values(&v, args);
+    (coredns.handoff, coredns.handoff_wait) =
+        cli::handoff_from_values(&v).map_err(ParamsError::Flag)?;
     let local_ip_str = v.get("localip").to_string();
     let mut local_ips = Vec::new();
     for piece in local_ip_str.split(',') {

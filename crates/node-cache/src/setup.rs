@@ -162,7 +162,9 @@ pub async fn serve_metrics(addr: &str, metrics: Metrics) -> Result<SocketAddr, S
             format!("listen tcp: {e}")
         }
     })?;
-    let std_listener = std::net::TcpListener::bind(sa)
+    // SO_REUSEPORT, so that a successor taking over in a hand-off (or a surging pod,
+    // kubernetes/dns#667) listens beside this process instead of failing.
+    let std_listener = ferrodns_server::tcp::bind(sa)
         .map_err(|e| format!("listen tcp {addr}: bind: {}", netif::go_error_text(&e)))?;
     std_listener
         .set_nonblocking(true)

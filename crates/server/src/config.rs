@@ -136,6 +136,14 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The addresses its DNS listeners bind (what a hand-off matches on).
+    pub fn dns_addresses(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.bind_addr().ok())
+            .collect()
+    }
+
     /// Set `coredns_plugin_enabled` for this instance (when it starts serving).
     pub fn enable_plugin_metrics(&self) {
         enable_plugins(&self.blocks, &DnsMetrics::new(&self.shared.metrics));

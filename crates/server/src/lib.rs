@@ -8,10 +8,12 @@
 //! - [`dispatch`]: CoreDNS's per-request rules (zone selection, class, EDNS version, panics);
 //! - [`wire`]: what is dropped or rejected before dispatch, OPT echo, truncation;
 //! - [`udp`] and [`tcp`]: the fronts; [`http`]: shared HTTP listeners;
-//! - [`run`]: start and stop an instance; [`logging`]: CoreDNS-shaped log lines.
+//! - [`run`]: start and stop an instance; [`handoff`]: pass the sockets to a successor process;
+//!   [`logging`]: CoreDNS-shaped log lines.
 
 pub mod config;
 pub mod dispatch;
+pub mod handoff;
 pub mod http;
 pub mod logging;
 pub mod run;

@@ -1,6 +1,7 @@
 //! A running instance: lifecycle hooks, sockets, serving tasks, reload, and an orderly stop.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use ferrodns_plugin::ListenAddr;
 
 use crate::config::{ConfigError, Instance, ListenerSpec};
 use crate::dispatch::Dispatcher;
+use crate::handoff::{self, Inherited, Offer, OfferedSocket, SockKind};
 use crate::{http, tcp, udp};
 
 /// Serving tasks that stop together.
@@ -60,6 +62,10 @@ pub struct Bound {
     pub addr: SocketAddr,
     /// Banner lines.
     pub banner: Vec<String>,
+    /// The address asked for (what a successor matches its listeners against).
+    want: SocketAddr,
+    /// Duplicates of its sockets, to offer a successor.
+    fds: Vec<(SockKind, OwnedFd)>,
     dispatch: Arc<ArcSwap<Dispatcher>>,
     tasks: Tasks,
 }
@@ -67,6 +73,8 @@ pub struct Bound {
 /// The HTTP listeners of an instance.
 struct HttpListeners {
     addrs: Vec<(String, SocketAddr)>,
+    /// Duplicates of the listeners, by configured address, to offer a successor.
+    fds: Vec<(String, OwnedFd)>,
     tasks: Tasks,
 }
 
@@ -88,11 +96,30 @@ fn listen_err(proto: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
     ConfigError(format!("listen {proto} {addr}: {e}"))
 }
 
-/// Bind one listener's sockets (one UDP socket per worker and a TCP listener, all on one port)
-/// and start serving them.
-fn bind_listener(spec: &ListenerSpec) -> Result<Bound, ConfigError> {
+/// Bind one listener's sockets (one UDP socket per worker and a TCP listener, all on one port),
+/// or take them from a predecessor's offer, and start serving them.
+fn bind_listener(
+    spec: &ListenerSpec,
+    inherit: Option<&mut Inherited>,
+) -> Result<Bound, ConfigError> {
     let want = spec.bind_addr()?;
-    let (udp_sockets, tcp_listener, addr) = bind_sockets(want)?;
+    let (udp_sockets, tcp_listener, addr) = match inherit {
+        Some(i) if want.port() != 0 => match inherited_sockets(i, want)? {
+            Some(s) => s,
+            None => bind_sockets(want)?,
+        },
+        _ => bind_sockets(want)?,
+    };
+    let dup = |s: &dyn std::os::fd::AsFd, proto: &str| -> Result<OwnedFd, ConfigError> {
+        s.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| listen_err(proto, addr, e))
+    };
+    let mut fds = Vec::new();
+    for s in &udp_sockets {
+        fds.push((SockKind::Udp, dup(s, "udp")?));
+    }
+    fds.push((SockKind::Tcp, dup(&tcp_listener, "tcp")?));
     let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
     let (mut tasks, stop) = Tasks::new();
     for s in udp_sockets {
@@ -111,9 +138,41 @@ fn bind_listener(spec: &ListenerSpec) -> Result<Bound, ConfigError> {
         addr,
         // With port 0 the banner shows the port actually bound.
         banner: spec.banner(addr.port()),
+        want,
+        fds,
         dispatch,
         tasks,
     })
+}
+
+type Sockets = (Vec<std::net::UdpSocket>, std::net::TcpListener, SocketAddr);
+
+/// A predecessor's sockets for `want`: all of its UDP sockets (closing one would drop what sits
+/// in its queue), topped up to one per worker, and its TCP listener (or a new one beside it).
+/// `None` when it offered none for this address.
+fn inherited_sockets(i: &mut Inherited, want: SocketAddr) -> Result<Option<Sockets>, ConfigError> {
+    let mut udp_sockets = i.take_udp(want);
+    let tcp = i.take_tcp(want);
+    let Some(first) = udp_sockets.first() else {
+        return Ok(None);
+    };
+    let addr = first.local_addr().map_err(|e| listen_err("udp", want, e))?;
+    for s in &udp_sockets {
+        s.set_nonblocking(true)
+            .map_err(|e| listen_err("udp", addr, e))?;
+    }
+    while udp_sockets.len() < workers() {
+        udp_sockets.push(udp::bind(addr).map_err(|e| listen_err("udp", addr, e))?);
+    }
+    let tcp = match tcp {
+        Some(l) => {
+            l.set_nonblocking(true)
+                .map_err(|e| listen_err("tcp", addr, e))?;
+            l
+        }
+        None => tcp::bind(addr).map_err(|e| listen_err("tcp", addr, e))?,
+    };
+    Ok(Some((udp_sockets, tcp, addr)))
 }
 
 /// How often port 0 is tried again when the port the kernel picked for UDP is taken for TCP.
@@ -149,20 +208,36 @@ fn bind_sockets(
     }
 }
 
-/// Bind and serve every HTTP address the instance's plugins registered.
-fn start_http(instance: &Instance) -> Result<HttpListeners, ConfigError> {
+/// Bind (or take from a predecessor) and serve every HTTP address the instance's plugins
+/// registered.
+fn start_http(
+    instance: &Instance,
+    mut inherit: Option<&mut Inherited>,
+) -> Result<HttpListeners, ConfigError> {
     let (mut tasks, stop) = Tasks::new();
     let mut addrs = Vec::new();
+    let mut fds = Vec::new();
     for (addr, paths) in instance.shared.http.routes() {
-        let l = http::bind(&addr)?;
+        let l = match inherit.as_deref_mut().and_then(|i| i.take_http(&addr)) {
+            Some(l) => {
+                l.set_nonblocking(true)
+                    .map_err(|e| ConfigError(format!("listen tcp {addr}: {e}")))?;
+                l
+            }
+            None => http::bind(&addr)?,
+        };
         let local = l.local_addr().map_err(|e| ConfigError(e.to_string()))?;
+        let dup = std::os::fd::AsFd::as_fd(&l)
+            .try_clone_to_owned()
+            .map_err(|e| ConfigError(format!("listen tcp {addr}: {e}")))?;
+        fds.push((addr.clone(), dup));
         let l = tokio::net::TcpListener::from_std(l).map_err(|e| ConfigError(e.to_string()))?;
         tasks
             .handles
             .push(tokio::spawn(http::serve(l, paths, stop.clone())));
         addrs.push((addr, local));
     }
-    Ok(HttpListeners { addrs, tasks })
+    Ok(HttpListeners { addrs, fds, tasks })
 }
 
 /// Tell the instance's plugins where its listeners are bound.
@@ -186,6 +261,15 @@ impl Server {
     /// Run the startup hooks, open every listener and start serving. Must run inside a tokio
     /// runtime.
     pub async fn start(instance: Instance) -> Result<Server, ConfigError> {
+        Server::start_with(instance, None).await
+    }
+
+    /// [`Server::start`], serving the sockets a predecessor offered wherever it served the same
+    /// address (see [`crate::handoff`]) and binding the others.
+    pub async fn start_with(
+        instance: Instance,
+        mut inherit: Option<&mut Inherited>,
+    ) -> Result<Server, ConfigError> {
         for hook in instance.shared.lifecycles() {
             hook.on_startup()
                 .await
@@ -193,7 +277,7 @@ impl Server {
         }
         let mut bound = Vec::new();
         for spec in &instance.listeners {
-            match bind_listener(spec) {
+            match bind_listener(spec, inherit.as_deref_mut()) {
                 Ok(b) => bound.push(b),
                 Err(e) => {
                     for b in bound {
@@ -203,7 +287,7 @@ impl Server {
                 }
             }
         }
-        let http = start_http(&instance)?;
+        let http = start_http(&instance, inherit)?;
         publish(&instance, &bound);
         instance.enable_plugin_metrics();
         Ok(Server {
@@ -241,7 +325,7 @@ impl Server {
             if self.bound.iter().any(|b| b.label == spec.label) {
                 continue;
             }
-            match bind_listener(spec) {
+            match bind_listener(spec, None) {
                 Ok(b) => fresh.push(b),
                 Err(e) => {
                     for b in fresh {
@@ -251,7 +335,7 @@ impl Server {
                 }
             }
         }
-        let http = match start_http(&next) {
+        let http = match start_http(&next, None) {
             Ok(h) => h,
             Err(e) => {
                 for b in fresh {
@@ -303,6 +387,44 @@ impl Server {
     /// The HTTP listeners (configured address, bound address).
     pub fn http_listeners(&self) -> &[(String, SocketAddr)] {
         &self.http.addrs
+    }
+
+    /// What this process offers a successor: duplicates of every DNS and HTTP socket, and the
+    /// plugins' exported state.
+    pub fn handoff_offer(&self) -> std::io::Result<Offer> {
+        let mut sockets = Vec::new();
+        for b in &self.bound {
+            for (kind, fd) in &b.fds {
+                sockets.push(OfferedSocket {
+                    kind: *kind,
+                    key: b.want.to_string(),
+                    fd: fd.try_clone()?,
+                });
+            }
+        }
+        for (addr, fd) in &self.http.fds {
+            sockets.push(OfferedSocket {
+                kind: SockKind::Http,
+                key: addr.clone(),
+                fd: fd.try_clone()?,
+            });
+        }
+        Ok(Offer {
+            sockets,
+            states: handoff::export_states(&self.instance),
+        })
+    }
+
+    /// Stop for a successor that took the sockets over: stop reading and accepting (the
+    /// successor goes on with the same sockets and their queues), answer every query in hand,
+    /// close TCP connections after their answers, then run the shutdown hooks. No lameduck:
+    /// the successor already serves.
+    pub async fn hand_over(self) {
+        let hooks = self.instance.shared.lifecycles();
+        self.close().await;
+        for h in &hooks {
+            h.on_shutdown().await;
+        }
     }
 
     /// The running instance.

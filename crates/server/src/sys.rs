@@ -1,4 +1,5 @@
-//! Batched UDP syscalls: `recvmmsg` and `sendmmsg`.
+//! Batched UDP syscalls: `recvmmsg` and `sendmmsg`; and taking ownership of the descriptors a
+//! hand-off receives by `SCM_RIGHTS` ([`adopt_received_fd`]).
 //!
 //! This is the only module of ferrodns with `unsafe` code. Each call hands the kernel arrays of
 //! `mmsghdr`/`iovec` that point into buffers owned by [`RecvBatch`] or by the caller's slices;
@@ -154,6 +155,15 @@ pub fn send_batch(fd: RawFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> 
         return Err(io::Error::last_os_error());
     }
     Ok(sent as usize)
+}
+
+/// Own a descriptor that `recvmsg` just installed in this process from an `SCM_RIGHTS` message
+/// (a hand-off, see [`crate::handoff`]).
+pub fn adopt_received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel created `fd` in this process while receiving the message; no other
+    // code has seen it, so the returned value is its only owner and closes it exactly once.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a connection may sit idle between queries.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// When the listener stops (a successor took it over, or the process ends), a connection
+/// still answers each query that arrives without a pause this long, then closes.
+pub const DRAIN_PAUSE: Duration = Duration::from_millis(50);
 /// Open connections per listener; further clients wait in the accept backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
 
@@ -163,11 +166,28 @@ async fn connection(
         } else {
             limits.idle
         };
-        let got = tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            r = timeout(wait, read_message(&mut stream)) => r,
+        // One deadline for waiting and reading; a stop only ends the wait, never a message
+        // half read.
+        let deadline = tokio::time::Instant::now() + wait;
+        let ready = if *stop.borrow() {
+            // Stopping: answer what the client already sent, close when it pauses.
+            timeout(DRAIN_PAUSE, stream.readable()).await.is_ok()
+        } else {
+            tokio::select! {
+                biased;
+                r = stop.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                r = tokio::time::timeout_at(deadline, stream.readable()) => r.is_ok(),
+            }
         };
+        if !ready {
+            return;
+        }
+        let got = tokio::time::timeout_at(deadline, read_message(&mut stream)).await;
         let Ok(Ok(buf)) = got else {
             return;
         };

@@ -104,10 +104,10 @@ pub async fn serve(
                 continue;
             }
             let raw = Bytes::copy_from_slice(bytes);
-            let permit = tokio::select! {
-                biased;
-                _ = stop.changed() => break 'serve,
-                p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'serve },
+            // A query read is a query answered, also when the stop comes meanwhile (a successor
+            // took the socket over and will not see this one).
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break 'serve;
             };
             let socket = socket.clone();
             let dispatch = current.clone();
