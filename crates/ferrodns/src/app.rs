@@ -220,7 +220,7 @@ async fn take_over(at: &Rendezvous, instance: &Instance) -> Option<Inherited> {
             None
         }
         Err(NoHandoff::Unrelated { pid }) => {
-            tracing::info!(
+            tracing::debug!(
                 target: "server",
                 "handoff: process {pid} at {at} serves none of these addresses: not taking over"
             );
@@ -236,6 +236,10 @@ async fn take_over(at: &Rendezvous, instance: &Instance) -> Option<Inherited> {
 /// Offer this process's sockets and state to a successor; `Some` when it took them.
 async fn offer(server: &Server, mut s: Successor) -> Option<Successor> {
     let pid = s.pid;
+    if !server.shares_any(&s.addresses) {
+        let _ = tokio::task::spawn_blocking(move || s.unrelated()).await;
+        return None;
+    }
     let offer = match server.handoff_offer() {
         Ok(o) => o,
         Err(e) => {

@@ -405,10 +405,20 @@ fn node_cache_with_the_daemonsets_arguments() {
     );
     assert!(nc.child.try_wait().unwrap().is_none(), "no restart");
 
-    // SIGTERM removes every rule and the link.
+    // SIGTERM with no successor coming: it serves on for -handoffwait (20 s by default),
+    // then removes every rule and the link.
     nc.signal("TERM");
+    nc.expect("SIGTERM: waiting up to 20s for a successor", 1, WAIT);
+    assert_eq!(rules(&w.node).len(), 24, "still in place while waiting");
+    let r = ask(
+        &w.pod,
+        LOCAL,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(a_of(&r), vec!["10.96.0.1"], "still answering while waiting");
+    nc.expect("Tearing down", 1, Duration::from_secs(30));
     assert_eq!(nc.wait_exit(), 0, "{}", nc.seen.join("\n"));
-    assert!(nc.seen.iter().any(|l| l.contains("Tearing down")));
     assert_eq!(rules(&w.node), Vec::<String>::new());
     assert!(
         !w.node
@@ -431,7 +441,7 @@ fn node_cache_with_the_daemonsets_arguments() {
         &w,
         "ipvs",
         &corefile_base(true),
-        &daemonset_args("169.254.20.10", &["-skipteardown"]),
+        &daemonset_args("169.254.20.10", &["-skipteardown", "-handoffwait=0s"]),
     );
     nc.expect("ferrodns-", 1, WAIT);
     nc.expect("Added back nodelocaldns rule", 12, WAIT);

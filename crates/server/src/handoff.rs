@@ -51,6 +51,7 @@ const OFFER: u8 = b'O';
 const MISMATCH: u8 = b'V';
 const DECLINE: u8 = b'D';
 const TAKEN: u8 = b'T';
+const UNRELATED: u8 = b'U';
 const RELEASED: u8 = b'R';
 
 /// Where processes meet: `@name` is an abstract unix socket (per network namespace), anything
@@ -273,10 +274,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn hello_body() -> Vec<u8> {
+/// A hello: magic, version, pid (the part every version keeps), then the DNS addresses the
+/// sender serves, so that a predecessor serving none of them declines before it exports
+/// anything.
+fn hello_body(addresses: &[String]) -> Vec<u8> {
     let mut w = Writer::default();
     w.0.extend_from_slice(MAGIC);
     w.u16(VERSION).u32(std::process::id());
+    w.u32(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
+    for a in addresses {
+        w.bytes(a.as_bytes());
+    }
     w.0
 }
 
@@ -287,6 +295,18 @@ fn parse_hello(body: &[u8]) -> Option<(u16, u32)> {
         return None;
     }
     Some((r.u16()?, r.u32()?))
+}
+
+/// A hello's addresses (after the version and pid).
+fn hello_addresses(body: &[u8]) -> Option<Vec<String>> {
+    let mut r = Reader(body);
+    r.take(10)?;
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        out.push(r.string()?);
+    }
+    Some(out)
 }
 
 fn send_fds(s: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
@@ -429,6 +449,15 @@ pub enum NoHandoff {
 /// Connect to a predecessor at `at` and take its offer, if it serves one of `addresses` (the
 /// DNS listeners' bind addresses). Blocking: run it off the async workers.
 pub fn take_over(at: &Rendezvous, addresses: &[SocketAddr]) -> Result<Inherited, NoHandoff> {
+    // A port the kernel picks (0) is never shared with anyone.
+    let wanted: Vec<String> = addresses
+        .iter()
+        .filter(|a| a.port() != 0)
+        .map(|a| a.to_string())
+        .collect();
+    if wanted.is_empty() {
+        return Err(NoHandoff::Nobody);
+    }
     let addr = at.addr().map_err(NoHandoff::Failed)?;
     let mut conn = match UnixStream::connect_addr(&addr) {
         Ok(c) => c,
@@ -446,12 +475,16 @@ pub fn take_over(at: &Rendezvous, addresses: &[SocketAddr]) -> Result<Inherited,
         conn.set_read_timeout(Some(STEP_TIMEOUT))?;
         conn.set_write_timeout(Some(STEP_TIMEOUT))?;
         same_user(&conn)?;
-        write_frame(&mut conn, HELLO, &hello_body())?;
+        write_frame(&mut conn, HELLO, &hello_body(&wanted))?;
         let (kind, body) = read_frame(&mut conn)?;
         match kind {
             MISMATCH => {
                 let (version, pid) = parse_hello(&body).unwrap_or((0, 0));
                 return Ok(Err(NoHandoff::Mismatch { pid, version }));
+            }
+            UNRELATED => {
+                let (_, pid) = parse_hello(&body).unwrap_or((0, 0));
+                return Ok(Err(NoHandoff::Unrelated { pid }));
             }
             OFFER => {}
             _ => return Err(invalid("unexpected frame instead of an offer")),
@@ -462,11 +495,6 @@ pub fn take_over(at: &Rendezvous, addresses: &[SocketAddr]) -> Result<Inherited,
             .into_iter()
             .zip(fds)
             .map(|((kind, key), fd)| OfferedSocket { kind, key, fd })
-            .collect();
-        let wanted: Vec<String> = addresses
-            .iter()
-            .filter(|a| a.port() != 0)
-            .map(|a| a.to_string())
             .collect();
         let shared = sockets
             .iter()
@@ -557,6 +585,8 @@ pub struct Successor {
     conn: UnixStream,
     /// Its pid.
     pub pid: u32,
+    /// The DNS addresses it serves.
+    pub addresses: Vec<String>,
 }
 
 /// Listen on `at` for successors and pass each that speaks our version to `to` (a version
@@ -621,10 +651,15 @@ fn greet(mut conn: UnixStream) -> io::Result<Option<Successor>> {
             target: "server",
             "handoff: process {pid} speaks hand-off version {version}, this one {VERSION}: it serves beside this one (SO_REUSEPORT) instead of taking over"
         );
-        write_frame(&mut conn, MISMATCH, &hello_body())?;
+        write_frame(&mut conn, MISMATCH, &hello_body(&[]))?;
         return Ok(None);
     }
-    Ok(Some(Successor { conn, pid }))
+    let addresses = hello_addresses(&body).ok_or_else(|| invalid("bad hello"))?;
+    Ok(Some(Successor {
+        conn,
+        pid,
+        addresses,
+    }))
 }
 
 impl Listener {
@@ -687,6 +722,12 @@ impl Successor {
         }
     }
 
+    /// Tell a successor that serves none of this process's addresses so, before any offer.
+    /// Blocking.
+    pub fn unrelated(mut self) -> io::Result<()> {
+        write_frame(&mut self.conn, UNRELATED, &hello_body(&[]))
+    }
+
     /// After [`Outcome::Taken`]: let go of the rendezvous and tell the successor. Blocking.
     pub fn release(mut self, listener: Listener) -> io::Result<()> {
         listener.close();
@@ -727,9 +768,11 @@ mod tests {
 
     #[test]
     fn hello_checks_magic() {
+        let body = hello_body(&["127.0.0.1:53".to_string()]);
+        assert_eq!(parse_hello(&body), Some((VERSION, std::process::id())));
         assert_eq!(
-            parse_hello(&hello_body()),
-            Some((VERSION, std::process::id()))
+            hello_addresses(&body),
+            Some(vec!["127.0.0.1:53".to_string()])
         );
         assert_eq!(parse_hello(b"XXXX\0\x01\0\0\0\x01"), None);
     }

@@ -389,6 +389,14 @@ impl Server {
         &self.http.addrs
     }
 
+    /// Whether this process serves one of `addresses` (a successor's DNS addresses), so
+    /// that a hand-off to it makes sense. A port the kernel picked never matches.
+    pub fn shares_any(&self, addresses: &[String]) -> bool {
+        self.bound
+            .iter()
+            .any(|b| b.want.port() != 0 && addresses.contains(&b.want.to_string()))
+    }
+
     /// What this process offers a successor: duplicates of every DNS and HTTP socket, and the
     /// plugins' exported state.
     pub fn handoff_offer(&self) -> std::io::Result<Offer> {
