@@ -255,15 +255,12 @@ pub async fn run(spec: LoadSpec, stop: impl Future<Output = ()>) -> Result<Repor
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let udp = if spec.udp_rate > 0.0 {
-        Some(
-            udp::start(
-                shared.clone(),
-                spec.udp_sockets,
-                spec.udp_rate,
-                stop_rx.clone(),
-            )
-            .await?,
-        )
+        Some(udp::start(
+            shared.clone(),
+            spec.udp_sockets,
+            spec.udp_rate,
+            stop_rx.clone(),
+        )?)
     } else {
         None
     };
@@ -296,10 +293,10 @@ pub async fn run(spec: LoadSpec, stop: impl Future<Output = ()>) -> Result<Repor
     let elapsed = shared.start.elapsed();
     let _ = stop_tx.send(true);
 
-    let mut udp_stats = Stats::new();
-    if let Some(u) = udp {
-        udp_stats = u.finish().await;
-    }
+    let (udp_stats, udp_local_drops) = match udp {
+        Some(u) => u.finish().await,
+        None => (Stats::new(), Some(0)),
+    };
     for t in tcp_tasks {
         let _ = t.await;
     }
@@ -322,6 +319,7 @@ pub async fn run(spec: LoadSpec, stop: impl Future<Output = ()>) -> Result<Repor
         tcp: tcp_stats.counts(),
         udp_skipped: udp_stats.skipped,
         send_errors: udp_stats.send_errors,
+        udp_local_drops,
         tcp_reconnects: tcp_stats.reconnects,
         tcp_resends: tcp_stats.resends,
         tcp_connect_failures: tcp_stats.connect_failures,

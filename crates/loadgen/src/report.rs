@@ -81,6 +81,10 @@ pub struct Report {
     pub udp_skipped: u64,
     /// Sends that failed (also counted as lost).
     pub send_errors: u64,
+    /// Datagrams the kernel dropped on the generator's own UDP sockets because their receive
+    /// buffer was full: answers the server did send but that count as lost (or late) here.
+    /// Non-zero means the generator, not the server, fell behind. None if unknown.
+    pub udp_local_drops: Option<u64>,
     /// TCP connections opened again after the server closed one or a write failed.
     pub tcp_reconnects: u64,
     /// Queries sent again on a new TCP connection because the old one closed before their
@@ -125,6 +129,10 @@ fn counts_json(out: &mut String, c: &Counts, extra: &[(&str, u64)]) {
     out.push('}');
 }
 
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "null".into(), |v| v.to_string())
+}
+
 fn num(v: f64) -> String {
     if v.is_finite() {
         format!("{:.3}", v)
@@ -136,7 +144,8 @@ fn num(v: f64) -> String {
 impl Report {
     /// One JSON object on one line: the total counts at top level (`sent`, `answered`, `lost`,
     /// `slow`, `late`, `mismatched`, `rcodes`, `tc`, `latency_us`), then `udp` and `tcp`
-    /// objects with the same fields plus their own (`skipped`, `send_errors`; `reconnects`,
+    /// objects with the same fields plus their own (`skipped`, `send_errors`, `local_drops`;
+    /// `reconnects`,
     /// `resends`, `connect_failures`), then `elapsed_s`, `drain_s`, `offered_rate`,
     /// `send_rate`, `cpu_seconds` (null when unknown).
     pub fn to_json(&self) -> String {
@@ -152,6 +161,8 @@ impl Report {
                 ("send_errors", self.send_errors),
             ],
         );
+        out.pop();
+        let _ = write!(out, r#","local_drops":{}}}"#, opt(self.udp_local_drops));
         out.push_str(r#","tcp":"#);
         counts_json(
             &mut out,

@@ -132,12 +132,16 @@ pub(crate) struct Udp {
     pub shards: Vec<Arc<Mutex<Shard>>>,
     driver: JoinHandle<()>,
     receivers: Vec<JoinHandle<()>>,
+    ports: Vec<u16>,
+    ipv6: bool,
 }
 
 impl Udp {
-    /// Waits for the driver to finish draining, stops the receivers, and sums the counts.
-    pub(crate) async fn finish(self) -> Stats {
+    /// Waits for the driver to finish draining, stops the receivers, and sums the counts, with
+    /// the kernel's count of answers our own sockets dropped (while they are still open).
+    pub(crate) async fn finish(self) -> (Stats, Option<u64>) {
         let _ = self.driver.await;
+        let drops = local_drops(&self.ports, self.ipv6);
         for r in &self.receivers {
             r.abort();
         }
@@ -145,11 +149,11 @@ impl Udp {
         for sh in &self.shards {
             s.merge(&sh.lock().unwrap().stats);
         }
-        s
+        (s, drops)
     }
 }
 
-pub(crate) async fn start(
+pub(crate) fn start(
     shared: Arc<Shared>,
     sockets: usize,
     rate: f64,
@@ -163,8 +167,10 @@ pub(crate) async fn start(
     let mut socks = Vec::with_capacity(sockets);
     let mut shards = Vec::with_capacity(sockets);
     let mut receivers = Vec::with_capacity(sockets);
+    let mut ports = Vec::with_capacity(sockets);
     for _ in 0..sockets {
-        let sock = Arc::new(UdpSocket::bind(local).await.map_err(LoadError::Bind)?);
+        let sock = Arc::new(bind(local).map_err(LoadError::Bind)?);
+        ports.push(sock.local_addr().map_err(LoadError::Bind)?.port());
         let shard = Arc::new(Mutex::new(Shard::new(rand::random())));
         receivers.push(tokio::spawn(receive(
             shared.clone(),
@@ -174,12 +180,52 @@ pub(crate) async fn start(
         socks.push(sock);
         shards.push(shard);
     }
+    let ipv6 = shared.target.is_ipv6();
     let driver = tokio::spawn(drive(shared, socks, shards.clone(), rate, stop));
     Ok(Udp {
         shards,
         driver,
         receivers,
+        ports,
+        ipv6,
     })
+}
+
+/// A UDP socket with a receive buffer of up to 4 MiB (as far as `net.core.rmem_max` allows),
+/// so that a load generator starved of CPU for a moment does not drop answers itself.
+fn bind(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(local),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    let _ = sock.set_recv_buffer_size(RECV_BUFFER);
+    sock.bind(&local.into())?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock.into())
+}
+
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Datagrams the kernel dropped on our sockets (full receive buffer), from the `drops` column
+/// of `/proc/net/udp` or `udp6`; None if it cannot be read.
+fn local_drops(ports: &[u16], ipv6: bool) -> Option<u64> {
+    let table = std::fs::read_to_string(if ipv6 {
+        "/proc/net/udp6"
+    } else {
+        "/proc/net/udp"
+    })
+    .ok()?;
+    let mut total = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = f.get(1)?.rsplit(':').next()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        if ports.contains(&port) {
+            total += f.get(12)?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>, shard: Arc<Mutex<Shard>>) {

@@ -134,6 +134,7 @@ async fn everything_answered_nothing_lost() {
     assert!((70..=90).contains(&r.tcp.sent), "{r}");
     assert_eq!(r.udp.sent + r.tcp.sent, r.total.sent);
     assert_eq!(r.tcp_reconnects, 0, "{r}");
+    assert_eq!(r.udp_local_drops, Some(0), "{r}");
     assert!(
         r.total.latency.max_us > 0 && r.total.latency.max_us < 500_000,
         "{r}"
