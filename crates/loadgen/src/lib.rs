@@ -79,8 +79,10 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// An answer that took longer than this is slow. Default 1 s.
     pub slow: Duration,
-    /// Print `[INFO] load: running` to stderr once the first answer came back, and a progress
-    /// line every second. Default false.
+    /// Print `[INFO] load: running` to stderr once the first answer came back (a readiness
+    /// signal for whoever started the load). Default false.
+    pub announce: bool,
+    /// Print a progress line to stderr every second. Default false.
     pub progress: bool,
 }
 
@@ -100,6 +102,7 @@ impl LoadSpec {
             duration: None,
             timeout: Duration::from_secs(2),
             slow: Duration::from_secs(1),
+            announce: false,
             progress: false,
         }
     }
@@ -276,9 +279,15 @@ pub async fn run(spec: LoadSpec, stop: impl Future<Output = ()>) -> Result<Repor
             ))
         })
         .collect();
-    let progress = spec.progress.then(|| {
+    let progress = (spec.progress || spec.announce).then(|| {
         let shards = udp.as_ref().map(|u| u.shards.clone()).unwrap_or_default();
-        tokio::spawn(progress(shared.clone(), shards, tcp_stats.clone()))
+        tokio::spawn(progress(
+            shared.clone(),
+            shards,
+            tcp_stats.clone(),
+            spec.announce,
+            spec.progress,
+        ))
     });
 
     match spec.duration {
@@ -332,19 +341,21 @@ async fn progress(
     shared: Arc<Shared>,
     shards: Vec<Arc<Mutex<udp::Shard>>>,
     tcp: Arc<Mutex<Stats>>,
+    announce: bool,
+    lines: bool,
 ) {
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(shared.start) + Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let mut announced = false;
+    let mut announced = !announce;
     loop {
         tokio::select! {
             _ = shared.running_notify.notified(), if !announced => {
                 announced = true;
                 eprintln!("[INFO] load: running");
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if lines => {
                 let mut s = Stats::new();
                 for sh in &shards {
                     s.merge(&sh.lock().unwrap().stats);
@@ -367,6 +378,7 @@ async fn progress(
                     s.resends,
                 );
             }
+            else => return,
         }
     }
 }

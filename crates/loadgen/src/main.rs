@@ -29,7 +29,7 @@ at EOF on stdin, on SIGTERM or SIGINT, or after --duration.
   --slow DUR           answered slower than this = slow (1s)
   --ignore-stdin       do not stop at EOF on stdin
   --threads N          runtime worker threads; 1 = current-thread runtime (1)
-  --quiet              no progress lines on stderr
+  --quiet              no progress lines on stderr (the readiness line stays)
 ";
 
 fn duration(s: &str) -> Result<Duration> {
@@ -58,6 +58,7 @@ fn parse(args: Vec<String>) -> Result<Cli> {
     let mut target: Option<SocketAddr> = None;
     let mut spec = LoadSpec::new(([127, 0, 0, 1], 53).into());
     spec.progress = true;
+    spec.announce = true;
     let mut count = 100;
     let mut zone = "example.org.".to_string();
     let mut list: Vec<String> = Vec::new();

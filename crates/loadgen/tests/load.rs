@@ -322,3 +322,39 @@ async fn binary_stops_at_stdin_eof_and_prints_json() {
         "{progress:?}"
     );
 }
+
+#[tokio::test]
+async fn binary_quiet_keeps_the_readiness_line_and_stops_after_duration() {
+    let (addr, _) = responder(Behaviour::default()).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrodns-load"))
+        .args([
+            "--target",
+            &addr.to_string(),
+            "--udp-rate",
+            "200",
+            "--duration",
+            "300ms",
+        ])
+        .args([
+            "--quiet",
+            "--ignore-stdin",
+            "--name",
+            "a.example.",
+            "--edns",
+            "1232",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.first(), Some(&"[INFO] load: running"), "{err}");
+    assert!(!err.contains("load: t="), "{err}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        json.contains(r#""lost":0,"#) && json.contains(r#""mismatched":0,"#),
+        "{json}"
+    );
+}
