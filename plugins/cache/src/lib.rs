@@ -147,10 +147,7 @@ impl Cache {
     ) -> Option<(Arc<entry::Entry>, Kind)> {
         let stale_on = !self.cfg.stale_up_to.is_zero();
         let up_to = self.cfg.stale_up_to.as_secs() as i64;
-        let usable = |e: &entry::Entry| {
-            let t = e.ttl(now);
-            t > 0 || (stale_on && -t < up_to)
-        };
+        let usable = |e: &entry::Entry| self.servable(e, now);
         if self.cfg.prefer_positive
             && stale_on
             && let Some(e) = self.pcache.get(key)
@@ -182,6 +179,12 @@ impl Cache {
             return Some((e, Kind::Success));
         }
         None
+    }
+
+    /// Whether an entry may answer at `now`: fresh, or stale within the `serve_stale` window.
+    fn servable(&self, e: &entry::Entry, now: tokio::time::Instant) -> bool {
+        let t = e.ttl(now);
+        t > 0 || (!self.cfg.stale_up_to.is_zero() && -t < self.cfg.stale_up_to.as_secs() as i64)
     }
 
     /// Count a lookup's outcome.
