@@ -11,10 +11,12 @@ pub mod entry;
 mod fast;
 mod flight;
 mod handler;
+pub mod handoff;
 pub mod metrics;
 mod setup;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use ferrodns_plugin::Descriptor;
@@ -53,6 +55,9 @@ pub struct Cache {
     zones_label: String,
     servers: RwLock<Vec<(Arc<str>, Arc<CacheMetrics>)>>,
     flights: flight::Flights,
+    /// Entries were handed over by a predecessor: a listener's series, when made, start with
+    /// the entry counts instead of waiting for the next insert.
+    handed_off: AtomicBool,
     /// This cache itself, for the background refreshes it starts.
     me: Weak<Cache>,
 }
@@ -71,6 +76,7 @@ impl Cache {
             cfg,
             servers: RwLock::new(Vec::new()),
             flights: flight::Flights::default(),
+            handed_off: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -119,6 +125,10 @@ impl Cache {
             return m.clone();
         }
         let m = Arc::new(self.families.for_server(server, &self.zones_label, ""));
+        if self.handed_off.load(Ordering::Relaxed) {
+            m.entries_success.set(self.pcache.len() as i64);
+            m.entries_denial.set(self.ncache.len() as i64);
+        }
         list.push((server.clone(), m.clone()));
         m
     }
