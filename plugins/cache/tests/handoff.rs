@@ -428,3 +428,39 @@ async fn twenty_thousand_entries_hand_over_quickly() {
     // Loose enough for an unoptimised build on a busy machine.
     assert!(exported + imported < Duration::from_secs(2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_last_good_answer_comes_along_under_prefer_positive() {
+    use ferrodns_plugin::proto::rr::rdata::NS;
+    use ferrodns_plugin::proto::rr::{RData, Record};
+    let corefile = "cache 5 {\n serve_stale\n serve_stale_policy prefer_positive\n}";
+    let b = backend();
+    let old = Rig::new(corefile, b.clone());
+    old.ask(q("example.org.")).await;
+    advance(6).await;
+    // The refresh of the stale answer brings a referral: stored, with the answer kept as the
+    // last good one.
+    let ns = Record::from_rdata(
+        Name::from_ascii("example.org.").unwrap(),
+        300,
+        RData::NS(NS(Name::from_ascii("ns.example.net.").unwrap())),
+    );
+    b.set(
+        "example.org.",
+        Script::rcode(ResponseCode::NoError, vec![ns]),
+    );
+    assert_eq!(old.ask(q("example.org.")).await.answers.len(), 1);
+    settle().await;
+    assert_eq!(old.backend.calls(), 2);
+    let state = old.cache.export_state(EXPORTED_AT);
+
+    let (new, _) = imported(corefile, &state, 0);
+    let m = new.ask(q("example.org.")).await;
+    assert_eq!(m.answers.len(), 1, "the last good answer, not the referral");
+    assert_eq!(ttls(&m), [0], "served stale");
+    // Without the policy the last good answer is not taken: the referral answers.
+    let (plain, _) = imported("cache 5 {\n serve_stale\n}", &state, 0);
+    let m = plain.ask(q("example.org.")).await;
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities.len(), 1);
+}
