@@ -41,6 +41,14 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Wall-clock milliseconds, for the hand-off (0 before 1970, which only makes entries older).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// The request as sent on: a copy with AD set (CoreDNS asks upstreams for AD).
 fn upstream_request(req: &Request) -> Request {
     let mut up = req.clone();
@@ -511,5 +519,13 @@ impl Plugin for Cache {
 
     fn fast_hook(&self) -> Option<&dyn FastHook> {
         Some(self)
+    }
+
+    fn handoff_export(&self) -> Option<Vec<u8>> {
+        Some(self.export_state(unix_ms()))
+    }
+
+    fn handoff_import(&self, state: &[u8]) {
+        self.import_state(state, unix_ms());
     }
 }

@@ -11,10 +11,12 @@ pub mod entry;
 mod fast;
 mod flight;
 mod handler;
+pub mod handoff;
 pub mod metrics;
 mod setup;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use ferrodns_plugin::Descriptor;
@@ -53,6 +55,9 @@ pub struct Cache {
     zones_label: String,
     servers: RwLock<Vec<(Arc<str>, Arc<CacheMetrics>)>>,
     flights: flight::Flights,
+    /// Entries were handed over by a predecessor: a listener's series, when made, start with
+    /// the entry counts instead of waiting for the next insert.
+    handed_off: AtomicBool,
     /// This cache itself, for the background refreshes it starts.
     me: Weak<Cache>,
 }
@@ -71,6 +76,7 @@ impl Cache {
             cfg,
             servers: RwLock::new(Vec::new()),
             flights: flight::Flights::default(),
+            handed_off: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -119,6 +125,10 @@ impl Cache {
             return m.clone();
         }
         let m = Arc::new(self.families.for_server(server, &self.zones_label, ""));
+        if self.handed_off.load(Ordering::Relaxed) {
+            m.entries_success.set(self.pcache.len() as i64);
+            m.entries_denial.set(self.ncache.len() as i64);
+        }
         list.push((server.clone(), m.clone()));
         m
     }
@@ -147,10 +157,7 @@ impl Cache {
     ) -> Option<(Arc<entry::Entry>, Kind)> {
         let stale_on = !self.cfg.stale_up_to.is_zero();
         let up_to = self.cfg.stale_up_to.as_secs() as i64;
-        let usable = |e: &entry::Entry| {
-            let t = e.ttl(now);
-            t > 0 || (stale_on && -t < up_to)
-        };
+        let usable = |e: &entry::Entry| self.servable(e, now);
         if self.cfg.prefer_positive
             && stale_on
             && let Some(e) = self.pcache.get(key)
@@ -182,6 +189,12 @@ impl Cache {
             return Some((e, Kind::Success));
         }
         None
+    }
+
+    /// Whether an entry may answer at `now`: fresh, or stale within the `serve_stale` window.
+    fn servable(&self, e: &entry::Entry, now: tokio::time::Instant) -> bool {
+        let t = e.ttl(now);
+        t > 0 || (!self.cfg.stale_up_to.is_zero() && -t < self.cfg.stale_up_to.as_secs() as i64)
     }
 
     /// Count a lookup's outcome.

@@ -98,6 +98,20 @@ impl Store {
         evicted
     }
 
+    /// Every entry held, with its key: a copy of the shards' contents taken one shard at a
+    /// time (for the hand-off export; it does not block the other shards meanwhile).
+    pub fn snapshot(&self) -> Vec<(u64, Arc<Entry>)> {
+        let mut out = Vec::with_capacity(self.len());
+        for s in self.shards.iter() {
+            let map = match s.items.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            out.extend(map.iter().map(|(k, e)| (*k, e.clone())));
+        }
+        out
+    }
+
     /// Remove the entry under `key`.
     pub fn remove(&self, key: u64) {
         let s = self.shard(key);
