@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod background;
 mod names;
 mod report;
 mod stats;
@@ -130,6 +131,9 @@ pub enum LoadError {
     /// A UDP socket could not be bound.
     #[error("binding a UDP socket: {0}")]
     Bind(#[source] std::io::Error),
+    /// A [`background`] load could not set its thread up or build its runtime.
+    #[error("starting the load's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// State every task shares.

@@ -13,49 +13,16 @@
 //! the reverse zones 10.in-addr.arpa and ip6.arpa, plus a fake node resolver and a stub-domain server. This machine has no
 //! dummy link driver, so the test creates the `nodelocaldns` link (a bridge) as it would exist.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use e2e_support::*;
+use e2e_world::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 mod e2e_support;
+mod e2e_world;
 mod manifest;
-
-const LOCAL: &str = "169.254.20.10";
-const KUBEDNS_IP: &str = "10.96.0.10";
-/// fd00::1 reversed, under ip6.arpa.
-const V6_PTR_LABELS: &str = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f";
-
-/// The ConfigMap Corefile of deploy/nodelocaldns.yaml, after the installer's `sed`.
-fn corefile_base(ipvs: bool) -> String {
-    let text = manifest::configmap_corefile().replace("__PILLAR__LOCAL__DNS__", LOCAL);
-    let text = text.replace("__PILLAR__DNS__DOMAIN__", "cluster.local");
-    if ipvs {
-        text.replace(",__PILLAR__DNS__SERVER__", "")
-            .replace("__PILLAR__CLUSTER__DNS__", KUBEDNS_IP)
-    } else {
-        text.replace("__PILLAR__DNS__SERVER__", KUBEDNS_IP)
-    }
-}
-
-/// The node-local-dns rules in `iptables-save` order, as `<table> <rule>` lines.
-fn rules(node: &Ns) -> Vec<String> {
-    let out = node.exec(&["iptables-save"]);
-    assert!(out.status.success());
-    let mut table = String::new();
-    let mut lines = Vec::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(t) = l.strip_prefix('*') {
-            table = t.to_string();
-        } else if l.contains("NodeLocal DNS Cache") {
-            lines.push(format!("{table} {l}"));
-        }
-    }
-    lines
-}
 
 /// What upstream's rules look like in `iptables-save` after installation: each rule is
 /// inserted at the top in list order, so each chain holds them last-first.
@@ -146,162 +113,6 @@ fn sorted_by_table(mut v: Vec<String>) -> Vec<String> {
     // Compare within tables in order, tables themselves in a fixed order.
     v.sort_by_key(|l| if l.starts_with("raw ") { 0 } else { 1 });
     v
-}
-
-struct World {
-    // Field order is drop order: kube-dns stops before the namespaces go.
-    _kube_dns: Proc,
-    pod: Ns,
-    node: Ns,
-    _kdns: Ns,
-    dir: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn world() -> World {
-    let pod = Ns::new("pod");
-    let node = Ns::new("node");
-    let kdns = Ns::new("kdns");
-    veth(&node, "np0", "10.0.1.1/24", &pod, "pp0", "10.0.1.2/24");
-    pod.ip(&["route", "add", "default", "via", "10.0.1.1"]);
-    veth(&node, "nk0", "10.0.2.1/24", &kdns, "kd0", "10.0.2.2/24");
-    for a in ["10.0.2.3/24", "10.0.2.4/24"] {
-        kdns.ip(&["addr", "add", a, "dev", "kd0"]);
-    }
-    kdns.ip(&["addr", "add", &format!("{KUBEDNS_IP}/32"), "dev", "lo"]);
-    // No dummy driver here: the link exists as a DaemonSet restart would find it.
-    node.ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
-
-    let dir = std::env::temp_dir().join(format!("fdns-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("kdns")).unwrap();
-    std::fs::write(
-        dir.join("kdns/cluster.local.db"),
-        "$ORIGIN cluster.local.\n\
-         @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
-         @ 30 IN NS ns.dns.cluster.local.\n\
-         ns.dns 30 IN A 10.0.2.2\n\
-         kubernetes.default.svc 30 IN A 10.96.0.1\n\
-         kube-dns.kube-system.svc 30 IN A 10.96.0.10\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("kdns/10.in-addr.arpa.db"),
-        "$ORIGIN 10.in-addr.arpa.\n\
-         @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
-         @ 30 IN NS ns.dns.cluster.local.\n\
-         1.0.96 30 IN PTR kubernetes.default.svc.cluster.local.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("kdns/ip6.arpa.db"),
-        format!(
-            "$ORIGIN ip6.arpa.\n\
-             @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
-             @ 30 IN NS ns.dns.cluster.local.\n\
-             {V6_PTR_LABELS} 30 IN PTR kubernetes.default.svc.cluster.local.\n"
-        ),
-    )
-    .unwrap();
-    let d = dir.join("kdns").display().to_string();
-    std::fs::write(
-        dir.join("kdns/Corefile"),
-        format!(
-            "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/cluster.local.db\n}}\n\
-             10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/10.in-addr.arpa.db\n}}\n\
-             ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/ip6.arpa.db\n}}\n\
-             .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
-             acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &kdns.0])
-        .arg(ferrodns_bin())
-        .args(["-conf", &format!("{d}/Corefile")]);
-    let mut kube_dns = Proc::spawn(cmd);
-    kube_dns.expect("ferrodns-", 1, WAIT);
-    World {
-        _kube_dns: kube_dns,
-        pod,
-        node,
-        _kdns: kdns,
-        dir,
-    }
-}
-
-/// The node's own /etc and /tmp, and node-cache started with `args` under them.
-/// The DaemonSet's `args` after the install substitution (`localip` differs between iptables
-/// and IPVS mode), plus `extra`.
-fn daemonset_args(localip: &str, extra: &[&str]) -> Vec<String> {
-    let ds = format!(
-        "-localip {localip} -conf /etc/Corefile -upstreamsvc kube-dns-upstream -pidfile /tmp/node-cache.pid"
-    );
-    ds.split(' ')
-        .chain(extra.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn start_node_cache(w: &World, tag: &str, base: &str, args: &[String]) -> (Proc, PathBuf) {
-    let root = w.dir.join(tag);
-    let etc = root.join("etc");
-    std::fs::create_dir_all(etc.join("coredns")).unwrap();
-    std::fs::create_dir_all(etc.join("kube-dns")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    for f in [
-        "protocols",
-        "services",
-        "nsswitch.conf",
-        "passwd",
-        "group",
-        "hosts",
-    ] {
-        let _ = std::fs::copy(Path::new("/etc").join(f), etc.join(f));
-    }
-    // Debian's iptables is /usr/sbin/iptables -> /etc/alternatives/iptables -> the backend.
-    let alternatives = etc.join("alternatives");
-    run(&[
-        "cp",
-        "-a",
-        "/etc/alternatives",
-        alternatives.to_str().unwrap(),
-    ]);
-    // The node's resolvers: the fake one in the kube-dns namespace.
-    std::fs::write(etc.join("resolv.conf"), "nameserver 10.0.2.3\n").unwrap();
-    std::fs::write(etc.join("coredns/Corefile.base"), base).unwrap();
-    let nc = env!("CARGO_BIN_EXE_node-cache");
-    // The binary's directory is bound at /etc/bin first: where it lives (target/, which may be
-    // under /tmp, as in a CI clone) is hidden once /tmp is replaced.
-    let nc = Path::new(nc);
-    std::fs::create_dir_all(etc.join("bin")).unwrap();
-    let script = format!(
-        "mount --bind {etc} /etc && mount --bind {bindir} /etc/bin && mount --bind {tmp} /tmp \
-         && exec /etc/bin/{exe} \"$@\"",
-        etc = etc.display(),
-        bindir = nc.parent().unwrap().display(),
-        tmp = root.join("tmp").display(),
-        exe = nc.file_name().unwrap().to_string_lossy()
-    );
-    let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns",
-        "exec",
-        &w.node.0,
-        "sh",
-        "-c",
-        &script,
-        "node-cache",
-    ])
-    .args(args)
-    .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
-    let p = Proc::spawn(cmd);
-    (p, etc)
 }
 
 #[test]
