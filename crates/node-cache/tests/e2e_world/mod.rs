@@ -112,6 +112,7 @@ pub fn world() -> World {
              10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/10.in-addr.arpa.db\n}}\n\
              ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/ip6.arpa.db\n}}\n\
              .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
+             rollout.example.com:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        match \"^q[0-9]*(?P<d>[0-9])[.]\"\n        answer \"{{{{ .Name }}}} 2{{{{ .Group.d }}}} IN A 203.0.113.8\"\n    }}\n}}\n\
              acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n"
         ),
     )
