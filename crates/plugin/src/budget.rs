@@ -228,6 +228,32 @@ impl Budget {
     }
 }
 
+/// The `budget` directive's limit in one configuration instance, kept in its
+/// [`crate::Shared::state`]; the server makes it the Corefile's limit of [`global`] when the
+/// instance starts serving (and clears it when a reload brings an instance without one). Over
+/// several blocks the smallest wins.
+#[derive(Debug)]
+pub struct CorefileLimit(AtomicU64);
+
+impl Default for CorefileLimit {
+    fn default() -> Self {
+        CorefileLimit(AtomicU64::new(NONE))
+    }
+}
+
+impl CorefileLimit {
+    /// Record a block's limit (the smallest one stays).
+    pub fn set(&self, bytes: u64) {
+        self.0.fetch_min(bytes, Ordering::Relaxed);
+    }
+
+    /// The instance's limit, if a block set one.
+    pub fn get(&self) -> Option<u64> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v != NONE).then_some(v)
+    }
+}
+
 fn share(limit: u64, percent: u64) -> u64 {
     u64::try_from(u128::from(limit) * u128::from(percent) / 100).unwrap_or(u64::MAX)
 }
