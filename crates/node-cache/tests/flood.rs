@@ -355,7 +355,7 @@ fn flood(pod: &Ns, counts: Arc<Counts>) {
                     while start.elapsed() < FLOOD {
                         i += 1;
                         let n = (t << 40) | i;
-                        let q = if i % 4 == 0 {
+                        let q = if i.is_multiple_of(4) {
                             flood_query(&format!("q{n}.slow.example."), RecordType::A, i as u16)
                         } else {
                             flood_query(
@@ -368,7 +368,7 @@ fn flood(pod: &Ns, counts: Arc<Counts>) {
                             counts.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         // About 10k queries a second per thread.
-                        if i % 100 == 0 {
+                        if i.is_multiple_of(100) {
                             std::thread::sleep(Duration::from_millis(10));
                         }
                     }
