@@ -305,6 +305,14 @@ pub struct Hooks {
     pub process_exit: Vec<Arc<dyn ProcessExit>>,
 }
 
+/// Make the `-memory` flag the process's limit of the memory budget. Said at debug level only:
+/// the startup lines stay CoreDNS's (`node-cache` says it at info).
+fn apply_memory_flag(flag: ferrodns_plugin::budget::MemoryFlag) {
+    let limit = flag.resolve();
+    ferrodns_plugin::budget::global().set_process_limit(limit);
+    tracing::debug!(target: "server", "memory budget from -memory {flag:?}: {limit:?} bytes");
+}
+
 /// Serve `src` until a signal ends the process; returns the exit status. `metrics` is the
 /// process-wide registry (an embedding program may have registered families of its own);
 /// every compiled plugin's start-up families are registered on it here.
@@ -318,6 +326,7 @@ pub async fn serve(
     use tokio::signal::unix::{SignalKind, signal};
 
     registry.register_metrics(&metrics);
+    apply_memory_flag(flags.memory);
     let (requests, mut restarts) = mpsc::channel(1);
     let process = Arc::new(Process {
         flags: flags.clone(),

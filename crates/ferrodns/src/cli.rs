@@ -25,6 +25,9 @@ pub struct Flags {
     /// `-handoffwait`: after SIGTERM, how long to go on serving while waiting for a successor
     /// before stopping as CoreDNS does.
     pub handoff_wait: std::time::Duration,
+    /// `-memory` (ferrodns and node-cache only): the process's memory budget (`auto`: a share
+    /// of the cgroup memory limit; see [`ferrodns_plugin::budget`]).
+    pub memory: MemoryFlag,
     /// Arguments after the flags.
     pub rest: Vec<String>,
 }
@@ -41,6 +44,7 @@ impl Default for Flags {
             validate: false,
             handoff: String::new(),
             handoff_wait: std::time::Duration::ZERO,
+            memory: MemoryFlag::Auto,
             rest: Vec::new(),
         }
     }
@@ -77,8 +81,30 @@ pub fn handoff_from_values(v: &Values) -> Result<(String, std::time::Duration), 
     Ok((v.get("handoff").to_string(), wait))
 }
 
+/// Add the `-memory` flag (default `auto`).
+pub fn define_memory(set: &mut FlagSet) {
+    set.value(
+        "memory",
+        "string",
+        "auto",
+        "memory budget for cache entries and queries in flight: a size (64Mi, 200M, 1Gi, bytes), auto (75% of the cgroup memory limit, if any) or none",
+    );
+}
+
+/// The `-memory` flag's value; one that is no size is refused as Go's flag package refuses a
+/// bad value.
+pub fn memory_from_values(v: &Values) -> Result<MemoryFlag, FlagError> {
+    let text = v.get("memory");
+    MemoryFlag::parse(text).map_err(|_| {
+        FlagError::Bad(format!(
+            "invalid value {text:?} for flag -memory: parse error"
+        ))
+    })
+}
+
 pub use ferrodns_go::flag::FlagError;
 use ferrodns_go::flag::{FlagSet, Values};
+use ferrodns_plugin::budget::MemoryFlag;
 
 /// Add CoreDNS's own flags (`-conf`, `-dns.port`/`-p`, `-pidfile`, `-quiet`, `-version`,
 /// `-plugins`) to a set: the `ferrodns` binary's and `node-cache`'s, which inherits them.
@@ -106,6 +132,7 @@ fn flag_set() -> FlagSet {
         "Check the Corefile and every plugin's setup, bind nothing, then exit",
     );
     define_handoff(&mut set, DEFAULT_HANDOFF, "0s");
+    define_memory(&mut set);
     set
 }
 
@@ -137,6 +164,7 @@ impl Flags {
             validate: v.on("validate"),
             handoff: String::new(),
             handoff_wait: std::time::Duration::ZERO,
+            memory: MemoryFlag::Auto,
             rest: v.rest.clone(),
         }
     }
@@ -147,6 +175,7 @@ pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
     let v = flag_set().parse(args)?;
     let mut flags = Flags::from_values(&v, args);
     (flags.handoff, flags.handoff_wait) = handoff_from_values(&v)?;
+    flags.memory = memory_from_values(&v)?;
     Ok(flags)
 }
 
@@ -186,5 +215,21 @@ mod tests {
             vec!["extra", "-version"]
         );
         assert!(p(&["-quiet=maybe"]).is_err());
+    }
+
+    #[test]
+    fn memory() {
+        assert_eq!(p(&[]).unwrap().memory, MemoryFlag::Auto);
+        assert_eq!(
+            p(&["-memory", "64Mi"]).unwrap().memory,
+            MemoryFlag::Bytes(64 << 20)
+        );
+        assert_eq!(p(&["-memory=0"]).unwrap().memory, MemoryFlag::None);
+        assert_eq!(
+            p(&["-memory", "lots"]),
+            Err(FlagError::Bad(
+                "invalid value \"lots\" for flag -memory: parse error".into()
+            ))
+        );
     }
 }

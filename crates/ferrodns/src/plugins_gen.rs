@@ -9,6 +9,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_metadata::DESCRIPTOR);
     r.add(ferrodns_plugin_timeouts::DESCRIPTOR);
     r.add(ferrodns_plugin_reload::DESCRIPTOR);
+    r.add(ferrodns_plugin_budget::DESCRIPTOR);
     r.add(ferrodns_plugin_bufsize::DESCRIPTOR);
     r.add(ferrodns_plugin_bind::DESCRIPTOR);
     r.add(ferrodns_plugin_debug::DESCRIPTOR);

@@ -128,6 +128,7 @@ fn flag_set() -> FlagSet {
         "replaces __PILLAR__PROMETHEUS__ENDPOINT__ in the template, when present",
     );
     cli::define_handoff(&mut set, DEFAULT_HANDOFF, DEFAULT_HANDOFF_WAIT);
+    cli::define_memory(&mut set);
     set
 }
 
@@ -162,6 +163,7 @@ pub fn parse(args: &[String]) -> Result<Params, ParamsError> {
     let mut coredns = Flags::from_values(&v, args);
     (coredns.handoff, coredns.handoff_wait) =
         cli::handoff_from_values(&v).map_err(ParamsError::Flag)?;
+    coredns.memory = cli::memory_from_values(&v).map_err(ParamsError::Flag)?;
     let local_ip_str = v.get("localip").to_string();
     let mut local_ips = Vec::new();
     for piece in local_ip_str.split(',') {

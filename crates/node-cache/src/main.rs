@@ -85,6 +85,22 @@ async fn run(params: Params) -> ExitCode {
     network.spawn_periodic(stop_rx);
 
     let flags = params.coredns.clone();
+    match flags.memory.resolve() {
+        Some(l) => tracing::info!(
+            target: "node-cache",
+            "Memory budget {} MiB (-memory {}): {}% for cache entries, {}% for queries in flight",
+            l >> 20,
+            match flags.memory {
+                ferrodns_plugin::budget::MemoryFlag::Auto => "auto, of the cgroup memory limit",
+                _ => "set",
+            },
+            ferrodns_plugin::budget::CACHE_PERCENT,
+            ferrodns_plugin::budget::INFLIGHT_PERCENT
+        ),
+        None => {
+            tracing::info!(target: "node-cache", "No memory budget (no -memory, no cgroup memory limit)")
+        }
+    }
     let registry = ferrodns::registry();
     // Upstream answers these only after its set-up has run, as here.
     if let Some(code) = app::early_exit(&flags, &registry) {

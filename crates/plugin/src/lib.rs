@@ -17,6 +17,9 @@
 //! - serve an HTTP path on a shared listener through [`HttpRegistry`] (health and prometheus on one
 //!   address share one listener).
 //!
+//! The process's memory budget ([`budget`]) bounds cache entries and queries in flight; a plugin
+//! that keeps data per name (as `cache` does) claims its bytes there.
+//!
 //! A handler gets the decoded [`Request`] and a [`Next`] for the rest of the chain, and returns a
 //! [`Reply`]: a message to send, an rcode for the server to answer with, or nothing.
 //!
@@ -59,6 +62,7 @@
 
 #![deny(missing_docs)]
 
+pub mod budget;
 mod chain;
 mod dispenser;
 pub mod edns;

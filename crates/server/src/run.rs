@@ -240,6 +240,16 @@ fn start_http(
     Ok(HttpListeners { addrs, fds, tasks })
 }
 
+/// Make the instance's `budget` directive (or its absence) the Corefile's limit of the
+/// process's memory budget.
+fn apply_budget(instance: &Instance) {
+    let limit = instance
+        .shared
+        .state::<ferrodns_plugin::budget::CorefileLimit>()
+        .get();
+    ferrodns_plugin::budget::global().set_corefile_limit(limit);
+}
+
 /// Tell the instance's plugins where its listeners are bound.
 fn publish(instance: &Instance, bound: &[Bound]) {
     let addrs = instance
@@ -275,6 +285,7 @@ impl Server {
                 .await
                 .map_err(|e| ConfigError(e.to_string()))?;
         }
+        apply_budget(&instance);
         let mut bound = Vec::new();
         for spec in &instance.listeners {
             match bind_listener(spec, inherit.as_deref_mut()) {
@@ -363,6 +374,7 @@ impl Server {
         self.bound = kept;
         publish(&next, &self.bound);
         let old = std::mem::replace(&mut self.instance, next);
+        apply_budget(&self.instance);
         self.instance.enable_plugin_metrics();
         for h in old.shared.lifecycles() {
             h.on_shutdown().await;

@@ -1,7 +1,9 @@
 //! The TCP front: length-prefixed messages, served one after another per connection as
 //! CoreDNS's DNS library does, with its timeouts (by default 3 s to read the first query, 5 s to
 //! write a reply, 10 s idle between queries, no limit on queries per connection; the `timeouts`
-//! plugin changes them per listener, see [`Limits`]) and a bound on open connections.
+//! plugin changes them per listener, see [`Limits`]) and a bound on open connections. Each
+//! query holds a place in the process's memory budget while it is served; when there is none,
+//! it is answered REFUSED without running the chain.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 
+use ferrodns_plugin::budget;
 use ferrodns_plugin::{ConnTimeouts, Protocol};
 
 use crate::dispatch::Dispatcher;
@@ -192,8 +195,15 @@ async fn connection(
             return;
         };
         served += 1;
-        let d = dispatch.load_full();
-        let Some(reply) = d.handle(Bytes::from(buf), peer, local, Protocol::Tcp).await else {
+        // A place in the process's memory budget, or REFUSED without running the chain.
+        let reply = match budget::global().try_query() {
+            Some(_budget) => {
+                let d = dispatch.load_full();
+                d.handle(Bytes::from(buf), peer, local, Protocol::Tcp).await
+            }
+            None => crate::wire::budget_refused(&buf),
+        };
+        let Some(reply) = reply else {
             continue;
         };
         let Ok(rlen) = u16::try_from(reply.len()) else {

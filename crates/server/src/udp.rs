@@ -3,7 +3,9 @@
 //! to the fast path (a plugin's synchronous wire-level hook, see [`FastHook`]); its answers go
 //! back in the same batch with `sendmmsg`, without allocating. Everything else is decoded and
 //! dispatched as a task, with at most [`MAX_IN_FLIGHT`] per socket so that a slow chain pushes
-//! back on the socket instead of growing memory.
+//! back on the socket instead of growing memory. Each such task also holds a place in the
+//! process's memory budget ([`ferrodns_plugin::budget`]); when the budget has none left the query
+//! is answered REFUSED in the batch, without running the chain.
 //!
 //! [`FastHook`]: ferrodns_plugin::FastHook
 
@@ -19,6 +21,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, watch};
 
+use ferrodns_plugin::budget;
 use ferrodns_plugin::wire::WireHeader;
 use ferrodns_plugin::{FastAnswer, Protocol, WireQuery};
 
@@ -103,6 +106,12 @@ pub async fn serve(
                 ready.push(&out, src);
                 continue;
             }
+            let Some(budget) = budget::global().try_query() else {
+                if let Some(refused) = crate::wire::budget_refused(bytes) {
+                    ready.push(&refused, src);
+                }
+                continue;
+            };
             let raw = Bytes::copy_from_slice(bytes);
             // A query read is a query answered, also when the stop comes meanwhile (a successor
             // took the socket over and will not see this one).
@@ -112,7 +121,7 @@ pub async fn serve(
             let socket = socket.clone();
             let dispatch = current.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _permit = (permit, budget);
                 if let Some(reply) = dispatch.handle(raw, src, local, Protocol::Udp).await
                     && let Err(e) = socket.send_to(&reply, src).await
                 {

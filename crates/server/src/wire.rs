@@ -150,6 +150,39 @@ pub fn badvers(req: &Message) -> Vec<u8> {
     out
 }
 
+/// REFUSED for a query the memory budget has no room for, built from its bytes without
+/// decoding it (CoreDNS's `forward` answers REFUSED past `max_concurrent`): the header with QR
+/// set, opcode and RD kept, the first question if it is well formed, and an OPT record with the
+/// client's UDP size if it sent one. `None` for something without a header, or a response.
+pub fn budget_refused(raw: &[u8]) -> Option<Vec<u8>> {
+    let h = WireHeader::read(raw)?;
+    if h.is_response() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len().min(512) + 11);
+    out.extend_from_slice(&raw[..HEADER_LEN]);
+    // QR, opcode and RD kept; AA, TC, RA, Z, AD, CD cleared; rcode REFUSED (5).
+    out[2] = 0x80 | (raw[2] & 0x79);
+    out[3] = 5;
+    out[4..12].fill(0);
+    let qd = u16::from_be_bytes([raw[4], raw[5]]);
+    if qd > 0
+        && let Some(end) = skip_name(raw, HEADER_LEN)
+        && end + 4 <= raw.len()
+    {
+        out.extend_from_slice(&raw[HEADER_LEN..end + 4]);
+        out[5] = 1;
+    }
+    if let Some(size) = request_opt_size(raw) {
+        // Root name, type OPT, class = UDP size, TTL 0, no data.
+        out.extend_from_slice(&[0, 0, 41]);
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        out[11] = 1;
+    }
+    Some(out)
+}
+
 /// The UDP size field of the request's OPT record as sent (miekg/dns uses the last OPT).
 /// hickory-proto reads sizes below 512 as 512, but CoreDNS echoes the field as it is, even 0.
 pub fn request_opt_size(raw: &[u8]) -> Option<u16> {

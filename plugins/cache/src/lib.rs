@@ -5,6 +5,7 @@
 //! copy: the client's ID, header bits and question name, the remaining TTL. Plain UDP hits are
 //! answered from the server's synchronous fast hook without decoding anything. See README.md.
 
+pub mod budget;
 mod classify;
 pub mod config;
 pub mod entry;

@@ -1,12 +1,16 @@
 //! A bounded map of entries in 256 shards, as CoreDNS's `pkg/cache`: each shard holds at most
 //! max(capacity / 256, 4) entries and adding to a full shard evicts one entry picked at random.
-//! Expired entries stay until evicted or replaced.
+//! Expired entries stay until evicted or replaced. Every stored entry holds its cost in the
+//! process's memory budget (see [`crate::budget`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use ferrodns_plugin::budget::{self, Budget};
+
+use crate::budget::{MAX_EVICTIONS, cost};
 use crate::entry::Entry;
 
 const SHARDS: usize = 256;
@@ -42,11 +46,17 @@ pub struct Store {
     shard_cap: usize,
     len: AtomicUsize,
     seed: AtomicU64,
+    budget: &'static Budget,
 }
 
 impl Store {
-    /// A store for `capacity` entries.
+    /// A store for `capacity` entries, within the process's budget.
     pub fn new(capacity: usize) -> Self {
+        Store::with_budget(capacity, budget::global())
+    }
+
+    /// A store for `capacity` entries, within `budget`.
+    pub fn with_budget(capacity: usize, budget: &'static Budget) -> Self {
         let shard_cap = (capacity / SHARDS).max(4);
         let shards = (0..SHARDS)
             .map(|_| Shard {
@@ -58,6 +68,7 @@ impl Store {
             shard_cap,
             len: AtomicUsize::new(0),
             seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+            budget,
         }
     }
 
@@ -82,19 +93,28 @@ impl Store {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        // The entry it replaces gives its bytes back first.
+        if let Some(old) = map.remove(&key) {
+            self.budget.release_cache(cost(&old));
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut evicted = false;
-        if map.len() >= self.shard_cap && !map.contains_key(&key) {
-            let n = map.len().min(64);
-            let pick = (self.random() % n as u64) as usize;
-            if let Some(victim) = map.keys().nth(pick).copied() {
-                map.remove(&victim);
-                evicted = true;
-                self.len.fetch_sub(1, Ordering::Relaxed);
+        if map.len() >= self.shard_cap {
+            evicted |= self.evict_random(&mut map);
+        }
+        // Past the budget's cache share: evict as a full shard does, else do not store.
+        let bytes = cost(&e);
+        let mut tries = 0;
+        while !self.budget.try_cache(bytes) {
+            if tries == MAX_EVICTIONS || !self.evict_random(&mut map) {
+                self.budget.count_skipped();
+                return evicted;
             }
+            evicted = true;
+            tries += 1;
         }
-        if map.insert(key, e).is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
-        }
+        map.insert(key, e);
+        self.len.fetch_add(1, Ordering::Relaxed);
         evicted
     }
 
@@ -112,6 +132,23 @@ impl Store {
         out
     }
 
+    /// Evict an entry picked at random among the first 64 of the shard; false when empty.
+    fn evict_random(&self, map: &mut Map) -> bool {
+        let n = map.len().min(64);
+        if n == 0 {
+            return false;
+        }
+        let pick = (self.random() % n as u64) as usize;
+        let Some(victim) = map.keys().nth(pick).copied() else {
+            return false;
+        };
+        if let Some(old) = map.remove(&victim) {
+            self.budget.release_cache(cost(&old));
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Remove the entry under `key`.
     pub fn remove(&self, key: u64) {
         let s = self.shard(key);
@@ -119,7 +156,8 @@ impl Store {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if map.remove(&key).is_some() {
+        if let Some(old) = map.remove(&key) {
+            self.budget.release_cache(cost(&old));
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -148,5 +186,21 @@ impl Store {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+impl Drop for Store {
+    /// A store that goes (its cache was reloaded away) gives its entries' bytes back.
+    fn drop(&mut self) {
+        let budget = self.budget;
+        for s in self.shards.iter_mut() {
+            let map = match s.items.get_mut() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            for e in map.values() {
+                budget.release_cache(cost(e));
+            }
+        }
     }
 }
