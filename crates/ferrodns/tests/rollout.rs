@@ -10,78 +10,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{TempDir, WAIT, bin, free_port};
+use common::{Proc, TempDir, WAIT, bin, free_port};
 use ferrodns_loadgen::{LoadSpec, Report, background};
 
 const RESTARTS: usize = 10;
 const NAMES: usize = 8000;
-
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(exe: &std::path::Path, args: &[&str]) -> Server {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferrodns");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for l in std::io::BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn expect(&mut self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.seen.iter().any(|l| l.contains(needle)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => panic!("no line containing {needle:?} in {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn wait_exit(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Cache hits and misses so far (all types).
 fn hits_and_misses(metrics: u16) -> (f64, f64) {
@@ -135,7 +70,7 @@ fn restarts_and_an_upgrade_under_load_lose_no_query() {
     let at = format!("@fdns-rollout-{}", std::process::id());
     let args = ["-conf", conf.to_str().unwrap(), "-handoff", &at];
 
-    let mut current = Server::start(&old_exe, &args);
+    let mut current = Proc::start_exe(&old_exe, &args);
     current.expect("ferrodns-");
 
     let mut spec = LoadSpec::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
@@ -154,7 +89,7 @@ fn restarts_and_an_upgrade_under_load_lose_no_query() {
     for round in 0..=RESTARTS {
         let before = hit_rate_over_a_second(metrics);
         let old_pid = current.child.id();
-        let mut next = Server::start(std::path::Path::new(bin()), &args);
+        let mut next = Proc::start(&args);
         next.expect(&format!(
             "handoff: taking over the sockets of process {old_pid}"
         ));

@@ -30,26 +30,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e_support::*;
+use e2e_world::*;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 mod e2e_support;
+mod e2e_world;
 mod manifest;
 
-const LOCAL: &str = "169.254.20.10";
-const KUBEDNS_IP: &str = "10.96.0.10";
 /// The pod's memory limit.
 const LIMIT: u64 = 64 << 20;
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(25);
-
-/// The ConfigMap Corefile of deploy/nodelocaldns.yaml, after the installer's `sed`.
-fn corefile_base() -> String {
-    manifest::configmap_corefile()
-        .replace("__PILLAR__LOCAL__DNS__", LOCAL)
-        .replace("__PILLAR__DNS__DOMAIN__", "cluster.local")
-        .replace("__PILLAR__DNS__SERVER__", KUBEDNS_IP)
-}
 
 /// A memory cgroup of its own under this process's, removed on drop.
 struct Cgroup {
@@ -135,103 +127,24 @@ impl Drop for Cgroup {
     }
 }
 
-struct World {
-    _kube_dns: Proc,
-    _hole: UdpSocket,
-    pod: Ns,
-    node: Ns,
-    _kdns: Ns,
-    dir: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// kube-dns' stand-in: cluster.local from a file on 10.0.2.2 and the ClusterIP; on 10.0.2.3
-/// (the node's resolver) ~2 KiB of TXT for any name, and `slow.example.` forwarded to a socket
-/// nobody reads.
-fn world() -> World {
-    let pod = Ns::new("fpod");
-    let node = Ns::new("fnode");
-    let kdns = Ns::new("fkdns");
-    veth(&node, "np0", "10.0.1.1/24", &pod, "pp0", "10.0.1.2/24");
-    pod.ip(&["route", "add", "default", "via", "10.0.1.1"]);
-    veth(&node, "nk0", "10.0.2.1/24", &kdns, "kd0", "10.0.2.2/24");
-    kdns.ip(&["addr", "add", "10.0.2.3/24", "dev", "kd0"]);
-    kdns.ip(&["addr", "add", &format!("{KUBEDNS_IP}/32"), "dev", "lo"]);
-    node.ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
-    let hole = kdns.inside(|| UdpSocket::bind("127.0.0.1:5399").unwrap());
-
-    let dir = std::env::temp_dir().join(format!("fdns-flood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("kdns")).unwrap();
-    std::fs::write(
-        dir.join("kdns/cluster.local.db"),
-        "$ORIGIN cluster.local.\n\
-         @ 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n\
-         @ 30 IN NS ns.dns.cluster.local.\n\
-         ns.dns 30 IN A 10.0.2.2\n\
-         kubernetes.default.svc 30 IN A 10.96.0.1\n",
-    )
-    .unwrap();
-    let d = dir.join("kdns").display().to_string();
+/// The end-to-end world, with kube-dns' stand-in answering ~2 KiB of TXT for any name under
+/// `flood.example.com.` on the node's resolver (10.0.2.3), and forwarding `slow.example.` to
+/// a socket nobody reads (the returned one, kept open so that queries vanish there).
+fn flood_world() -> (World, UdpSocket) {
     let chunk = "x".repeat(250);
     let txt = format!("\\\"{chunk}\\\" ").repeat(8);
-    std::fs::write(
-        dir.join("kdns/Corefile"),
-        format!(
-            "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/cluster.local.db\n}}\n\
-             .:53 {{\n    bind 10.0.2.3\n    template IN TXT {{\n        answer \"{{{{ .Name }}}} 60 IN TXT {txt}\"\n    }}\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
-             slow.example:53 {{\n    bind 10.0.2.3\n    forward . 127.0.0.1:5399\n}}\n"
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &kdns.0])
-        .arg(ferrodns_bin())
-        .args(["-conf", &format!("{d}/Corefile"), "-memory", "none"]);
-    let mut kube_dns = Proc::spawn(cmd);
-    kube_dns.expect("ferrodns-", 1, WAIT);
-    World {
-        _kube_dns: kube_dns,
-        _hole: hole,
-        pod,
-        node,
-        _kdns: kdns,
-        dir,
-    }
+    let w = world_with(&format!(
+        "flood.example.com:53 {{\n    bind 10.0.2.3\n    template IN TXT {{\n        answer \"{{{{ .Name }}}} 60 IN TXT {txt}\"\n    }}\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
+         slow.example:53 {{\n    bind 10.0.2.3\n    forward . 127.0.0.1:5399\n}}\n"
+    ));
+    let hole = w
+        ._kdns
+        .inside(|| UdpSocket::bind("127.0.0.1:5399").unwrap());
+    (w, hole)
 }
 
 /// node-cache with the DaemonSet's arguments, with the node's own /etc and /tmp, in `cg`.
 fn start_node_cache(w: &World, cg: &Cgroup) -> Proc {
-    let root = w.dir.join("node");
-    let etc = root.join("etc");
-    std::fs::create_dir_all(etc.join("coredns")).unwrap();
-    std::fs::create_dir_all(etc.join("kube-dns")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    for f in [
-        "protocols",
-        "services",
-        "nsswitch.conf",
-        "passwd",
-        "group",
-        "hosts",
-    ] {
-        let _ = std::fs::copy(Path::new("/etc").join(f), etc.join(f));
-    }
-    run(&[
-        "cp",
-        "-a",
-        "/etc/alternatives",
-        etc.join("alternatives").to_str().unwrap(),
-    ]);
-    std::fs::write(etc.join("resolv.conf"), "nameserver 10.0.2.3\n").unwrap();
-    std::fs::write(etc.join("coredns/Corefile.base"), corefile_base()).unwrap();
-    let nc = Path::new(env!("CARGO_BIN_EXE_node-cache"));
-    std::fs::create_dir_all(etc.join("bin")).unwrap();
     // `ip netns exec` mounts a fresh /sys, without the cgroup hierarchy a pod's container
     // sees: mount the memory controller's back where node-cache looks for it.
     let cgroupfs = if cg.v2 {
@@ -239,40 +152,24 @@ fn start_node_cache(w: &World, cg: &Cgroup) -> Proc {
     } else {
         "-t cgroup -o memory cgroup"
     };
-    let script = format!(
-        "mount {cgroupfs} /sys/fs/cgroup && mount --bind {etc} /etc \
-         && mount --bind {bindir} /etc/bin && mount --bind {tmp} /tmp \
-         && exec /etc/bin/{exe} \"$@\"",
-        etc = etc.display(),
-        bindir = nc.parent().unwrap().display(),
-        tmp = root.join("tmp").display(),
-        exe = nc.file_name().unwrap().to_string_lossy()
+    let nc = Path::new(env!("CARGO_BIN_EXE_node-cache"));
+    let (argv, _) = node_command(
+        w,
+        "node",
+        &corefile_base(false),
+        nc,
+        &format!("mount {cgroupfs} /sys/fs/cgroup &&"),
     );
     // Into the cgroup first, then (each step an exec, so the PID stays node-cache's) into the
     // node's namespace.
     let mut cmd = Command::new("sh");
     cmd.args([
         "-c",
-        &format!(
-            "echo $$ > {}/cgroup.procs && exec \"$@\"",
-            cg.dir.display()
-        ),
+        &format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.dir.display()),
         "sh",
-        "ip",
-        "netns",
-        "exec",
-        &w.node.0,
-        "sh",
-        "-c",
-        &script,
-        "node-cache",
     ])
-    .args(
-        format!(
-            "-localip {LOCAL},{KUBEDNS_IP} -conf /etc/Corefile -upstreamsvc kube-dns-upstream -pidfile /tmp/node-cache.pid"
-        )
-        .split(' '),
-    )
+    .args(&argv)
+    .args(daemonset_args(&format!("{LOCAL},{KUBEDNS_IP}"), &[]))
     .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
     Proc::spawn(cmd)
 }
@@ -383,7 +280,7 @@ fn flood(pod: &Ns, counts: Arc<Counts>) {
 
 #[test]
 fn a_flood_of_unique_names_stays_under_the_memory_limit() {
-    let w = world();
+    let (w, _hole) = flood_world();
     let cg = Cgroup::new(LIMIT);
     let mut nc = start_node_cache(&w, &cg);
     let pid = nc.child.id();

@@ -60,6 +60,12 @@ impl Drop for World {
 }
 
 pub fn world() -> World {
+    world_with("")
+}
+
+/// [`world`] with `extra` server blocks in kube-dns's Corefile (its stand-ins listen on
+/// 10.0.2.2-4 in the `kdns` namespace; 10.0.2.3 is the node's resolver).
+pub fn world_with(extra: &str) -> World {
     let pod = Ns::new("pod");
     let node = Ns::new("node");
     let kdns = Ns::new("kdns");
@@ -113,14 +119,14 @@ pub fn world() -> World {
              ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/ip6.arpa.db\n}}\n\
              .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
              rollout.example.com:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        match \"^q[0-9]*(?P<d>[0-9])[.]\"\n        answer \"{{{{ .Name }}}} 2{{{{ .Group.d }}}} IN A 203.0.113.8\"\n    }}\n}}\n\
-             acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n"
+             acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n{extra}"
         ),
     )
     .unwrap();
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &kdns.0])
         .arg(ferrodns_bin())
-        .args(["-conf", &format!("{d}/Corefile")]);
+        .args(["-conf", &format!("{d}/Corefile"), "-memory", "none"]);
     let mut kube_dns = Proc::spawn(cmd);
     kube_dns.expect("ferrodns-", 1, WAIT);
     World {
@@ -158,6 +164,25 @@ pub fn start_node_cache_exe(
     args: &[String],
     nc: &Path,
 ) -> (Proc, PathBuf) {
+    let (argv, etc) = node_command(w, tag, base, nc, "");
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .args(args)
+        .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
+    (Proc::spawn(cmd), etc)
+}
+
+/// The command line (before node-cache's own arguments) that runs the binary `nc` on the node
+/// with a root of its own under `tag` (`/etc`, with `base` as `/etc/coredns/Corefile.base`,
+/// and `/tmp`), after the shell commands `prelude` (each ending in `&&`); and that `/etc`.
+/// Each step execs the next, so the process's PID is node-cache's.
+pub fn node_command(
+    w: &World,
+    tag: &str,
+    base: &str,
+    nc: &Path,
+    prelude: &str,
+) -> (Vec<String>, PathBuf) {
     let root = w.dir.join(tag);
     let etc = root.join("etc");
     std::fs::create_dir_all(etc.join("coredns")).unwrap();
@@ -188,15 +213,15 @@ pub fn start_node_cache_exe(
     // under /tmp, as in a CI clone) is hidden once /tmp is replaced.
     std::fs::create_dir_all(etc.join("bin")).unwrap();
     let script = format!(
-        "mount --bind {etc} /etc && mount --bind {bindir} /etc/bin && mount --bind {tmp} /tmp \
-         && exec /etc/bin/{exe} \"$@\"",
+        "{prelude} mount --bind {etc} /etc && mount --bind {bindir} /etc/bin \
+         && mount --bind {tmp} /tmp && exec /etc/bin/{exe} \"$@\"",
         etc = etc.display(),
         bindir = nc.parent().unwrap().display(),
         tmp = root.join("tmp").display(),
         exe = nc.file_name().unwrap().to_string_lossy()
     );
-    let mut cmd = Command::new("ip");
-    cmd.args([
+    let argv = [
+        "ip",
         "netns",
         "exec",
         &w.node.0,
@@ -204,9 +229,9 @@ pub fn start_node_cache_exe(
         "-c",
         &script,
         "node-cache",
-    ])
-    .args(args)
-    .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
-    let p = Proc::spawn(cmd);
-    (p, etc)
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    (argv, etc)
 }
