@@ -253,3 +253,30 @@ fn another_protocol_version_falls_back_to_binding_beside() {
         ResponseCode::NoError
     );
 }
+
+/// The successor may serve a changed Corefile: the listener both have is taken over, the new
+/// one is bound, and the new configuration answers.
+#[test]
+fn a_successor_with_a_changed_corefile_takes_the_common_listener() {
+    let dir = TempDir::new("handoff-changed");
+    let (port, extra, m1, m2) = (free_port(), free_port(), free_port(), free_port());
+    let old_conf = dir.write("old", &corefile(port, m1));
+    let new_conf = dir.write(
+        "new",
+        &format!(
+            ".:{port} .:{extra} {{\n    bind 127.0.0.1\n    template IN A example.org {{\n        answer \"{{{{ .Name }}}} 300 IN A 10.0.0.2\"\n    }}\n    prometheus 127.0.0.1:{m2}\n}}\n"
+        ),
+    );
+    let at = rendezvous("changed");
+    let mut old = Proc::start(&["-conf", old_conf.to_str().unwrap(), "-handoff", &at]);
+    old.expect("ferrodns-");
+    let mut new = Proc::start(&["-conf", new_conf.to_str().unwrap(), "-handoff", &at]);
+    new.expect("handoff: took over from process");
+    assert_eq!(old.wait_exit(), 0);
+    for p in [port, extra] {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let r = udp(addr, &query("fresh.example.org.", RecordType::A));
+        let a = r.answers.first().map(|a| a.data.to_string());
+        assert_eq!(a.as_deref(), Some("10.0.0.2"), "port {p}");
+    }
+}

@@ -595,6 +595,14 @@ pub fn listen(at: &Rendezvous, to: tokio::sync::mpsc::Sender<Successor>) -> io::
     use std::sync::atomic::{AtomicBool, Ordering};
     let addr = at.addr()?;
     if at.is_path() {
+        // A socket file nobody answers on is left over from a process that is gone; one that
+        // answers belongs to a live process (serving other addresses) and stays its own.
+        if UnixStream::connect_addr(&addr).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process listens there",
+            ));
+        }
         let _ = std::fs::remove_file(&at.0);
     }
     let listener = std::sync::Arc::new(UnixListener::bind_addr(&addr)?);
@@ -609,11 +617,16 @@ pub fn listen(at: &Rendezvous, to: tokio::sync::mpsc::Sender<Successor>) -> io::
                 loop {
                     match listener.accept() {
                         Ok((conn, _)) => match greet(conn) {
-                            Ok(Some(s)) => {
-                                if to.blocking_send(s).is_err() {
-                                    return;
+                            // Never block here: closing joins this thread. A successor that
+                            // comes while another is being served is dropped; it sees the
+                            // connection close and binds beside this process.
+                            Ok(Some(s)) => match to.try_send(s) {
+                                Ok(()) => {}
+                                Err(tokio::sync::mpsc::error::TrySendError::Full(s)) => {
+                                    tracing::warn!(target: "server", "handoff: process {} came while another successor was being served; not offered", s.pid);
                                 }
-                            }
+                                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                            },
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::warn!(target: "server", "handoff: refused a successor on {at}: {e}");
@@ -764,6 +777,27 @@ mod tests {
         for n in 0..body.len() {
             assert!(decode_offer(&body[..n]).is_none(), "{n}");
         }
+    }
+
+    #[test]
+    fn a_path_rendezvous_is_not_taken_from_a_live_process() {
+        let dir = std::env::temp_dir().join(format!("fdns-handoff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = Rendezvous(dir.join("sock").to_string_lossy().into_owned());
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let first = listen(&at, tx.clone()).unwrap();
+        let err = listen(&at, tx.clone()).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        first.close();
+        assert!(
+            !std::path::Path::new(&at.0).exists(),
+            "closing removes the file"
+        );
+        // A file left behind by a process that is gone is replaced.
+        let stale = UnixListener::bind(&at.0).unwrap();
+        drop(stale);
+        listen(&at, tx).unwrap().close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
