@@ -226,8 +226,25 @@ async fn take_over(at: &Rendezvous, instance: &Instance) -> Option<Inherited> {
             );
             None
         }
+        Err(NoHandoff::Busy { pid }) => {
+            tracing::debug!(
+                target: "server",
+                "handoff: process {pid} at {at} is handing off to another process: binding beside it"
+            );
+            None
+        }
         Err(NoHandoff::Failed(e)) => {
-            tracing::warn!(target: "server", "handoff: taking over from {at}: {e}; binding anew");
+            // A predecessor that hung up was going away (or turned many starters away at
+            // once): nothing to take over, and not worth a line. Anything else is.
+            use std::io::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted
+            ) {
+                tracing::debug!(target: "server", "handoff: taking over from {at}: {e}; binding anew");
+            } else {
+                tracing::warn!(target: "server", "handoff: taking over from {at}: {e}; binding anew");
+            }
             None
         }
     }
@@ -409,7 +426,9 @@ pub async fn serve(
     let mut listener = rendezvous.and_then(|at| match handoff::listen(&at, successor_tx) {
         Ok(l) => Some(l),
         Err(e) => {
-            tracing::info!(
+            // Usual when another instance (on other addresses) holds the default rendezvous;
+            // not worth a line in a log that mirrors CoreDNS's.
+            tracing::debug!(
                 target: "server",
                 "handoff: cannot wait for a successor at {at}: {e}; a successor will serve beside this process instead"
             );

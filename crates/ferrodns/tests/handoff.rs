@@ -75,7 +75,7 @@ fn a_successor_takes_the_sockets_the_cache_and_the_pidfile() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
 
     let mut old = Proc::start(&args);
-    old.expect("ferrodns-");
+    old.expect(READY);
     assert_eq!(
         answer_of(addr, "a.example.org.", false).0,
         ResponseCode::NoError
@@ -136,7 +136,7 @@ fn sigterm_waits_for_a_successor_then_hands_over() {
     let base = ["-conf", conf.to_str().unwrap(), "-handoff", &at];
 
     let mut old = Proc::start(&[&base[..], &["-handoffwait", "30s"]].concat());
-    old.expect("ferrodns-");
+    old.expect(READY);
     old.signal(nix::sys::signal::Signal::SIGTERM);
     old.expect("SIGTERM: waiting up to 30s for a successor to hand off to");
     // Still serving while it waits.
@@ -176,7 +176,7 @@ fn sigterm_without_a_successor_stops_after_the_wait() {
         "-handoffwait",
         "1s",
     ]);
-    old.expect("ferrodns-");
+    old.expect(READY);
     let started = Instant::now();
     old.signal(nix::sys::signal::Signal::SIGTERM);
     old.expect("SIGTERM: waiting up to 1s for a successor");
@@ -193,9 +193,9 @@ fn a_server_of_other_addresses_is_left_alone() {
     let c1 = dir.write("one", &corefile(p1, m1));
     let c2 = dir.write("two", &corefile(p2, m2));
     let mut one = Proc::start(&["-conf", c1.to_str().unwrap(), "-handoff", &at]);
-    one.expect("ferrodns-");
+    one.expect(READY);
     let mut two = Proc::start(&["-conf", c2.to_str().unwrap(), "-handoff", &at]);
-    two.expect("ferrodns-");
+    two.expect(READY);
     assert!(one.child.try_wait().unwrap().is_none(), "{:#?}", one.seen);
     for p in [p1, p2] {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
@@ -245,7 +245,7 @@ fn another_protocol_version_falls_back_to_binding_beside() {
         line.contains("process 4242") && line.contains("SO_REUSEPORT"),
         "{line}"
     );
-    new.expect("ferrodns-");
+    new.expect(READY);
     stand_in.join().unwrap();
     let sock = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     assert_eq!(
@@ -269,7 +269,7 @@ fn a_successor_with_a_changed_corefile_takes_the_common_listener() {
     );
     let at = rendezvous("changed");
     let mut old = Proc::start(&["-conf", old_conf.to_str().unwrap(), "-handoff", &at]);
-    old.expect("ferrodns-");
+    old.expect(READY);
     let mut new = Proc::start(&["-conf", new_conf.to_str().unwrap(), "-handoff", &at]);
     new.expect("handoff: took over from process");
     assert_eq!(old.wait_exit(), 0);

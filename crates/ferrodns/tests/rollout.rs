@@ -12,7 +12,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Proc, TempDir, WAIT, bin, free_port};
+use common::{Proc, READY, TempDir, WAIT, bin, free_port};
 use ferrodns_loadgen::{LoadSpec, Report, background};
 
 const RESTARTS: usize = 10;
@@ -71,7 +71,7 @@ fn restarts_and_an_upgrade_under_load_lose_no_query() {
     let args = ["-conf", conf.to_str().unwrap(), "-handoff", &at];
 
     let mut current = Proc::start_exe(&old_exe, &args);
-    current.expect("ferrodns-");
+    current.expect(READY);
 
     let mut spec = LoadSpec::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     spec.udp_rate = 20_000.0;

@@ -126,7 +126,7 @@ fn node_cache_with_the_daemonsets_arguments() {
         &corefile_base(false),
         &daemonset_args("169.254.20.10,10.96.0.10", &[]),
     );
-    nc.expect("ferrodns-", 1, WAIT);
+    nc.expect(READY, 1, WAIT);
     // The rules go in once the pidfile exists: 12 per IP.
     nc.expect("Added back nodelocaldns rule", 24, WAIT);
     assert_eq!(
@@ -254,7 +254,7 @@ fn node_cache_with_the_daemonsets_arguments() {
         &corefile_base(true),
         &daemonset_args("169.254.20.10", &["-skipteardown", "-handoffwait=0s"]),
     );
-    nc.expect("ferrodns-", 1, WAIT);
+    nc.expect(READY, 1, WAIT);
     nc.expect("Added back nodelocaldns rule", 12, WAIT);
     assert_eq!(
         sorted_by_table(rules(&w.node)),

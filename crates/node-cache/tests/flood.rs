@@ -285,7 +285,7 @@ fn a_flood_of_unique_names_stays_under_the_memory_limit() {
     let mut nc = start_node_cache(&w, &cg);
     let pid = nc.child.id();
     nc.expect("Memory budget 48 MiB", 1, WAIT);
-    nc.expect("ferrodns-", 1, WAIT);
+    nc.expect(READY, 1, WAIT);
     nc.expect("Added back nodelocaldns rule", 24, WAIT);
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -109,7 +109,7 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
     std::fs::copy(env!("CARGO_BIN_EXE_node-cache"), &old_exe).unwrap();
 
     let (mut current, _) = start_node_cache_exe(&w, "gen0", &base, &args, &old_exe);
-    current.expect("ferrodns-", 1, WAIT);
+    current.expect(READY, 1, WAIT);
     current.expect("Added back nodelocaldns rule", 24, WAIT);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -127,12 +127,22 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
         nix::sched::setns(&pod, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while hit_rate(&w) < 95.0 {
-        assert!(Instant::now() < deadline, "the cache never warmed up");
+    let mut warming = Vec::new();
+    loop {
+        let r = hit_rate(&w);
+        warming.push(format!("{r:.1}"));
+        if r >= 95.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cache never warmed up: {warming:?}"
+        );
     }
 
     let exe = Path::new(env!("CARGO_BIN_EXE_node-cache")).to_path_buf();
     let mut rates = Vec::new();
+    let mut past = Vec::new();
     for round in 0..=RESTARTS {
         let before = hit_rate(&w);
         let old_pid = current.child.id();
@@ -157,7 +167,7 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
             "round {round}: {:#?}",
             current.seen
         );
-        current = next;
+        past.push(std::mem::replace(&mut current, next));
         let after = hit_rate(&w);
         eprintln!(
             "hand-off {round} ({}): hit rate {before:.1}% before, {after:.1}% after",
@@ -167,6 +177,20 @@ fn a_rolling_update_under_load_loses_no_query_and_keeps_the_rules() {
     }
 
     let report = load.stop().expect("the load ran");
+    // What went wrong, if anything, in any generation's words.
+    past.push(current);
+    for (generation, p) in past.iter_mut().enumerate() {
+        while let Ok(l) = p.lines.try_recv() {
+            p.seen.push(l);
+        }
+        for l in p
+            .seen
+            .iter()
+            .filter(|l| l.contains("[ERROR]") || l.contains("panic"))
+        {
+            eprintln!("gen{generation}: {l}");
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     let taken = samples.taken.load(Ordering::SeqCst);
     eprintln!(

@@ -52,6 +52,7 @@ const MISMATCH: u8 = b'V';
 const DECLINE: u8 = b'D';
 const TAKEN: u8 = b'T';
 const UNRELATED: u8 = b'U';
+const BUSY: u8 = b'B';
 const RELEASED: u8 = b'R';
 
 /// Where processes meet: `@name` is an abstract unix socket (per network namespace), anything
@@ -442,6 +443,12 @@ pub enum NoHandoff {
         /// Its pid.
         pid: u32,
     },
+    /// The predecessor was dealing with another starting process (only when several start at
+    /// once).
+    Busy {
+        /// Its pid.
+        pid: u32,
+    },
     /// The exchange failed.
     Failed(io::Error),
 }
@@ -485,6 +492,10 @@ pub fn take_over(at: &Rendezvous, addresses: &[SocketAddr]) -> Result<Inherited,
             UNRELATED => {
                 let (_, pid) = parse_hello(&body).unwrap_or((0, 0));
                 return Ok(Err(NoHandoff::Unrelated { pid }));
+            }
+            BUSY => {
+                let (_, pid) = parse_hello(&body).unwrap_or((0, 0));
+                return Ok(Err(NoHandoff::Busy { pid }));
             }
             OFFER => {}
             _ => return Err(invalid("unexpected frame instead of an offer")),
@@ -622,12 +633,16 @@ pub fn listen(at: &Rendezvous, to: tokio::sync::mpsc::Sender<Successor>) -> io::
                             // connection close and binds beside this process.
                             Ok(Some(s)) => match to.try_send(s) {
                                 Ok(()) => {}
-                                Err(tokio::sync::mpsc::error::TrySendError::Full(s)) => {
-                                    tracing::warn!(target: "server", "handoff: process {} came while another successor was being served; not offered", s.pid);
+                                Err(tokio::sync::mpsc::error::TrySendError::Full(mut s)) => {
+                                    tracing::debug!(target: "server", "handoff: process {} came while another successor was being served; not offered", s.pid);
+                                    let _ = write_frame(&mut s.conn, BUSY, &hello_body(&[]));
                                 }
                                 Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
                             },
                             Ok(None) => {}
+                            // A peer that hung up before its hello (a liveness probe of a
+                            // path rendezvous) is no news.
+                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
                             Err(e) => {
                                 tracing::warn!(target: "server", "handoff: refused a successor on {at}: {e}");
                             }

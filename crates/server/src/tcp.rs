@@ -169,12 +169,14 @@ async fn connection(
         } else {
             limits.idle
         };
-        // One deadline for waiting and reading; a stop only ends the wait, never a message
-        // half read.
+        // One deadline for waiting and reading. The wait is a peek, which consumes nothing, so
+        // a stop may end it; a message once begun is read whole. (Readiness alone would not
+        // do: it may still be set from the last read when no byte is waiting.)
         let deadline = tokio::time::Instant::now() + wait;
-        let ready = if *stop.borrow() {
+        let mut first = [0u8; 1];
+        let waiting = if *stop.borrow() {
             // Stopping: answer what the client already sent, close when it pauses.
-            timeout(DRAIN_PAUSE, stream.readable()).await.is_ok()
+            timeout(DRAIN_PAUSE, stream.peek(&mut first)).await.ok()
         } else {
             tokio::select! {
                 biased;
@@ -184,10 +186,10 @@ async fn connection(
                     }
                     continue;
                 }
-                r = tokio::time::timeout_at(deadline, stream.readable()) => r.is_ok(),
+                r = tokio::time::timeout_at(deadline, stream.peek(&mut first)) => r.ok(),
             }
         };
-        if !ready {
+        if !matches!(waiting, Some(Ok(n)) if n > 0) {
             return;
         }
         let got = tokio::time::timeout_at(deadline, read_message(&mut stream)).await;

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+/// The first version line, printed once everything is up. (Not just `ferrodns-`: the usage
+/// text a refused command line prints names `@ferrodns-handoff`.)
+pub const READY: &str = concat!("ferrodns-", env!("CARGO_PKG_VERSION"));
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A loopback port free for both UDP and TCP right now (bound, then released): for

@@ -15,6 +15,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use nix::sched::{CloneFlags, setns};
 
+/// The first version line, printed once everything is up. (Not just `ferrodns-`: the usage
+/// text a refused command line prints names `@ferrodns-handoff`.)
+pub const READY: &str = concat!("ferrodns-", env!("CARGO_PKG_VERSION"));
 /// How long a process may take to print what a test waits for.
 pub const WAIT: Duration = Duration::from_secs(20);
 

@@ -128,7 +128,7 @@ pub fn world_with(extra: &str) -> World {
         .arg(ferrodns_bin())
         .args(["-conf", &format!("{d}/Corefile"), "-memory", "none"]);
     let mut kube_dns = Proc::spawn(cmd);
-    kube_dns.expect("ferrodns-", 1, WAIT);
+    kube_dns.expect(READY, 1, WAIT);
     World {
         _kube_dns: kube_dns,
         pod,
