@@ -345,7 +345,7 @@ fn a_flood_of_unique_names_stays_under_the_memory_limit() {
         "limit {} MiB; budget {:.0} MiB (cache share {:.0} MiB, {inflight_limit} queries in flight)\n\
          sent {} queries in {FLOOD:?}: {} NOERROR, {} REFUSED, {} SERVFAIL, {} other\n\
          node-cache VmRSS {} MiB at start, max {:.1} MiB over {samples} samples (of which file-backed \
-         at the end {:.1} MiB: the debug binary's text, not charged to the pod's cgroup here); \
+         at the end {:.1} MiB: the binary's text, not charged to the pod's cgroup here); \
          RssAnon max {:.1} MiB; cgroup usage max {:.1} MiB, failcnt {}, oom_kill {}\n\
          cache bytes {:.1} MiB (share {:.1} MiB), {skipped} inserts skipped, {refused} queries refused by the budget",
         LIMIT >> 20,

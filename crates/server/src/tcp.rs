@@ -32,6 +32,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// When the listener stops (a successor took it over, or the process ends), a connection
 /// still answers each query that arrives without a pause this long, then closes.
 pub const DRAIN_PAUSE: Duration = Duration::from_millis(50);
+/// The longest a connection goes on answering after the listener stopped.
+pub const DRAIN_MAX: Duration = Duration::from_secs(1);
 /// Open connections per listener; further clients wait in the accept backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
 
@@ -158,6 +160,7 @@ async fn connection(
     // The limits in force when the connection was accepted (a reload affects new ones).
     let limits = dispatch.load().limits();
     let mut served = 0usize;
+    let mut draining_since: Option<tokio::time::Instant> = None;
     loop {
         if limits.max_queries.is_some_and(|max| served >= max) {
             return;
@@ -175,7 +178,13 @@ async fn connection(
         let deadline = tokio::time::Instant::now() + wait;
         let mut first = [0u8; 1];
         let waiting = if *stop.borrow() {
-            // Stopping: answer what the client already sent, close when it pauses.
+            // Stopping: answer what the client already sent, close when it pauses (or, for a
+            // client that never pauses, after DRAIN_MAX: the grace period must not run out
+            // while it is still being served).
+            let since = *draining_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= DRAIN_MAX {
+                return;
+            }
             timeout(DRAIN_PAUSE, stream.peek(&mut first)).await.ok()
         } else {
             tokio::select! {
