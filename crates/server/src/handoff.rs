@@ -149,8 +149,9 @@ pub fn block_key(block: &ferrodns_plugin::BlockSettings) -> String {
     format!("{} on [{}]", zones.join(" "), block.listen_hosts.join(" "))
 }
 
-/// Every plugin's exported state of `instance`.
-pub fn export_states(instance: &Instance) -> Vec<PluginState> {
+/// Each plugin of `instance` with its place: the block's key, and its position among the
+/// block's plugins of its directive.
+fn places(instance: &Instance) -> Vec<(String, u32, &std::sync::Arc<dyn ferrodns_plugin::Plugin>)> {
     let mut out = Vec::new();
     for block in &instance.blocks {
         let key = block_key(block);
@@ -159,36 +160,37 @@ pub fn export_states(instance: &Instance) -> Vec<PluginState> {
             let name = p.name();
             let nth = seen.iter().filter(|n| **n == name).count();
             seen.push(name);
-            if let Some(data) = p.handoff_export() {
-                out.push(PluginState {
-                    block: key.clone(),
-                    directive: name.to_string(),
-                    nth: u32::try_from(nth).unwrap_or(u32::MAX),
-                    data,
-                });
-            }
+            out.push((key.clone(), u32::try_from(nth).unwrap_or(u32::MAX), p));
         }
     }
     out
 }
 
+/// Every plugin's exported state of `instance`.
+pub fn export_states(instance: &Instance) -> Vec<PluginState> {
+    places(instance)
+        .into_iter()
+        .filter_map(|(block, nth, p)| {
+            Some(PluginState {
+                data: p.handoff_export()?,
+                block,
+                directive: p.name().to_string(),
+                nth,
+            })
+        })
+        .collect()
+}
+
 /// Hand each state to the plugin of `instance` in the same place; returns how many found one.
 pub fn import_states(instance: &Instance, states: &[PluginState]) -> usize {
     let mut used = 0;
-    for block in &instance.blocks {
-        let key = block_key(block);
-        let mut seen: Vec<&str> = Vec::new();
-        for p in &block.plugins {
-            let name = p.name();
-            let nth = seen.iter().filter(|n| **n == name).count();
-            seen.push(name);
-            let found = states.iter().find(|s| {
-                s.block == key && s.directive == name && usize::try_from(s.nth) == Ok(nth)
-            });
-            if let Some(s) = found {
-                p.handoff_import(&s.data);
-                used += 1;
-            }
+    for (block, nth, p) in places(instance) {
+        let found = states
+            .iter()
+            .find(|s| s.block == block && s.directive == p.name() && s.nth == nth);
+        if let Some(s) = found {
+            p.handoff_import(&s.data);
+            used += 1;
         }
     }
     used
