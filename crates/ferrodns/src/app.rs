@@ -38,7 +38,10 @@ pub fn block_on(main: impl Future<Output = ExitCode>) -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(main),
+        Ok(rt) => {
+            rt.spawn(ferrodns_server::run::keep_timers_armed());
+            rt.block_on(main)
+        }
         Err(e) => {
             eprintln!("starting runtime: {e}");
             ExitCode::FAILURE
