@@ -895,13 +895,27 @@ async fn udp_reader(sock: Arc<UdpSocket>, pending: Arc<Mutex<Pending>>) {
     }
 }
 
+/// Frames gathered into one write at most (a pipelined burst goes out as one segment train
+/// and one syscall instead of one per query).
+const WRITE_BATCH: usize = 16 << 10;
+
 async fn tcp_writer(
     mut wr: impl AsyncWrite + Unpin + Send + 'static,
     mut rx: mpsc::Receiver<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
 ) {
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     while let Some(frame) = rx.recv().await {
-        match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&frame)).await {
+        // Every frame already queued joins this write.
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.extend_from_slice(&next),
+                Err(_) => break,
+            }
+        }
+        match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let e = match e.kind() {
@@ -921,7 +935,10 @@ async fn tcp_writer(
     }
 }
 
-async fn tcp_reader(mut rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Mutex<Pending>>) {
+async fn tcp_reader(rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Mutex<Pending>>) {
+    // Buffered: the replies to a pipelined burst arrive together and are taken with one read,
+    // not two per reply (length, then body).
+    let mut rd = tokio::io::BufReader::with_capacity(16 << 10, rd);
     let mut body = Vec::with_capacity(4096);
     loop {
         let len = match rd.read_u16().await {
