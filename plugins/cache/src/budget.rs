@@ -17,8 +17,7 @@ pub const ENTRY_OVERHEAD: u64 = 256;
 /// (`serve_stale_policy prefer_positive`) is counted with the entry that holds it.
 pub fn cost(e: &Entry) -> u64 {
     let own = |e: &Entry| {
-        (e.wire.len() + e.ttl_offsets.len() * 2 + e.wildcard.as_ref().map_or(0, |w| w.len())) as u64
-            + ENTRY_OVERHEAD
+        (e.wire.held() + e.wildcard.as_ref().map_or(0, |w| w.len())) as u64 + ENTRY_OVERHEAD
     };
     own(e) + e.last_known_good.as_deref().map_or(0, own)
 }

@@ -3,8 +3,7 @@
 //! for a client by patching a copy (ID, flags, the client's question name, TTLs).
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use ferrodns_plugin::proto::op::Message;
 use ferrodns_plugin::proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -33,10 +32,8 @@ impl Kind {
 /// One cached reply.
 #[derive(Debug)]
 pub struct Entry {
-    /// Header (ID 0) + question + records, TTLs as stored.
-    pub wire: Box<[u8]>,
-    /// Where each record's 4-byte TTL is in `wire`.
-    pub ttl_offsets: Box<[u16]>,
+    /// Header (ID 0) + question + records, TTLs as stored; and where each TTL is.
+    pub wire: PackedWire,
     /// Length of the question name in `wire` (starting at offset 12).
     pub qname_len: u16,
     /// Question type and class.
@@ -61,12 +58,84 @@ pub struct Entry {
     /// The wildcard that synthesised the reply (the `zone/wildcard` metadata label when it was
     /// stored), set again on hits as CoreDNS does.
     pub wildcard: Option<Box<str>>,
-    /// Prefetch bookkeeping: (last hit, hits in the current run).
-    pub freq: Mutex<(Instant, u64)>,
+    /// Prefetch bookkeeping: the last hit and the hits of the current run.
+    pub freq: Freq,
     /// A refresh of this entry is running.
     pub refreshing: AtomicBool,
-    /// After a failed refresh, no new one before this.
-    pub retry_after: Mutex<Option<Instant>>,
+    /// After a failed refresh, no new one before this many ms after `stored` (0: no wait).
+    pub retry_after_ms: AtomicU32,
+}
+
+/// A stored reply and the offsets of its records' TTLs in one allocation (an entry is the
+/// cache's unit of memory: a separate offsets allocation and its pointer cost 24 bytes a
+/// time, ten thousand times over).
+#[derive(Debug)]
+pub struct PackedWire {
+    /// The message, then each offset as two big-endian bytes.
+    bytes: Box<[u8]>,
+    msg_len: u16,
+}
+
+impl PackedWire {
+    /// `msg` with the TTL offsets `offsets` (a message is at most 65,535 bytes long).
+    pub fn new(msg: &[u8], offsets: &[u16]) -> PackedWire {
+        let msg = &msg[..msg.len().min(usize::from(u16::MAX))];
+        let mut bytes = Vec::with_capacity(msg.len() + 2 * offsets.len());
+        bytes.extend_from_slice(msg);
+        for o in offsets {
+            bytes.extend_from_slice(&o.to_be_bytes());
+        }
+        PackedWire {
+            bytes: bytes.into_boxed_slice(),
+            msg_len: msg.len() as u16,
+        }
+    }
+
+    /// The stored message.
+    pub fn msg(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.msg_len)]
+    }
+
+    /// Where each record's 4-byte TTL is in [`PackedWire::msg`].
+    pub fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bytes[usize::from(self.msg_len)..]
+            .chunks_exact(2)
+            .map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+    }
+
+    /// Bytes held: the message and its offsets.
+    pub fn held(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Milliseconds from `from` to `to` (0 when `to` is earlier), saturating at `u32::MAX`.
+fn ms_between(from: Instant, to: Instant) -> u32 {
+    u32::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Prefetch bookkeeping in one atomic word (an entry is the cache's unit of memory, so every
+/// byte of it counts ten thousand times): the last hit, in ms after the entry was stored, in
+/// the high half; the hits of the current run in the low half.
+#[derive(Debug)]
+pub struct Freq(AtomicU64);
+
+impl Freq {
+    /// `hits` so far, the last at `last_hit`, for an entry stored at `stored`.
+    pub fn new(stored: Instant, last_hit: Instant, hits: u64) -> Freq {
+        Freq(AtomicU64::new(Self::pack(
+            ms_between(stored, last_hit),
+            hits,
+        )))
+    }
+
+    fn pack(last_ms: u32, hits: u64) -> u64 {
+        u64::from(last_ms) << 32 | hits.min(u64::from(u32::MAX))
+    }
+
+    fn unpack(word: u64) -> (u32, u64) {
+        ((word >> 32) as u32, word & u64::from(u32::MAX))
+    }
 }
 
 impl Entry {
@@ -78,7 +147,7 @@ impl Entry {
 
     /// The stored question name (case as stored).
     pub fn qname(&self) -> &[u8] {
-        &self.wire[HEADER_LEN..HEADER_LEN + usize::from(self.qname_len)]
+        &self.wire.msg()[HEADER_LEN..HEADER_LEN + usize::from(self.qname_len)]
     }
 
     /// Whether the entry is for this question (name compared without regard to ASCII case).
@@ -109,35 +178,49 @@ impl Entry {
 
     /// Count a hit for prefetching: hits with no gap of `window` or more.
     pub fn update_freq(&self, window: std::time::Duration, now: Instant) -> u64 {
-        let mut f = match self.freq.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if f.0 + window < now {
-            *f = (now, 1);
-        } else {
-            f.0 = now;
-            f.1 += 1;
+        let now_ms = ms_between(self.stored, now);
+        let mut word = self.freq.0.load(Ordering::Acquire);
+        loop {
+            let (last_ms, hits) = Freq::unpack(word);
+            let last = self.stored + std::time::Duration::from_millis(u64::from(last_ms));
+            let hits = if last + window < now { 1 } else { hits + 1 };
+            match self.freq.0.compare_exchange_weak(
+                word,
+                Freq::pack(now_ms, hits),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return hits,
+                Err(seen) => word = seen,
+            }
         }
-        f.1
     }
 
     /// Hits counted so far.
     pub fn hits(&self) -> u64 {
-        match self.freq.lock() {
-            Ok(g) => g.1,
-            Err(p) => p.into_inner().1,
-        }
+        Freq::unpack(self.freq.0.load(Ordering::Acquire)).1
+    }
+
+    /// When the last hit was (the time it was stored if none).
+    pub fn last_hit(&self) -> Instant {
+        let (last_ms, _) = Freq::unpack(self.freq.0.load(Ordering::Acquire));
+        self.stored + std::time::Duration::from_millis(u64::from(last_ms))
+    }
+
+    /// Set the bookkeeping: `hits` so far, the last at `now` (a refreshed entry inherits the
+    /// count of the one it replaced).
+    pub fn set_freq(&self, now: Instant, hits: u64) {
+        self.freq.0.store(
+            Freq::pack(ms_between(self.stored, now), hits),
+            Ordering::Release,
+        );
     }
 
     /// Start a refresh unless one runs or a failed one asked to wait.
     pub fn begin_refresh(&self, now: Instant, recheck: std::time::Duration) -> bool {
         if !recheck.is_zero() {
-            let r = match self.retry_after.lock() {
-                Ok(g) => *g,
-                Err(p) => *p.into_inner(),
-            };
-            if r.is_some_and(|t| now < t) {
+            let r = self.retry_after_ms.load(Ordering::Acquire);
+            if r != 0 && ms_between(self.stored, now) < r {
                 return false;
             }
         }
@@ -148,11 +231,12 @@ impl Entry {
 
     /// A refresh ended.
     pub fn end_refresh(&self, now: Instant, recheck: std::time::Duration, refreshed: bool) {
-        let next = (!recheck.is_zero() && !refreshed).then(|| now + recheck);
-        match self.retry_after.lock() {
-            Ok(mut g) => *g = next,
-            Err(p) => *p.into_inner() = next,
-        }
+        let next = if !recheck.is_zero() && !refreshed {
+            ms_between(self.stored, now + recheck).max(1)
+        } else {
+            0
+        };
+        self.retry_after_ms.store(next, Ordering::Release);
         self.refreshing.store(false, Ordering::Release);
     }
 
@@ -162,7 +246,7 @@ impl Entry {
     /// not, the stored name is kept.
     pub fn write_reply(&self, out: &mut Vec<u8>, req: &ClientBits<'_>, ttl: u32) {
         out.clear();
-        out.extend_from_slice(&self.wire);
+        out.extend_from_slice(self.wire.msg());
         out[0..2].copy_from_slice(&req.id.to_be_bytes());
         // QR, the client's opcode, AA, RD and CD; RA and the rcode as stored; AD as stored but
         // only for clients that set DO or AD; TC and Z clear.
@@ -183,9 +267,10 @@ impl Entry {
             out[HEADER_LEN..HEADER_LEN + qlen].copy_from_slice(req.qname);
         }
         let t = ttl.to_be_bytes();
-        for &off in self.ttl_offsets.iter() {
-            let o = usize::from(off);
-            out[o..o + 4].copy_from_slice(&t);
+        for o in self.wire.ttl_offsets() {
+            if let Some(ttl) = out.get_mut(o..o + 4) {
+                ttl.copy_from_slice(&t);
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The request path (lookup, hit, miss, stale, prefetch) and the write path (classify, clamp the
 //! TTLs, store) of the cache.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::Cache;
 use crate::classify::{self, Type};
-use crate::entry::{self, ClientBits, Entry, Kind};
+use crate::entry::{self, ClientBits, Entry, Freq, Kind, PackedWire};
 use crate::flight::{self, FlightKey, Role};
 use crate::metrics::CacheMetrics;
 
@@ -184,8 +184,7 @@ impl Cache {
             last_known_good = prev.answering_entry(&ctx.qname, ctx.qtype, ctx.qclass);
         }
         let e = Arc::new(Entry {
-            wire: wire.into_boxed_slice(),
-            ttl_offsets: offsets.into_boxed_slice(),
+            wire: PackedWire::new(&wire, &offsets),
             qname_len,
             qtype: ctx.qtype,
             qclass: ctx.qclass,
@@ -197,9 +196,9 @@ impl Cache {
             answering,
             last_known_good,
             wildcard,
-            freq: Mutex::new((now, 0)),
+            freq: Freq::new(now, now, 0),
             refreshing: Default::default(),
-            retry_after: Mutex::new(None),
+            retry_after_ms: Default::default(),
         });
         match kind {
             Kind::Success => {
@@ -263,7 +262,7 @@ impl Cache {
             do_bit: ctx.do_bit,
             qname: &ctx.qname,
         };
-        let mut out = Vec::with_capacity(e.wire.len());
+        let mut out = Vec::with_capacity(e.wire.msg().len());
         e.write_reply(&mut out, &bits, ttl);
         Reply::Wire(Bytes::from(out))
     }
@@ -464,11 +463,7 @@ impl Cache {
                 None => !stale,
             };
             if refreshed && let Some(fresh) = me.exists(ctx.key) {
-                let hits = refresh.entry.hits();
-                match fresh.freq.lock() {
-                    Ok(mut f) => *f = (now, hits),
-                    Err(p) => *p.into_inner() = (now, hits),
-                }
+                fresh.set_freq(now, refresh.entry.hits());
             }
             refresh.end(refreshed);
         });

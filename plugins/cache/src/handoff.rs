@@ -15,8 +15,8 @@
 //! AD, RA) is read again from its wire bytes, which also checks them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrodns_plugin::proto::op::Message;
@@ -24,7 +24,7 @@ use ferrodns_plugin::wire::{HEADER_LEN, WireHeader};
 use tokio::time::Instant;
 
 use crate::Cache;
-use crate::entry::{self, Entry, Kind};
+use crate::entry::{self, Entry, Freq, Kind, PackedWire};
 
 /// The first bytes of a state; the byte after them is the version.
 pub const MAGIC: &[u8; 3] = b"FDC";
@@ -97,7 +97,7 @@ fn age_ms(now: Instant, earlier: Instant) -> u64 {
 /// Append `e` to `out`; false (with `out` as it may be half-written) when it cannot be
 /// written. The last known good entry is written only at the outer level.
 fn write_entry(out: &mut Vec<u8>, e: &Entry, now: Instant, outer: bool) -> bool {
-    let Ok(wire_len) = u16::try_from(e.wire.len()) else {
+    let Ok(wire_len) = u16::try_from(e.wire.msg().len()) else {
         return false;
     };
     let wildcard = e
@@ -115,10 +115,7 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry, now: Instant, outer: bool) -> bool 
     if last_good.is_some() {
         flags |= F_LAST_GOOD;
     }
-    let (last_hit, hits) = match e.freq.lock() {
-        Ok(g) => *g,
-        Err(p) => *p.into_inner(),
-    };
+    let (last_hit, hits) = (e.last_hit(), e.hits());
     out.push(flags);
     out.extend_from_slice(&e.orig_ttl.to_be_bytes());
     out.extend_from_slice(&age_ms(now, e.stored).to_be_bytes());
@@ -129,7 +126,7 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry, now: Instant, outer: bool) -> bool 
         out.extend_from_slice(w.as_bytes());
     }
     out.extend_from_slice(&wire_len.to_be_bytes());
-    out.extend_from_slice(&e.wire);
+    out.extend_from_slice(e.wire.msg());
     match last_good {
         Some(l) => write_entry(out, l, now, false),
         None => true,
@@ -327,8 +324,7 @@ fn restore(
         .checked_sub(Duration::from_millis(last_hit_age))
         .unwrap_or(stored);
     let e = Entry {
-        wire: raw.wire.into(),
-        ttl_offsets: facts.offsets.into_boxed_slice(),
+        wire: PackedWire::new(raw.wire, &facts.offsets),
         qname_len: facts.qname_len,
         qtype: facts.qtype,
         qclass: facts.qclass,
@@ -340,10 +336,10 @@ fn restore(
         answering: raw.answering,
         last_known_good,
         wildcard: raw.wildcard.map(Into::into),
-        freq: Mutex::new((last_hit, raw.hits)),
+        freq: Freq::new(stored, last_hit, raw.hits),
         refreshing: Default::default(),
         // A back-off after a failed refresh is not passed on: the successor may try once early.
-        retry_after: Mutex::new(None),
+        retry_after_ms: Default::default(),
     };
     cache.servable(&e, now).then_some(e)
 }
@@ -361,7 +357,7 @@ impl Cache {
                 + success
                     .iter()
                     .chain(&denial)
-                    .map(|(_, e)| 4 + 1 + 8 + 33 + 2 + e.wire.len())
+                    .map(|(_, e)| 4 + 1 + 8 + 33 + 2 + e.wire.msg().len())
                     .sum::<usize>(),
         );
         out.extend_from_slice(MAGIC);

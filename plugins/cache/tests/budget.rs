@@ -3,19 +3,17 @@
 //! skipped.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use ferrodns_plugin::budget::Budget;
 use ferrodns_plugin_cache::budget::{ENTRY_OVERHEAD, cost};
-use ferrodns_plugin_cache::entry::Entry;
+use ferrodns_plugin_cache::entry::{Entry, Freq, PackedWire};
 use ferrodns_plugin_cache::store::Store;
 use tokio::time::Instant;
 
 fn entry(wire: usize) -> Arc<Entry> {
     let now = Instant::now();
     Arc::new(Entry {
-        wire: vec![0u8; wire].into_boxed_slice(),
-        ttl_offsets: vec![0u16; 1].into_boxed_slice(),
+        wire: PackedWire::new(&vec![0u8; wire], &[0]),
         qname_len: 0,
         qtype: 1,
         qclass: 1,
@@ -27,9 +25,9 @@ fn entry(wire: usize) -> Arc<Entry> {
         answering: true,
         last_known_good: None,
         wildcard: None,
-        freq: Mutex::new((now, 0)),
+        freq: Freq::new(now, now, 0),
         refreshing: Default::default(),
-        retry_after: Mutex::new(None),
+        retry_after_ms: Default::default(),
     })
 }
 
