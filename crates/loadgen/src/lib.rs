@@ -19,6 +19,7 @@
 //! ```
 
 pub mod background;
+pub mod lookup;
 mod names;
 mod report;
 mod stats;

@@ -20,7 +20,8 @@ at EOF on stdin, on SIGTERM or SIGINT, or after --duration.
   --names N            query q0.ZONE .. q<N-1>.ZONE (100)
   --zone ZONE          zone of the generated names (example.org.)
   --name NAME          query NAME (repeatable; replaces --names/--zone)
-  --names-file FILE    query the names in FILE, one per line
+  --names-file FILE    query the names in FILE, one per line, each optionally followed
+                       by its type (`name AAAA`, dnsperf's format)
   --order ORDER        random | round-robin (random)
   --qtype TYPE         query type (A)
   --edns SIZE          add an OPT record with this UDP payload size

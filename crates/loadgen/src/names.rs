@@ -13,11 +13,24 @@ pub(crate) struct Template {
 }
 
 impl Template {
+    /// The query for `name` of type `qtype`; `name` may carry its own type after a space
+    /// (`www.example.org AAAA`, dnsperf's query-file format), which then wins.
     pub(crate) fn build(
         name: &str,
         qtype: RecordType,
         edns: Option<u16>,
     ) -> Result<Self, LoadError> {
+        let (name, qtype) = match name.split_once(char::is_whitespace) {
+            Some((n, t)) => {
+                let t = t.trim();
+                let parsed: RecordType = t.parse().map_err(|_| LoadError::InvalidName {
+                    name: name.to_string(),
+                    reason: format!("unknown query type {t:?}"),
+                })?;
+                (n, parsed)
+            }
+            None => (name, qtype),
+        };
         let parsed = Name::from_ascii(name).map_err(|e| LoadError::InvalidName {
             name: name.to_string(),
             reason: e.to_string(),
@@ -93,6 +106,13 @@ mod tests {
             "OPT follows the question"
         );
         assert!(Template::build("a..b", RecordType::A, None).is_err());
+        let typed = Template::build("q1.example.org AAAA", RecordType::A, None).unwrap();
+        assert_eq!(typed.wire, aaaa_plain().wire, "a type after the name wins");
+        assert!(Template::build("q1.example.org BOGUS", RecordType::A, None).is_err());
+    }
+
+    fn aaaa_plain() -> Template {
+        Template::build("q1.example.org", RecordType::AAAA, None).unwrap()
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod handoff;
 pub mod http;
 pub mod logging;
 pub mod run;
-mod sys;
+pub mod sys;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
