@@ -12,7 +12,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iptables", "iptables"),
 ];
 
-fn step(name: &str, cmd: &mut Command) -> Result<()> {
+pub fn step(name: &str, cmd: &mut Command) -> Result<()> {
     let started = Instant::now();
     println!("==> {name}");
     let status = cmd.status().with_context(|| format!("starting {name}"))?;
@@ -23,7 +23,7 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn have(cmd: &str) -> bool {
+pub fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
         .status()
@@ -31,8 +31,10 @@ fn have(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn install_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+/// Install the Debian packages of `list` (command that shows it is there, package) that are
+/// missing.
+pub fn install_packages(list: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = list
         .iter()
         .filter(|(cmd, _)| !have(cmd))
         .map(|(_, pkg)| *pkg)
@@ -61,7 +63,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     let root = super::root();
-    install_packages()?;
+    install_packages(PACKAGES)?;
     let coredns = crate::coredns::ensure()?;
     println!("==> reference CoreDNS: {}", coredns.display());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());

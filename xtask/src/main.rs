@@ -5,7 +5,9 @@
 //! - `ci`: everything CI runs, on a fresh machine: system packages, the reference CoreDNS,
 //!   formatting, lints, generated code, every test and the conformance suite.
 //! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
+//! - `bench`: ferrodns side by side with the kernel floor, Unbound, dnsmasq and CoreDNS.
 
+mod bench;
 mod ci;
 mod conformance;
 mod coredns;
@@ -23,8 +25,11 @@ fn main() -> Result<()> {
         "gen" => gen_registry::run(rest),
         "ci" => ci::run(rest),
         "conformance" => conformance::run(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <gen [--check] | ci | conformance [--selftest]>");
+            println!(
+                "usage: cargo xtask <gen [--check] | ci | conformance [--selftest] | bench [--help]>"
+            );
             Ok(())
         }
         other => bail!("unknown task {other:?}; try `cargo xtask help`"),
