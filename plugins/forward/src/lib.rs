@@ -304,11 +304,7 @@ impl Forward {
                 }
                 Err((msg::Malformed::Bad, _)) => return Err("dns: bad rdata".into()),
             };
-            let rcode = ferrodns_pkg::text::rcode_name(info.rcode)
-                .map(str::to_string)
-                .unwrap_or_else(|| info.rcode.to_string());
-            self.metrics
-                .observe(&up.addr, &rcode, start.elapsed().as_secs_f64());
+            up.observe(info.rcode, start.elapsed().as_secs_f64());
             let _ = question;
             if info.truncated && *choice == ProtoChoice::PreferUdp {
                 *choice = ProtoChoice::ForceTcp;

@@ -1,6 +1,8 @@
 //! The metrics CoreDNS's forward and proxy packages export, with their names, help texts and
 //! labels.
 
+use std::sync::{Arc, OnceLock};
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -66,45 +68,30 @@ impl ForwardMetrics {
     }
 
     /// A finished exchange.
-    pub fn observe(&self, to: &str, rcode: &str, secs: f64) {
+    fn observe(&self, to: &str, rcode: &str, secs: f64) {
         self.request_duration
-            .get_or_create(&vec![
-                ("proxy_name", PROXY_NAME.to_string()),
-                ("to", to.to_string()),
-                ("rcode", rcode.to_string()),
-            ])
+            .get_or_create(&labels(&[("to", to), ("rcode", rcode)]))
             .observe(secs);
     }
 
     /// A failed health probe.
     pub fn healthcheck_failed(&self, to: &str) {
         self.healthcheck_failures
-            .get_or_create(&vec![
-                ("proxy_name", PROXY_NAME.to_string()),
-                ("to", to.to_string()),
-            ])
+            .get_or_create(&labels(&[("to", to)]))
             .inc();
     }
 
     /// A pooled connection was reused.
-    pub fn conn_hit(&self, to: &str, proto: &str) {
+    fn conn_hit(&self, to: &str, proto: &str) {
         self.conn_cache_hits
-            .get_or_create(&vec![
-                ("proxy_name", PROXY_NAME.to_string()),
-                ("to", to.to_string()),
-                ("proto", proto.to_string()),
-            ])
+            .get_or_create(&labels(&[("to", to), ("proto", proto)]))
             .inc();
     }
 
     /// A new connection was needed.
-    pub fn conn_miss(&self, to: &str, proto: &str) {
+    fn conn_miss(&self, to: &str, proto: &str) {
         self.conn_cache_misses
-            .get_or_create(&vec![
-                ("proxy_name", PROXY_NAME.to_string()),
-                ("to", to.to_string()),
-                ("proto", proto.to_string()),
-            ])
+            .get_or_create(&labels(&[("to", to), ("proto", proto)]))
             .inc();
     }
 
@@ -117,4 +104,91 @@ impl ForwardMetrics {
     pub fn rejected(&self) {
         self.max_concurrent_rejects.inc();
     }
+}
+
+/// Rcodes whose series an upstream keeps (every rcode with a name is below this).
+const KEPT_RCODES: usize = 24;
+
+/// The connection-cache protocols (`udp`, `tcp`, `tcp-tls`).
+const PROTOS: [&str; 3] = ["udp", "tcp", "tcp-tls"];
+
+/// One upstream's series. Each is looked up in its family the first time it is used, as
+/// CoreDNS creates a series on first use, and then kept: a query adds to a kept series without
+/// building a label set or hashing one.
+pub struct UpstreamMetrics {
+    families: Arc<ForwardMetrics>,
+    to: String,
+    durations: [OnceLock<Histogram>; KEPT_RCODES],
+    hits: [OnceLock<Counter>; PROTOS.len()],
+    misses: [OnceLock<Counter>; PROTOS.len()],
+}
+
+impl UpstreamMetrics {
+    /// The series of the upstream labelled `to` (`ip:port`).
+    pub fn new(families: Arc<ForwardMetrics>, to: &str) -> Self {
+        UpstreamMetrics {
+            families,
+            to: to.to_string(),
+            durations: std::array::from_fn(|_| OnceLock::new()),
+            hits: std::array::from_fn(|_| OnceLock::new()),
+            misses: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// The families, for what is not per upstream.
+    pub fn families(&self) -> &ForwardMetrics {
+        &self.families
+    }
+
+    /// A finished exchange whose reply had `rcode`.
+    pub fn observe(&self, rcode: u16, secs: f64) {
+        let name = ferrodns_pkg::text::rcode_name(rcode);
+        match (name, self.durations.get(usize::from(rcode))) {
+            (Some(name), Some(slot)) => slot
+                .get_or_init(|| {
+                    self.families
+                        .request_duration
+                        .get_or_create(&labels(&[("to", &self.to), ("rcode", name)]))
+                        .clone()
+                })
+                .observe(secs),
+            _ => self.families.observe(
+                &self.to,
+                &name.map_or_else(|| rcode.to_string(), str::to_string),
+                secs,
+            ),
+        }
+    }
+
+    /// A pooled connection was reused (`hit`) or a new one was needed, over `proto` (one of
+    /// `udp`, `tcp`, `tcp-tls`).
+    pub fn conn(&self, hit: bool, proto: &'static str) {
+        let Some(i) = PROTOS.iter().position(|p| *p == proto) else {
+            if hit {
+                self.families.conn_hit(&self.to, proto);
+            } else {
+                self.families.conn_miss(&self.to, proto);
+            }
+            return;
+        };
+        let (slots, family) = if hit {
+            (&self.hits, &self.families.conn_cache_hits)
+        } else {
+            (&self.misses, &self.families.conn_cache_misses)
+        };
+        slots[i]
+            .get_or_init(|| {
+                family
+                    .get_or_create(&labels(&[("to", &self.to), ("proto", proto)]))
+                    .clone()
+            })
+            .inc();
+    }
+}
+
+/// `proxy_name` and then `pairs`, as the families label their series.
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    std::iter::once(("proxy_name", PROXY_NAME.to_string()))
+        .chain(pairs.iter().map(|(k, v)| (*k, (*v).to_string())))
+        .collect()
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::doh::Doh;
-use crate::metrics::ForwardMetrics;
+use crate::metrics::{ForwardMetrics, UpstreamMetrics};
 use crate::msg;
 use crate::tls::TlsClient;
 
@@ -198,7 +198,7 @@ pub struct Upstream {
     dialed: tokio::sync::Notify,
     tls: Option<TlsClient>,
     doh: Option<Doh>,
-    metrics: Arc<ForwardMetrics>,
+    metrics: UpstreamMetrics,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -228,7 +228,6 @@ impl Upstream {
         metrics: Arc<ForwardMetrics>,
     ) -> Self {
         Upstream {
-            addr,
             socket,
             settings,
             fails: AtomicU32::new(0),
@@ -238,15 +237,21 @@ impl Upstream {
             tcp: Mutex::new(TcpPool::default()),
             avg_dial_nanos: AtomicI64::new((MAX_DIAL / 2).as_nanos() as i64),
             dialed: tokio::sync::Notify::new(),
+            metrics: UpstreamMetrics::new(metrics, &addr),
+            addr,
             tls,
             doh,
-            metrics,
         }
     }
 
     /// Whether every exchange goes over a stream (DoT, DoH) whatever the client used.
     pub fn stream_only(&self) -> bool {
         self.tls.is_some() || self.doh.is_some()
+    }
+
+    /// Record a finished exchange whose reply had `rcode` in CoreDNS's request duration.
+    pub fn observe(&self, rcode: u16, secs: f64) {
+        self.metrics.observe(rcode, secs);
     }
 
     /// Consecutive failed health checks.
@@ -364,8 +369,8 @@ impl Upstream {
         };
         let label = self.cache_label(proto);
         match pick {
-            Pick::Reuse(_) => self.metrics.conn_hit(&self.addr, label),
-            Pick::Open => self.metrics.conn_miss(&self.addr, label),
+            Pick::Reuse(_) => self.metrics.conn(true, label),
+            Pick::Open => self.metrics.conn(false, label),
             Pick::Wait => {}
         }
         let hit = matches!(pick, Pick::Reuse(_));
@@ -577,9 +582,10 @@ impl Upstream {
         if query.len() < 12 {
             return Err(ExchangeError::Failed("dns: short buffer".into()));
         }
+        // The DoH exchange and the TCP (or TLS) dial are boxed: inline, their state would
+        // make every query's future several KiB, copied into place for each query.
         if let Some(d) = &self.doh {
-            return d
-                .exchange(query, crate::doh::QUERY_TIMEOUT)
+            return Box::pin(d.exchange(query, crate::doh::QUERY_TIMEOUT))
                 .await
                 .map_err(ExchangeError::Failed);
         }
@@ -597,7 +603,7 @@ impl Upstream {
                 Pick::Reuse(c) => break (c, cached),
                 Pick::Open => match proto {
                     Proto::Udp => break (self.open_udp()?, cached),
-                    Proto::Tcp => break (self.open_tcp(deadline).await?, cached),
+                    Proto::Tcp => break (Box::pin(self.open_tcp(deadline)).await?, cached),
                 },
                 Pick::Wait => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -641,7 +647,6 @@ impl Upstream {
                 },
             )
         };
-        let peer = self.socket.map(|s| s.to_string()).unwrap_or_default();
         let net = Self::proto_label(proto);
         match &conn.sender {
             Sender::Udp(sock) => {
@@ -661,8 +666,9 @@ impl Upstream {
                     if let Some(e) = e {
                         self.forget(&conn, proto);
                         return Err(ExchangeError::Failed(format!(
-                            "write udp {}->{peer}: {e}",
-                            conn.local
+                            "write udp {}->{}: {e}",
+                            conn.local,
+                            self.peer()
                         )));
                     }
                 }
@@ -688,8 +694,9 @@ impl Upstream {
                     Err(_) => {
                         self.forget(&conn, proto);
                         return Err(ExchangeError::Failed(format!(
-                            "write tcp {}->{peer}: i/o timeout",
-                            conn.local
+                            "write tcp {}->{}: i/o timeout",
+                            conn.local,
+                            self.peer()
                         )));
                     }
                 }
@@ -712,8 +719,9 @@ impl Upstream {
             Ok(Err(_)) => {
                 self.forget(&conn, proto);
                 Err(ExchangeError::Failed(format!(
-                    "read {net} {}->{peer}: use of closed network connection",
-                    conn.local
+                    "read {net} {}->{}: use of closed network connection",
+                    conn.local,
+                    self.peer()
                 )))
             }
             Err(_) => {
@@ -727,15 +735,21 @@ impl Upstream {
                     conn.touch();
                 }
                 Err(ExchangeError::Failed(format!(
-                    "read {net} {}->{peer}: i/o timeout",
-                    conn.local
+                    "read {net} {}->{}: i/o timeout",
+                    conn.local,
+                    self.peer()
                 )))
             }
         }
     }
 
+    /// The upstream's address as error texts give it.
+    fn peer(&self) -> String {
+        self.socket.map(|s| s.to_string()).unwrap_or_default()
+    }
+
     fn conn_error(&self, e: ConnError, proto: Proto, conn: &Conn, cached: bool) -> ExchangeError {
-        let peer = self.socket.map(|s| s.to_string()).unwrap_or_default();
+        let peer = self.peer();
         match e {
             ConnError::Eof if cached => ExchangeError::CachedClosed,
             ConnError::Eof => ExchangeError::Failed("EOF".into()),
@@ -774,7 +788,7 @@ impl Upstream {
         if ok {
             self.fails.store(0, Ordering::Relaxed);
         } else {
-            self.metrics.healthcheck_failed(&self.addr);
+            self.metrics.families().healthcheck_failed(&self.addr);
             let _ = self
                 .fails
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_add(1));
