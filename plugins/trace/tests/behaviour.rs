@@ -294,7 +294,8 @@ async fn backlog_bounds_the_waiting_spans() {
     let chain: Vec<Arc<dyn Plugin>> = vec![trace.clone(), Fixed::rcode(ResponseCode::NoError)];
     // Queued before the sender runs: 10 spans. The processor's queue holds 3 and one batch
     // (at most the backlog) may already wait to be sent: at most 6 are kept, the oldest
-    // first, and the last two queries' spans never are.
+    // first. Which of the later spans are the ones dropped depends on when the SDK's own
+    // thread takes its batch, so only the bound and the first batch are asserted.
     for i in 1..=5 {
         let _ = query(&chain, &format!("q{i}.example.org.")).await;
     }
@@ -313,10 +314,6 @@ async fn backlog_bounds_the_waiting_spans() {
     assert_eq!(tag(&first[1], "coredns.io/name"), "q1.example.org.");
     let spans: Vec<&Value> = posts.iter().flatten().collect();
     assert!((3..=6).contains(&spans.len()), "{spans:?}");
-    for s in spans.iter().filter(|s| s["name"] == "servedns") {
-        let q = tag(s, "coredns.io/name");
-        assert!(q != "q4.example.org." && q != "q5.example.org.", "{q}");
-    }
 }
 
 #[tokio::test]
