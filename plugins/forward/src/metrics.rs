@@ -81,20 +81,6 @@ impl ForwardMetrics {
             .inc();
     }
 
-    /// A pooled connection was reused.
-    fn conn_hit(&self, to: &str, proto: &str) {
-        self.conn_cache_hits
-            .get_or_create(&labels(&[("to", to), ("proto", proto)]))
-            .inc();
-    }
-
-    /// A new connection was needed.
-    fn conn_miss(&self, to: &str, proto: &str) {
-        self.conn_cache_misses
-            .get_or_create(&labels(&[("to", to), ("proto", proto)]))
-            .inc();
-    }
-
     /// Every upstream was down.
     pub fn broken(&self) {
         self.healthcheck_broken.inc();
@@ -109,8 +95,28 @@ impl ForwardMetrics {
 /// Rcodes whose series an upstream keeps (every rcode with a name is below this).
 const KEPT_RCODES: usize = 24;
 
-/// The connection-cache protocols (`udp`, `tcp`, `tcp-tls`).
-const PROTOS: [&str; 3] = ["udp", "tcp", "tcp-tls"];
+/// The protocol label of the connection-cache series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnProto {
+    /// `udp`
+    Udp,
+    /// `tcp`
+    Tcp,
+    /// `tcp-tls`: a TLS upstream.
+    TcpTls,
+}
+
+impl ConnProto {
+    const COUNT: usize = 3;
+
+    fn label(self) -> &'static str {
+        match self {
+            ConnProto::Udp => "udp",
+            ConnProto::Tcp => "tcp",
+            ConnProto::TcpTls => "tcp-tls",
+        }
+    }
+}
 
 /// One upstream's series. Each is looked up in its family the first time it is used, as
 /// CoreDNS creates a series on first use, and then kept: a query adds to a kept series without
@@ -119,8 +125,8 @@ pub struct UpstreamMetrics {
     families: Arc<ForwardMetrics>,
     to: String,
     durations: [OnceLock<Histogram>; KEPT_RCODES],
-    hits: [OnceLock<Counter>; PROTOS.len()],
-    misses: [OnceLock<Counter>; PROTOS.len()],
+    hits: [OnceLock<Counter>; ConnProto::COUNT],
+    misses: [OnceLock<Counter>; ConnProto::COUNT],
 }
 
 impl UpstreamMetrics {
@@ -160,26 +166,17 @@ impl UpstreamMetrics {
         }
     }
 
-    /// A pooled connection was reused (`hit`) or a new one was needed, over `proto` (one of
-    /// `udp`, `tcp`, `tcp-tls`).
-    pub fn conn(&self, hit: bool, proto: &'static str) {
-        let Some(i) = PROTOS.iter().position(|p| *p == proto) else {
-            if hit {
-                self.families.conn_hit(&self.to, proto);
-            } else {
-                self.families.conn_miss(&self.to, proto);
-            }
-            return;
-        };
+    /// A pooled connection was reused (`hit`) or a new one was needed, over `proto`.
+    pub fn conn(&self, hit: bool, proto: ConnProto) {
         let (slots, family) = if hit {
             (&self.hits, &self.families.conn_cache_hits)
         } else {
             (&self.misses, &self.families.conn_cache_misses)
         };
-        slots[i]
+        slots[proto as usize]
             .get_or_init(|| {
                 family
-                    .get_or_create(&labels(&[("to", &self.to), ("proto", proto)]))
+                    .get_or_create(&labels(&[("to", &self.to), ("proto", proto.label())]))
                     .clone()
             })
             .inc();

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::doh::Doh;
-use crate::metrics::{ForwardMetrics, UpstreamMetrics};
+use crate::metrics::{ConnProto, ForwardMetrics, UpstreamMetrics};
 use crate::msg;
 use crate::tls::TlsClient;
 
@@ -321,11 +321,11 @@ impl Upstream {
     }
 
     /// The connection-cache label: `tcp-tls` for TLS upstreams.
-    fn cache_label(&self, p: Proto) -> &'static str {
-        if self.tls.is_some() {
-            "tcp-tls"
-        } else {
-            Self::proto_label(p)
+    fn cache_label(&self, p: Proto) -> ConnProto {
+        match p {
+            _ if self.tls.is_some() => ConnProto::TcpTls,
+            Proto::Udp => ConnProto::Udp,
+            Proto::Tcp => ConnProto::Tcp,
         }
     }
 
