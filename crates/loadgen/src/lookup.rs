@@ -75,40 +75,15 @@ pub enum LookupError {
     Loop(String),
 }
 
-/// Parses a duration: a plain number is seconds; otherwise numbers with units (`ns`, `us`,
-/// `ms`, `s`, `m`, `h`), one after the other as Go writes them (`1m30s`).
+/// Parses a duration: a plain number is seconds; otherwise a Go duration (`1m30s`, `500ms`),
+/// read by the project's Go `time` rules.
 pub fn parse_duration(s: &str) -> Result<Duration, LookupError> {
     let bad = || LookupError::BadDuration(s.to_string());
     let t = s.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
     if let Ok(v) = t.parse::<f64>() {
         return Duration::try_from_secs_f64(v).map_err(|_| bad());
     }
-    let mut secs = 0.0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let unit_end = rest[num_end..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .map_or(rest.len(), |i| num_end + i);
-        let v: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        let scale = match &rest[num_end..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        secs += v * scale;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+    ferrodns_go::time::parse_duration(t).map_err(|_| bad())
 }
 
 /// What a lookup needs from resolv.conf, with Go's defaults ([`ResolvConf::default`]).
