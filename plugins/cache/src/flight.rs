@@ -3,7 +3,6 @@
 //! bounded; past the bound, requests go their own way. A leader that is dropped before it
 //! finishes releases its followers, which then ask for themselves.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -32,7 +31,7 @@ pub struct FlightKey {
 /// The table of flights.
 #[derive(Default)]
 pub struct Flights {
-    map: Mutex<HashMap<FlightKey, watch::Receiver<Option<Outcome>>>>,
+    map: Mutex<foldhash::HashMap<FlightKey, watch::Receiver<Option<Outcome>>>>,
 }
 
 /// The role a request takes.

@@ -8,7 +8,6 @@
 //! only once the per-upstream connection cap is reached. Every pending map is bounded; past the
 //! bounds a query fails at once instead of piling up.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -110,7 +109,7 @@ type Waiter = oneshot::Sender<Result<Bytes, ConnError>>;
 
 #[derive(Default)]
 struct Pending {
-    map: HashMap<u16, Waiter>,
+    map: foldhash::HashMap<u16, Waiter>,
     dead: Option<ConnError>,
 }
 
