@@ -37,7 +37,9 @@ impl Protocol {
 #[derive(Clone)]
 pub struct Request {
     message: Message,
-    modified: bool,
+    /// The message as received, kept from the first change a plugin makes (copy on write: a
+    /// request no plugin changes is never copied).
+    received: Option<Box<Message>>,
     /// The request's bytes as received (before any plugin changed the message).
     pub raw: Bytes,
     /// The client's address.
@@ -60,7 +62,7 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
             .field("message", &self.message)
-            .field("modified", &self.modified)
+            .field("modified", &self.is_modified())
             .field("src", &self.src)
             .field("protocol", &self.protocol)
             .field("server", &self.server)
@@ -93,7 +95,7 @@ impl Request {
             server,
             zone,
             metadata: None,
-            modified: false,
+            received: None,
             upstream: None,
             depth: 0,
             trace: None,
@@ -108,19 +110,27 @@ impl Request {
     /// The message, to change it (as `rewrite` does); from then on [`Request::wire`] encodes
     /// it instead of returning the bytes received.
     pub fn message_mut(&mut self) -> &mut Message {
-        self.modified = true;
+        if self.received.is_none() {
+            self.received = Some(Box::new(self.message.clone()));
+        }
         &mut self.message
     }
 
     /// Whether a plugin changed the message.
     pub fn is_modified(&self) -> bool {
-        self.modified
+        self.received.is_some()
+    }
+
+    /// The message as the client sent it, whatever plugins changed since (the server answers
+    /// with its ID, question and OPT).
+    pub fn received(&self) -> &Message {
+        self.received.as_deref().unwrap_or(&self.message)
     }
 
     /// The request in wire form: the bytes as received when no plugin changed the message (so
     /// a forwarder passes the client's query through untouched), else the message encoded.
     pub fn wire(&self) -> Cow<'_, [u8]> {
-        if self.modified {
+        if self.is_modified() {
             Cow::Owned(self.message.to_vec().unwrap_or_default())
         } else {
             Cow::Borrowed(&self.raw)
@@ -365,4 +375,45 @@ pub fn presentation(name: &Name) -> String {
         out.push('.');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{MessageType, OpCode};
+    use std::str::FromStr;
+
+    fn request() -> Request {
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_str("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        let raw = Bytes::from(m.to_vec().unwrap());
+        let addr: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        Request::new(
+            m,
+            raw,
+            addr,
+            addr,
+            Protocol::Udp,
+            "dns://:53".into(),
+            ".".into(),
+        )
+    }
+
+    #[test]
+    fn a_changed_request_keeps_what_the_client_sent() {
+        let mut r = request();
+        assert!(!r.is_modified());
+        assert!(matches!(r.wire(), Cow::Borrowed(_)));
+        r.message_mut().queries[0].set_name(Name::from_str("b.example.").unwrap());
+        r.message_mut().metadata.id = 9;
+        assert!(r.is_modified());
+        assert_eq!(r.received().queries[0].name().to_string(), "a.example.");
+        assert_eq!(r.received().metadata.id, 7);
+        assert_eq!(r.message().queries[0].name().to_string(), "b.example.");
+        let sent = Message::from_vec(&r.wire()).unwrap();
+        assert_eq!(sent.queries[0].name().to_string(), "b.example.");
+    }
 }

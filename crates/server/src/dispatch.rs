@@ -3,7 +3,6 @@
 //! chain with panic recovery, and turn what the chain returned into the bytes to send.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -76,7 +75,8 @@ const CAP_COPY_MAX: usize = 512;
 /// The zones served on one listener and how to serve them.
 pub struct Dispatcher {
     label: Arc<str>,
-    zones: HashMap<String, Vec<Arc<Site>>>,
+    /// Keyed by the configured zones; lookups hash every suffix of each query name.
+    zones: foldhash::HashMap<String, Vec<Arc<Site>>>,
     class_chaos: bool,
     debug: bool,
     stacktrace: bool,
@@ -99,7 +99,7 @@ impl Dispatcher {
                 .iter()
                 .any(|p| matches!(p.name(), "chaos" | "forward" | "proxy"))
         });
-        let mut zones: HashMap<String, Vec<Arc<Site>>> = HashMap::new();
+        let mut zones: foldhash::HashMap<String, Vec<Arc<Site>>> = Default::default();
         for s in sites {
             zones.entry(s.zone.to_string()).or_default().push(s);
         }
@@ -184,7 +184,7 @@ impl Dispatcher {
             return self.dropped(&msg, ResponseCode::Refused, size, opt_size, &seen);
         }
         let mut req = Request::new(
-            (*msg).clone(),
+            *msg,
             raw,
             src,
             local,
@@ -212,6 +212,8 @@ impl Dispatcher {
         // A plugin (bufsize) may have changed the request's UDP size. CoreDNS's reply writer
         // holds the very message the chain changed, so the reply is cut to, and its OPT
         // echoes, the size as the chain left it.
+        // The reply is built against the request as received (its ID, question and OPT).
+        let msg = req.received();
         let (size, opt_size) = match (msg.edns.as_ref(), req.message().edns.as_ref()) {
             (Some(before), Some(after))
                 if req.is_modified() && before.max_payload() != after.max_payload() =>
@@ -244,26 +246,26 @@ impl Dispatcher {
                     ),
                 }
                 self.metrics.panics.inc();
-                return self.dropped(&msg, ResponseCode::ServFail, size, opt_size, &seen);
+                return self.dropped(msg, ResponseCode::ServFail, size, opt_size, &seen);
             }
         };
         match reply {
-            Ok(Reply::Message(mut m)) => self.finish(&msg, &mut m, size, opt_size),
-            Ok(Reply::Wire(bytes)) => match wire::finish_wire(&msg, opt_size, &bytes, size) {
+            Ok(Reply::Message(mut m)) => self.finish(msg, &mut m, size, opt_size),
+            Ok(Reply::Wire(bytes)) => match wire::finish_wire(msg, opt_size, &bytes, size) {
                 Some(out) => Some(out),
                 None => match Message::from_vec(&bytes) {
-                    Ok(mut m) => self.finish(&msg, &mut m, size, opt_size),
-                    Err(_) => self.error_reply(&msg, ResponseCode::ServFail, size, opt_size),
+                    Ok(mut m) => self.finish(msg, &mut m, size, opt_size),
+                    Err(_) => self.error_reply(msg, ResponseCode::ServFail, size, opt_size),
                 },
             },
             Err(PluginError {
                 reply: Some(mut m), ..
-            }) => self.finish(&msg, &mut m, size, opt_size),
+            }) => self.finish(msg, &mut m, size, opt_size),
             Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) => {
                 if client_write(rc) {
                     None
                 } else {
-                    self.error_reply(&msg, rc, size, opt_size)
+                    self.error_reply(msg, rc, size, opt_size)
                 }
             }
             Ok(Reply::Drop) => None,
