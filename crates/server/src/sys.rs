@@ -2,7 +2,7 @@
 //! hand-off receives by `SCM_RIGHTS` ([`adopt_received_fd`]).
 //!
 //! This is the only module of ferrodns with `unsafe` code. Each call hands the kernel arrays of
-//! `mmsghdr`/`iovec` that point into buffers owned by [`RecvBatch`] or by the caller's slices;
+//! `mmsghdr`/`iovec` that point into buffers owned by [`RecvBatch`] or [`SendBatch`];
 //! the pointers are rebuilt before every call and live only for its duration, so nothing the
 //! kernel writes through them can outlive or alias the Rust-owned memory. Both calls are
 //! non-blocking (`MSG_DONTWAIT`); readiness comes from tokio.
@@ -116,45 +116,105 @@ impl RecvBatch {
     }
 }
 
-/// Send datagrams without blocking. Returns how many the kernel took (they are taken in
-/// order); `WouldBlock` when the socket buffer is full.
-pub fn send_batch(fd: RawFd, msgs: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-    if msgs.is_empty() {
-        return Ok(0);
+/// Replies kept back to back in one buffer until they go out together with `sendmmsg`. The
+/// buffers are kept between batches, so a batch costs no allocation once they have grown.
+#[derive(Default)]
+pub struct SendBatch {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    addrs: Vec<SockAddr>,
+    /// How many of the queued datagrams have been taken by the kernel (or skipped).
+    done: usize,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: as for `RecvBatch`: the raw pointers inside `iovs`/`hdrs` are rebuilt and used only
+// within `send`, which takes `&mut self`; between calls they are dead values.
+unsafe impl Send for SendBatch {}
+
+impl SendBatch {
+    /// Queue a datagram for `to`.
+    pub fn push(&mut self, payload: &[u8], to: SocketAddr) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.spans.push((start, self.bytes.len()));
+        self.addrs.push(SockAddr::from(to));
     }
-    let addrs: Vec<SockAddr> = msgs.iter().map(|(_, a)| SockAddr::from(*a)).collect();
-    let mut iovs: Vec<libc::iovec> = msgs
-        .iter()
-        .map(|(b, _)| libc::iovec {
-            iov_base: b.as_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(msgs.len());
-    for i in 0..msgs.len() {
-        // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
-        let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-        // `sendmmsg` only reads the address through this pointer.
-        h.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
-        h.msg_hdr.msg_namelen = addrs[i].len();
-        h.msg_hdr.msg_iov = &mut iovs[i];
-        h.msg_hdr.msg_iovlen = 1;
-        hdrs.push(h);
+
+    /// Queue a datagram for `to` and return its bytes to change in place.
+    pub fn push_mut(&mut self, payload: &[u8], to: SocketAddr) -> &mut [u8] {
+        let start = self.bytes.len();
+        self.push(payload, to);
+        &mut self.bytes[start..]
     }
-    // SAFETY: every header points at an address and an iovec owned by this frame, and each
-    // iovec at a caller's slice that outlives the call; the kernel only reads the payloads.
-    let sent = unsafe {
-        libc::sendmmsg(
-            fd,
-            hdrs.as_mut_ptr(),
-            hdrs.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
+
+    /// Whether datagrams are waiting to be sent.
+    pub fn pending(&self) -> bool {
+        self.done < self.spans.len()
     }
-    Ok(sent as usize)
+
+    /// Pass over the next waiting datagram (one the kernel refused, such as for an
+    /// unroutable address).
+    pub fn skip(&mut self) {
+        self.done = (self.done + 1).min(self.spans.len());
+    }
+
+    /// Forget every queued datagram, sent or not.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.addrs.clear();
+        self.done = 0;
+    }
+
+    /// Send waiting datagrams without blocking. Returns how many the kernel took (in order);
+    /// `WouldBlock` when the socket buffer is full.
+    pub fn send(&mut self, fd: RawFd) -> io::Result<usize> {
+        let from = self.done;
+        let n = self.spans.len() - from;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.iovs.clear();
+        self.hdrs.clear();
+        let base = self.bytes.as_mut_ptr();
+        for &(a, b) in &self.spans[from..] {
+            self.iovs.push(libc::iovec {
+                // SAFETY: a <= b <= bytes.len(), so the pointer stays inside `bytes`.
+                iov_base: unsafe { base.add(a) }.cast(),
+                iov_len: b - a,
+            });
+        }
+        for i in 0..n {
+            // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
+            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+            let addr = &self.addrs[from + i];
+            // `sendmmsg` only reads the address through this pointer.
+            h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = addr.len();
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            self.hdrs.push(h);
+        }
+        // SAFETY: `hdrs` has `n` valid headers whose name and iov pointers point into buffers
+        // owned by `self` that stay alive and unchanged for the duration of the call; the
+        // kernel only reads them.
+        let sent = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sent = sent as usize;
+        self.done += sent;
+        Ok(sent)
+    }
 }
 
 /// Own a descriptor that `recvmsg` just installed in this process from an `SCM_RIGHTS` message
@@ -185,8 +245,12 @@ mod tests {
         let a = std::net::UdpSocket::bind(bind).unwrap();
         let b = std::net::UdpSocket::bind(bind).unwrap();
         let to = b.local_addr().unwrap();
-        let msgs: Vec<(&[u8], SocketAddr)> = vec![(b"one", to), (b"two", to), (b"three", to)];
-        assert_eq!(send_batch(a.as_raw_fd(), &msgs).unwrap(), 3);
+        let mut out = SendBatch::default();
+        for m in [&b"one"[..], b"two", b"three"] {
+            out.push(m, to);
+        }
+        assert_eq!(out.send(a.as_raw_fd()).unwrap(), 3);
+        assert!(!out.pending());
         b.set_nonblocking(false).unwrap();
         let mut batch = RecvBatch::new(8);
         let mut got = Vec::new();

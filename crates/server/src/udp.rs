@@ -26,7 +26,7 @@ use ferrodns_plugin::wire::WireHeader;
 use ferrodns_plugin::{FastAnswer, Protocol, WireQuery};
 
 use crate::dispatch::Dispatcher;
-use crate::sys::{RecvBatch, send_batch};
+use crate::sys::{RecvBatch, SendBatch};
 
 /// Datagrams read per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -72,7 +72,7 @@ pub async fn serve(
     let fd = socket.as_raw_fd();
     let mut batch = RecvBatch::new(BATCH);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut ready = Ready::default();
+    let mut ready = SendBatch::default();
     let mut name = String::with_capacity(256);
     let mut out = Vec::with_capacity(usize::from(u16::MAX));
     'serve: loop {
@@ -129,51 +129,31 @@ pub async fn serve(
                 }
             });
         }
-        ready.flush(&socket, fd).await;
+        flush(&mut ready, &socket, fd).await;
     }
-    ready.flush(&socket, fd).await;
+    flush(&mut ready, &socket, fd).await;
     // Answer what is in flight before the socket goes (CoreDNS's graceful stop, bounded).
     crate::run::drain(&in_flight, MAX_IN_FLIGHT).await;
 }
 
-/// Replies answered in the loop, kept back to back in one buffer until the batch is sent.
-#[derive(Default)]
-struct Ready {
-    bytes: Vec<u8>,
-    spans: Vec<(usize, usize, SocketAddr)>,
-}
-
-impl Ready {
-    fn push(&mut self, reply: &[u8], to: SocketAddr) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(reply);
-        self.spans.push((start, self.bytes.len(), to));
-    }
-
-    /// Send everything with `sendmmsg`, waiting for the socket when its buffer is full.
-    async fn flush(&mut self, socket: &UdpSocket, fd: i32) {
-        let mut start = 0;
-        while start < self.spans.len() {
-            let msgs: Vec<(&[u8], SocketAddr)> = self.spans[start..]
-                .iter()
-                .map(|&(a, b, to)| (&self.bytes[a..b], to))
-                .collect();
-            match socket.try_io(Interest::WRITABLE, || send_batch(fd, &msgs)) {
-                Ok(0) => break,
-                Ok(sent) => start += sent,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if socket.writable().await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(target: "server", "UDP batch send: {e}");
-                    // Skip the datagram the kernel refused (an unroutable source) and go on.
-                    start += 1;
+/// Send the replies answered in the loop with `sendmmsg`, waiting for the socket when its
+/// buffer is full.
+async fn flush(ready: &mut SendBatch, socket: &UdpSocket, fd: i32) {
+    while ready.pending() {
+        match socket.try_io(Interest::WRITABLE, || ready.send(fd)) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if socket.writable().await.is_err() {
+                    break;
                 }
             }
+            Err(e) => {
+                tracing::debug!(target: "server", "UDP batch send: {e}");
+                // Skip the datagram the kernel refused (an unroutable source) and go on.
+                ready.skip();
+            }
         }
-        self.bytes.clear();
-        self.spans.clear();
     }
+    ready.clear();
 }

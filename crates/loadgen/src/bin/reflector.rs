@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, bail};
-use ferrodns_server::sys::{RecvBatch, send_batch};
+use ferrodns_server::sys::{RecvBatch, SendBatch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -84,8 +84,7 @@ fn main() -> Result<()> {
 async fn serve_udp(socket: UdpSocket, batch: usize) -> Result<()> {
     let fd = socket.as_raw_fd();
     let mut rx = RecvBatch::new(batch);
-    let mut out: Vec<u8> = Vec::with_capacity(batch * 512);
-    let mut spans: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(batch);
+    let mut out = SendBatch::default();
     loop {
         socket.readable().await?;
         let n = match socket.try_io(Interest::READABLE, || rx.recv(fd)) {
@@ -94,8 +93,6 @@ async fn serve_udp(socket: UdpSocket, batch: usize) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
         };
-        out.clear();
-        spans.clear();
         for i in 0..n {
             let Some((bytes, src)) = rx.get(i) else {
                 continue;
@@ -103,23 +100,18 @@ async fn serve_udp(socket: UdpSocket, batch: usize) -> Result<()> {
             if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
                 continue;
             }
-            let start = out.len();
-            out.extend_from_slice(bytes);
-            out[start + 2] |= 0x80;
-            spans.push((start, out.len(), src));
+            out.push_mut(bytes, src)[2] |= 0x80;
         }
-        let msgs: Vec<(&[u8], SocketAddr)> =
-            spans.iter().map(|&(a, b, to)| (&out[a..b], to)).collect();
-        let mut sent = 0;
-        while sent < msgs.len() {
-            match socket.try_io(Interest::WRITABLE, || send_batch(fd, &msgs[sent..])) {
+        while out.pending() {
+            match socket.try_io(Interest::WRITABLE, || out.send(fd)) {
                 Ok(0) => break,
-                Ok(k) => sent += k,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
                 // A datagram the kernel refuses (an unroutable source) is skipped.
-                Err(_) => sent += 1,
+                Err(_) => out.skip(),
             }
         }
+        out.clear();
     }
 }
 
