@@ -83,13 +83,9 @@ impl RecvBatch {
             });
         }
         for i in 0..n {
-            // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut SockAddrStorage).cast();
-            h.msg_hdr.msg_namelen = self.addrs[i].size_of();
-            h.msg_hdr.msg_iov = &mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            self.hdrs.push(h);
+            let namelen = self.addrs[i].size_of();
+            let name = (&mut self.addrs[i] as *mut SockAddrStorage).cast();
+            self.hdrs.push(header(name, namelen, &mut self.iovs[i]));
         }
         // SAFETY: `hdrs` has `n` valid headers whose name and iov pointers point into buffers
         // owned by `self` that stay alive and unaliased for the duration of the call.
@@ -187,15 +183,10 @@ impl SendBatch {
             });
         }
         for i in 0..n {
-            // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
             let addr = &self.addrs[from + i];
             // `sendmmsg` only reads the address through this pointer.
-            h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = addr.len();
-            h.msg_hdr.msg_iov = &mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            self.hdrs.push(h);
+            let name = addr.as_ptr() as *mut libc::c_void;
+            self.hdrs.push(header(name, addr.len(), &mut self.iovs[i]));
         }
         // SAFETY: `hdrs` has `n` valid headers whose name and iov pointers point into buffers
         // owned by `self` that stay alive and unchanged for the duration of the call; the
@@ -215,6 +206,21 @@ impl SendBatch {
         self.done += sent;
         Ok(sent)
     }
+}
+
+/// The header of one datagram in one buffer, to or from the address at `name`.
+fn header(
+    name: *mut libc::c_void,
+    namelen: libc::socklen_t,
+    iov: *mut libc::iovec,
+) -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain old data; zero is a valid starting value.
+    let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+    h.msg_hdr.msg_name = name;
+    h.msg_hdr.msg_namelen = namelen;
+    h.msg_hdr.msg_iov = iov;
+    h.msg_hdr.msg_iovlen = 1;
+    h
 }
 
 /// Own a descriptor that `recvmsg` just installed in this process from an `SCM_RIGHTS` message
