@@ -209,11 +209,11 @@ impl Dispatcher {
             );
             std::process::exit(2);
         }
+        // The reply is built against the request as received (its ID, question and OPT).
+        let msg = req.received();
         // A plugin (bufsize) may have changed the request's UDP size. CoreDNS's reply writer
         // holds the very message the chain changed, so the reply is cut to, and its OPT
         // echoes, the size as the chain left it.
-        // The reply is built against the request as received (its ID, question and OPT).
-        let msg = req.received();
         let (size, opt_size) = match (msg.edns.as_ref(), req.message().edns.as_ref()) {
             (Some(before), Some(after))
                 if req.is_modified() && before.max_payload() != after.max_payload() =>

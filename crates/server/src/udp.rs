@@ -129,16 +129,17 @@ pub async fn serve(
                 }
             });
         }
-        flush(&mut ready, &socket, fd).await;
+        flush(&mut ready, &socket).await;
     }
-    flush(&mut ready, &socket, fd).await;
+    flush(&mut ready, &socket).await;
     // Answer what is in flight before the socket goes (CoreDNS's graceful stop, bounded).
     crate::run::drain(&in_flight, MAX_IN_FLIGHT).await;
 }
 
-/// Send the replies answered in the loop with `sendmmsg`, waiting for the socket when its
-/// buffer is full.
-async fn flush(ready: &mut SendBatch, socket: &UdpSocket, fd: i32) {
+/// Send the datagrams queued in `ready` with `sendmmsg`, waiting for the socket when its
+/// buffer is full and passing over one the kernel refuses; `ready` is empty afterwards.
+pub async fn flush(ready: &mut SendBatch, socket: &UdpSocket) {
+    let fd = socket.as_raw_fd();
     while ready.pending() {
         match socket.try_io(Interest::WRITABLE, || ready.send(fd)) {
             Ok(0) => break,

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, bail};
 use ferrodns_server::sys::{RecvBatch, SendBatch};
+use ferrodns_server::udp::flush;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -102,16 +103,8 @@ async fn serve_udp(socket: UdpSocket, batch: usize) -> Result<()> {
             }
             out.push_mut(bytes, src)[2] |= 0x80;
         }
-        while out.pending() {
-            match socket.try_io(Interest::WRITABLE, || out.send(fd)) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
-                // A datagram the kernel refuses (an unroutable source) is skipped.
-                Err(_) => out.skip(),
-            }
-        }
-        out.clear();
+        // As the server's front sends: a datagram the kernel refuses is skipped.
+        flush(&mut out, &socket).await;
     }
 }
 
