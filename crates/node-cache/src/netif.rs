@@ -6,6 +6,11 @@
 //! never set up: the kernel delivers traffic for a local address on a down link all the same.
 //! Teardown deletes the link by name, and its addresses with it.
 //!
+//! IPv6 addresses are added without duplicate address detection (`nodad`): on a link that is
+//! down, DAD never runs, the address stays `tentative`, and a tentative address can be neither
+//! bound nor reached. One left tentative by someone else (an upstream node-cache, say) is
+//! deleted and added again, since the kernel does not take the flag on an existing address.
+//!
 //! Each operation opens its own netlink socket, in the network namespace of the calling thread
 //! at that moment, and closes it when done.
 
@@ -14,6 +19,7 @@ use std::io;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
 use rtnetlink::{Handle, LinkDummy};
 
@@ -147,6 +153,41 @@ pub fn link_kind(link: &LinkMessage) -> Option<String> {
     })
 }
 
+/// Add `ip` as a host address to link `index`; IPv6 without duplicate address detection.
+async fn add_addr(handle: &Handle, index: u32, ip: IpAddr) -> Result<(), NetifError> {
+    let mut req = handle.address().add(index, ip, host_prefix(&ip));
+    if ip.is_ipv6() {
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute().await.map_err(NetifError::netlink)
+}
+
+/// The address `ip` on link `index` if it is there and still tentative.
+async fn tentative(
+    handle: &Handle,
+    index: u32,
+    ip: IpAddr,
+) -> Result<Option<AddressMessage>, NetifError> {
+    let mut list = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .set_address_filter(ip)
+        .execute();
+    while let Some(msg) = list.try_next().await.map_err(NetifError::netlink)? {
+        let flags = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Flags(f) => Some(*f),
+            _ => None,
+        });
+        if flags.is_some_and(|f| f.contains(AddressFlags::Tentative)) {
+            return Ok(Some(msg));
+        }
+    }
+    Ok(None)
+}
+
 /// The prefix length of a single-address network: 32 or 128.
 fn host_prefix(ip: &IpAddr) -> u8 {
     if ip.is_ipv4() { 32 } else { 128 }
@@ -171,7 +212,8 @@ impl Netif {
         &self.addrs
     }
 
-    /// Add each address to link `index`; `tolerate_exists` makes "already there" a success.
+    /// Add each address to link `index` (IPv6 ones with `nodad`); `tolerate_exists` makes
+    /// "already there" a success, and replaces an IPv6 address stuck `tentative`.
     async fn add_addrs(
         &self,
         handle: &Handle,
@@ -179,15 +221,21 @@ impl Netif {
         tolerate_exists: bool,
     ) -> Result<(), NetifError> {
         for ip in &self.addrs {
-            match handle
-                .address()
-                .add(index, *ip, host_prefix(ip))
-                .execute()
-                .await
-                .map_err(NetifError::netlink)
-            {
+            match add_addr(handle, index, *ip).await {
                 Ok(()) => {}
-                Err(e) if tolerate_exists && e.errno == Some(EEXIST) => {}
+                Err(e) if tolerate_exists && e.errno == Some(EEXIST) => {
+                    if ip.is_ipv6()
+                        && let Some(stuck) = tentative(handle, index, *ip).await?
+                    {
+                        handle
+                            .address()
+                            .del(stuck)
+                            .execute()
+                            .await
+                            .map_err(NetifError::netlink)?;
+                        add_addr(handle, index, *ip).await?;
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
