@@ -176,16 +176,8 @@ pub fn parse(args: &[String]) -> Result<Params, ParamsError> {
             }
         }
     }
-    if let Some(first) = local_ips.first() {
-        for ip in &local_ips {
-            if ip.is_ipv6() != first.is_ipv6() {
-                return Err(ParamsError::Invalid(format!(
-                    "unexpected IP Family for localIP - \"{ip}\", want IPv6={}",
-                    first.is_ipv6()
-                )));
-            }
-        }
-    }
+    // Upstream stops here when the addresses are of both families (one process per family);
+    // this node-cache serves both: rules for each family, both in the listeners.
     if coredns.port.parse::<i64>().is_err() {
         return Err(ParamsError::Invalid(format!(
             "invalid port specified - {:?}",
@@ -265,10 +257,6 @@ mod tests {
             "invalid localip specified - \"x\""
         );
         assert_eq!(
-            e(&["-localip", "169.254.20.10,fd00::10"]),
-            "unexpected IP Family for localIP - \"fd00::10\", want IPv6=false"
-        );
-        assert_eq!(
             e(&["-localip", "169.254.20.10", "-dns.port", "x"]),
             "invalid port specified - \"x\""
         );
@@ -280,6 +268,10 @@ mod tests {
             p(&["-nope"]),
             Err(ParamsError::Flag(FlagError::Bad(_)))
         ));
+        // Both families in one process (upstream refuses the mix).
+        let both = p(&["-localip", "169.254.20.10,fd00::10"]).unwrap();
+        assert_eq!(both.local_ips.len(), 2);
+        assert!(both.local_ips[1].is_ipv6());
         // Without -conf the output path is empty, as upstream.
         assert_eq!(p(&["-localip", "169.254.20.10"]).unwrap().corefile, "");
     }

@@ -31,6 +31,8 @@ pub struct Rule {
     pub chain: &'static str,
     /// The arguments after `-t <table>`, in order.
     pub args: Vec<String>,
+    /// An IPv6 rule (`ip6tables`); IPv4 otherwise (`iptables`).
+    pub ipv6: bool,
 }
 
 impl fmt::Display for Rule {
@@ -48,10 +50,13 @@ impl fmt::Display for Rule {
 }
 
 /// The rules for `-localip` (the raw flag value: each comma-separated piece is used as
-/// written), `-dns.port` and `-health-port`: twelve per address, in upstream's order.
+/// written), `-dns.port` and `-health-port`: twelve per address, in upstream's order. Each
+/// rule is of its address's family (a piece with a colon is IPv6), so that one list holds the
+/// rules of both tools on a dual-stack node.
 pub fn rules(local_ip_str: &str, local_port: &str, health_port: &str) -> Vec<Rule> {
     let mut out = Vec::new();
     for ip in local_ip_str.split(',') {
+        let ipv6 = ip.contains(':');
         let rule = |table, chain, proto: &str, dir: &str, port: &str, target: &str| {
             let (addr_flag, port_flag) = if dir == "dst" {
                 ("-d", "--dport")
@@ -83,6 +88,7 @@ pub fn rules(local_ip_str: &str, local_port: &str, health_port: &str) -> Vec<Rul
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+                ipv6,
             }
         };
         let p = local_port;
@@ -353,6 +359,15 @@ mod tests {
                 ("raw", "OUTPUT"),
             ]
         );
+    }
+
+    #[test]
+    fn each_rule_is_of_its_addresss_family() {
+        let r = rules("169.254.20.10,fd00::10", "53", "8080");
+        assert_eq!(r.len(), 24);
+        assert!(r[..12].iter().all(|r| !r.ipv6));
+        assert!(r[12..].iter().all(|r| r.ipv6));
+        assert_eq!(r[12].args[3], "fd00::10");
     }
 
     #[test]

@@ -238,8 +238,7 @@ pub const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(60);
 pub struct NetworkOptions {
     /// `-localip` as given: its comma-separated pieces go into the rules as written.
     pub local_ip_str: String,
-    /// The same addresses parsed (all of one family; the first one picks iptables or
-    /// ip6tables).
+    /// The same addresses parsed; IPv4 ones get iptables rules, IPv6 ones ip6tables rules.
     pub local_ips: Vec<IpAddr>,
     /// `-dns.port` (CoreDNS's), for the rules: `53`.
     pub local_port: String,
@@ -255,9 +254,10 @@ pub struct NetworkOptions {
     pub sync_period: Duration,
     /// CoreDNS's `-pidfile`: when set, the first full setup runs as soon as it exists.
     pub pidfile: Option<PathBuf>,
-    /// The iptables program and leading arguments; `None` is `iptables` or `ip6tables` by
-    /// the first address's family.
+    /// The program and leading arguments for IPv4 rules; `None` is `iptables`.
     pub iptables_command: Option<Vec<String>>,
+    /// The same for IPv6 rules; `None` is `ip6tables`.
+    pub ip6tables_command: Option<Vec<String>>,
 }
 
 impl NetworkOptions {
@@ -276,6 +276,7 @@ impl NetworkOptions {
             sync_period: sync_period(&p.sync_interval).unwrap_or(Duration::ZERO),
             pidfile: p.coredns.pidfile.as_ref().map(PathBuf::from),
             iptables_command: None,
+            ip6tables_command: None,
         }
     }
 
@@ -292,6 +293,7 @@ impl NetworkOptions {
             sync_period: DEFAULT_SYNC_PERIOD,
             pidfile: None,
             iptables_command: None,
+            ip6tables_command: None,
         }
     }
 }
@@ -301,6 +303,7 @@ pub struct Network {
     opts: NetworkOptions,
     rules: Vec<Rule>,
     iptables: Iptables,
+    ip6tables: Iptables,
     netif: Netif,
     metrics: SetupMetrics,
     /// Held by a setup pass and by teardown, so that they never interleave.
@@ -328,17 +331,19 @@ impl Network {
     /// The network side for `opts`, counting errors into `metrics`.
     pub fn new(opts: NetworkOptions, metrics: SetupMetrics) -> Network {
         let rules = iptables::rules(&opts.local_ip_str, &opts.local_port, &opts.health_port);
-        let ipv6 = opts.local_ips.first().is_some_and(IpAddr::is_ipv6);
-        let iptables = match &opts.iptables_command {
+        let tool = |command: &Option<Vec<String>>, ipv6| match command {
             Some(c) => Iptables::with_command(c.clone()),
             None => Iptables::new(ipv6),
         };
+        let iptables = tool(&opts.iptables_command, false);
+        let ip6tables = tool(&opts.ip6tables_command, true);
         let netif = Netif::new(opts.interface_name.clone(), opts.local_ips.clone());
         let (stop_tx, _) = watch::channel(false);
         Network {
             opts,
             rules,
             iptables,
+            ip6tables,
             netif,
             metrics,
             pass_lock: tokio::sync::Mutex::new(()),
@@ -390,6 +395,15 @@ impl Network {
         }
     }
 
+    /// The tool of `rule`'s family.
+    fn tool(&self, rule: &Rule) -> &Iptables {
+        if rule.ipv6 {
+            &self.ip6tables
+        } else {
+            &self.iptables
+        }
+    }
+
     fn count_iptables(&self, e: &iptables::IptablesError) {
         self.metrics.inc(match e.kind() {
             ErrorKind::Lock => ErrorType::IptablesLock,
@@ -399,7 +413,7 @@ impl Network {
 
     async fn ensure_rules(&self) {
         for rule in &self.rules {
-            match self.iptables.ensure(rule).await {
+            match self.tool(rule).ensure(rule).await {
                 Ok(RuleEnsured::Present) => {
                     tracing::debug!(target: LOG, "iptables rule {rule} for nodelocaldns already exists");
                 }
@@ -557,7 +571,7 @@ impl Network {
         self.torn_down.store(true, Ordering::SeqCst);
         if self.opts.setup_iptables {
             for rule in &self.rules {
-                match self.iptables.delete_all(rule).await {
+                match self.tool(rule).delete_all(rule).await {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::debug!(target: LOG, "Deleted {n} copies of iptables rule {rule}");

@@ -402,3 +402,66 @@ fn each_period_puts_back_what_went_missing_until_stopped() {
         assert_eq!(metrics.get(t), 0, "{t:?}");
     }
 }
+
+#[test]
+fn dual_stack_gets_rules_of_both_families_and_usable_ipv6_addresses() {
+    let ns = Ns::new("dual");
+    ns.ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
+    // An address left tentative by an earlier agent (added with DAD on a link that is down):
+    // it can be neither bound nor reached until replaced.
+    ns.ip(&["addr", "add", "fd00::a/128", "dev", "nodelocaldns"]);
+    assert!(ns.addrs("nodelocaldns").unwrap().contains("tentative"));
+    let local = "169.254.20.10,fd00::10,fd00::a";
+    let mut opts = NetworkOptions::new(local, ips(local));
+    opts.iptables_command = Some(ns.iptables_command(false));
+    opts.ip6tables_command = Some(ns.iptables_command(true));
+    let metrics = SetupMetrics::unregistered();
+    let expected: Vec<Vec<String>> = [false, true]
+        .iter()
+        .map(|&v6| {
+            let mut want: Vec<String> = ferrodns_node_cache::iptables::rules(local, "53", "8080")
+                .iter()
+                .filter(|r| r.ipv6 == v6)
+                .map(net_support::saved_form)
+                .collect();
+            want.sort();
+            want
+        })
+        .collect();
+    let (ns, metrics) = (&ns, &metrics);
+    let ((v4, v6, addrs, binds), log) = ns.block_on(|| async move {
+        let net = Network::new(opts, metrics.clone());
+        net.setup().await;
+        let mut v4 = ns.saved_rules(false);
+        let mut v6 = ns.saved_rules(true);
+        v4.sort();
+        v6.sort();
+        let addrs = ns.addrs("nodelocaldns").unwrap_or_default();
+        // The IPv6 listen addresses can be bound at once, on a link that is down.
+        let binds: Vec<bool> = ["[fd00::10]:53", "[fd00::a]:53"]
+            .iter()
+            .map(|a| std::net::UdpSocket::bind(a).is_ok())
+            .collect();
+        net.teardown().await;
+        (v4, v6, addrs, binds)
+    });
+    assert_eq!(v4, expected[0], "{log}");
+    assert_eq!(v6, expected[1], "{log}");
+    assert_eq!(v4.len(), 12);
+    assert_eq!(v6.len(), 24);
+    assert!(addrs.contains("inet 169.254.20.10/32 "), "{addrs}");
+    for a in ["fd00::10/128", "fd00::a/128"] {
+        let line = addrs.lines().find(|l| l.contains(a)).unwrap_or_default();
+        assert!(
+            line.contains("nodad") && !line.contains("tentative"),
+            "{a}: {addrs}"
+        );
+    }
+    assert_eq!(binds, [true, true], "{log}");
+    assert_eq!(ns.saved_rules(false), Vec::<String>::new());
+    assert_eq!(ns.saved_rules(true), Vec::<String>::new());
+    assert_eq!(ns.link("nodelocaldns"), None);
+    for t in ErrorType::ALL {
+        assert_eq!(metrics.get(t), 0, "{t:?}: {log}");
+    }
+}
