@@ -201,6 +201,42 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Dual-stack `-localip` (addresses of both families, which upstream refuses): every one-line
+/// `bind` that names one of the listen addresses gets the ones it lacks appended, so that the
+/// upstream ConfigMap (`bind 169.254.20.10 10.96.0.10` after the install substitution) also
+/// listens on the IPv6 addresses. Single-family values, and `bind` lines with a block or a
+/// comment, are left exactly as written.
+fn bind_both_families(corefile: Vec<u8>, local_ip: &str) -> Vec<u8> {
+    let ips: Vec<&str> = local_ip.split(',').filter(|p| !p.is_empty()).collect();
+    let v6 = ips.iter().filter(|p| p.contains(':')).count();
+    if v6 == 0 || v6 == ips.len() {
+        return corefile;
+    }
+    let Ok(text) = std::str::from_utf8(&corefile) else {
+        return corefile;
+    };
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let mut words = body.split_whitespace();
+        let plain = !body.contains(['{', '}', '#']);
+        if plain && words.next() == Some("bind") {
+            let listed: Vec<&str> = words.collect();
+            if listed.iter().any(|w| ips.contains(w)) {
+                out.push_str(body);
+                for ip in ips.iter().filter(|ip| !listed.contains(ip)) {
+                    out.push(' ');
+                    out.push_str(ip);
+                }
+                out.push_str(&line[body.len()..]);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
+}
+
 /// The stub-domain blocks (§3.4), one per domain in sorted order.
 pub fn stub_domain_blocks(config: &KubeDnsConfig, local_ip: &str, port: &str) -> String {
     let bind = local_ip.replace(',', " ");
@@ -242,6 +278,7 @@ pub fn render(template: &[u8], config: &KubeDnsConfig, params: &RenderParams) ->
         params.local_ip.replace(',', " ").as_bytes(),
     );
     base = replace_all(&base, DNS_SERVER_VAR.as_bytes(), b"");
+    base = bind_both_families(base, &params.local_ip);
     if let Some(prom) = &params.prometheus_listen_address {
         base = replace_all(&base, PROMETHEUS_ENDPOINT_VAR.as_bytes(), prom.as_bytes());
     }
@@ -590,6 +627,19 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dual_stack_binds_get_every_listen_address() {
+        let conf = b"cluster.local:53 {\n    bind 169.254.20.10 10.96.0.10\r\n    health 169.254.20.10:8080\n}\nx:53 {\n    bind 10.0.0.1\n    bind 169.254.20.10 { except 10.0.0.2 }\n}\n";
+        let both = super::bind_both_families(conf.to_vec(), "169.254.20.10,10.96.0.10,fd00::a");
+        assert_eq!(
+            String::from_utf8(both).unwrap(),
+            "cluster.local:53 {\n    bind 169.254.20.10 10.96.0.10 fd00::a\r\n    health 169.254.20.10:8080\n}\nx:53 {\n    bind 10.0.0.1\n    bind 169.254.20.10 { except 10.0.0.2 }\n}\n"
+        );
+        // One family: the file as written, whatever its binds lack.
+        let one = super::bind_both_families(conf.to_vec(), "169.254.20.10,10.0.0.9");
+        assert_eq!(one, conf.to_vec());
+    }
+
     use super::*;
 
     #[test]
