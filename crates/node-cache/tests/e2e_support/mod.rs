@@ -193,11 +193,12 @@ pub fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
 
 /// Ask over UDP and over TCP (from inside the pod); both must agree. Returns the reply.
 pub fn ask(pod: &Ns, server: &str, name: &str, qtype: RecordType) -> Message {
-    let to: SocketAddr = format!("{server}:53").parse().unwrap();
+    let ip: std::net::IpAddr = server.parse().unwrap();
+    let to = SocketAddr::new(ip, 53);
     let name = name.to_string();
     pod.inside(move || {
         let q = query(&name, qtype, 4242);
-        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let s = UdpSocket::bind(if ip.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.send_to(&q, to).unwrap();
         let mut buf = [0u8; 4096];

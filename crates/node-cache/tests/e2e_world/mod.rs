@@ -30,7 +30,16 @@ pub fn corefile_base(ipvs: bool) -> String {
 
 /// The node-local-dns rules in `iptables-save` order, as `<table> <rule>` lines.
 pub fn rules(node: &Ns) -> Vec<String> {
-    let out = node.exec(&["iptables-save"]);
+    rules_of(node, false)
+}
+
+/// The same from `ip6tables-save` when `ipv6`.
+pub fn rules_of(node: &Ns, ipv6: bool) -> Vec<String> {
+    let out = node.exec(&[if ipv6 {
+        "ip6tables-save"
+    } else {
+        "iptables-save"
+    }]);
     assert!(out.status.success());
     let mut table = String::new();
     let mut lines = Vec::new();
@@ -42,6 +51,65 @@ pub fn rules(node: &Ns) -> Vec<String> {
         }
     }
     lines
+}
+
+/// What upstream's rules look like in `iptables-save` (or `ip6tables-save`, for IPv6
+/// addresses) after installation: each rule is inserted at the top in list order, so each
+/// chain holds them last-first.
+pub fn expected_rules(ips: &[&str]) -> Vec<String> {
+    let skip = "-m comment --comment \"NodeLocal DNS Cache: skip conntrack\" -j NOTRACK";
+    let allow = "-m comment --comment \"NodeLocal DNS Cache: allow DNS traffic\" -j ACCEPT";
+    let mut list = Vec::new();
+    for ip in ips {
+        let prefix = if ip.contains(':') { 128 } else { 32 };
+        let d = format!("-d {ip}/{prefix}");
+        let s = format!("-s {ip}/{prefix}");
+        for (table, chain, addr, port, target) in [
+            ("raw", "PREROUTING", &d, "dport 53", skip),
+            ("filter", "INPUT", &d, "dport 53", allow),
+            ("raw", "OUTPUT", &s, "sport 53", skip),
+            ("filter", "OUTPUT", &s, "sport 53", allow),
+            ("raw", "OUTPUT", &d, "dport 53", skip),
+        ] {
+            for proto in ["tcp", "udp"] {
+                list.push((
+                    table,
+                    chain,
+                    format!("{addr} -p {proto} -m {proto} --{port} {target}"),
+                ));
+            }
+        }
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{d} -p tcp -m tcp --dport 8080 {skip}"),
+        ));
+        list.push((
+            "raw",
+            "OUTPUT",
+            format!("{s} -p tcp -m tcp --sport 8080 {skip}"),
+        ));
+    }
+    // iptables-save lists a table's rules chain by chain (built-in chains in their fixed
+    // order); the order of the tables varies, so both sides put raw first.
+    let mut out = Vec::new();
+    for table in ["raw", "filter"] {
+        for chain in ["PREROUTING", "INPUT", "OUTPUT"] {
+            for (t, c, r) in list.iter().rev() {
+                if *t == table && *c == chain {
+                    out.push(format!("{t} -A {c} {r}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rule lines with the `raw` table's first (their order within a table kept).
+pub fn sorted_by_table(mut v: Vec<String>) -> Vec<String> {
+    // Compare within tables in order, tables themselves in a fixed order.
+    v.sort_by_key(|l| if l.starts_with("raw ") { 0 } else { 1 });
+    v
 }
 
 pub struct World {
