@@ -5,7 +5,8 @@
 //! ConfigMap ([`corefile`], [`kubedns`]) and makes sure the listen addresses exist on the
 //! `nodelocaldns` link ([`netif`]); while serving it re-renders the Corefile when either
 //! ConfigMap directory changes ([`syncdir`]) and keeps the link and the iptables rules
-//! ([`iptables`]) in place ([`setup`]); on SIGTERM, SIGINT or SIGQUIT it removes them again.
+//! ([`iptables`]), or with `-nftables` a table of its own ([`nftables`]), in place ([`setup`]);
+//! on SIGTERM, SIGINT or SIGQUIT it removes them again.
 //! Reference: `../shared/reference/node-cache.md`.
 
 pub mod corefile;
@@ -13,5 +14,6 @@ pub mod flags;
 pub mod iptables;
 pub mod kubedns;
 pub mod netif;
+pub mod nftables;
 pub mod setup;
 pub mod syncdir;
