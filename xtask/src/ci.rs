@@ -10,6 +10,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("ip", "iproute2"),
     ("iptables", "iptables"),
+    // node-cache's tests read its nftables table back and the node's connection tracking.
+    ("nft", "nftables"),
+    ("conntrack", "conntrack"),
 ];
 
 pub fn step(name: &str, cmd: &mut Command) -> Result<()> {

@@ -23,6 +23,9 @@ pub struct Params {
     pub metrics_listen_address: String,
     /// `-setupiptables`.
     pub setup_iptables: bool,
+    /// `-nftables` (ours): the rules as an nftables table of node-cache's own instead of
+    /// iptables rules.
+    pub nftables: bool,
     /// `-basecorefile`.
     pub base_corefile: String,
     /// The Corefile written and served: `-conf` (upstream copies it over `-corefile`).
@@ -80,6 +83,11 @@ fn flag_set() -> FlagSet {
         "setupiptables",
         true,
         "install the iptables rules for the local IPs and keep them in place",
+    )
+    .bool(
+        "nftables",
+        false,
+        "keep the rules as an nftables table of node-cache's own (inet nodelocaldns) instead of iptables rules",
     )
     .value(
         "basecorefile",
@@ -190,6 +198,21 @@ pub fn parse(args: &[String]) -> Result<Params, ParamsError> {
             "invalid healthcheck port specified - {health_port:?}"
         )));
     }
+    let nftables = v.on("nftables");
+    // The table's matches take 16-bit ports; iptables would refuse any other value too.
+    if nftables {
+        if coredns.port.parse::<u16>().is_err() {
+            return Err(ParamsError::Invalid(format!(
+                "invalid port specified - {:?}",
+                coredns.port
+            )));
+        }
+        if health_port.parse::<u16>().is_err() {
+            return Err(ParamsError::Invalid(format!(
+                "invalid healthcheck port specified - {health_port:?}"
+            )));
+        }
+    }
     Ok(Params {
         local_ip_str,
         local_ips,
@@ -198,6 +221,7 @@ pub fn parse(args: &[String]) -> Result<Params, ParamsError> {
         sync_interval: v.get("syncinterval").to_string(),
         metrics_listen_address: v.get("metrics-listen-address").to_string(),
         setup_iptables: v.on("setupiptables"),
+        nftables,
         base_corefile: v.get("basecorefile").to_string(),
         // Upstream overwrites -corefile with -conf's value, given or not.
         corefile: coredns.conf.clone().unwrap_or_default(),
@@ -238,6 +262,7 @@ mod tests {
         assert_eq!(v.coredns.pidfile.as_deref(), Some("/tmp/node-cache.pid"));
         assert_eq!(v.coredns.port, "53");
         assert!(v.setup_interface && v.setup_iptables && !v.skip_teardown);
+        assert!(!v.nftables, "iptables unless asked");
         assert_eq!(v.interface_name, "nodelocaldns");
         assert_eq!(v.metrics_listen_address, "0.0.0.0:9353");
         assert_eq!(v.base_corefile, "/etc/coredns/Corefile.base");
@@ -268,6 +293,21 @@ mod tests {
             p(&["-nope"]),
             Err(ParamsError::Flag(FlagError::Bad(_)))
         ));
+        assert_eq!(
+            e(&[
+                "-localip",
+                "169.254.20.10",
+                "-nftables",
+                "-dns.port",
+                "70000"
+            ]),
+            "invalid port specified - \"70000\""
+        );
+        assert!(
+            p(&["-localip", "169.254.20.10", "-nftables"])
+                .unwrap()
+                .nftables
+        );
         // Both families in one process (upstream refuses the mix).
         let both = p(&["-localip", "169.254.20.10,fd00::10"]).unwrap();
         assert_eq!(both.local_ips.len(), 2);

@@ -1,5 +1,6 @@
 //! Network setup as upstream's `CacheApp` runs it: the interface-only pass at start, the
-//! periodic pass (iptables rules in list order, then the interface) gated by the CoreDNS
+//! periodic pass (iptables rules in list order, or the nftables table, then the interface)
+//! gated by the CoreDNS
 //! pidfile, the teardown at exit, the `coredns_nodecache_setup_errors_total` counter and the
 //! metrics listener of `-metrics-listen-address`. Reference: `node-cache.md` sections 1.1,
 //! 4.4, 4.5 and 5.2.
@@ -20,6 +21,7 @@ use ferrodns_plugin::{HttpHandler, HttpResponse, Metrics};
 
 use crate::iptables::{self, Ensured as RuleEnsured, ErrorKind, Iptables, Rule};
 use crate::netif::{self, Ensured as LinkEnsured, Netif};
+use crate::nftables::{self, Nftables};
 
 /// The log target of node-cache's own lines (printed `[INFO] message`, no plugin prefix).
 const LOG: &str = "node-cache";
@@ -250,6 +252,8 @@ pub struct NetworkOptions {
     pub setup_interface: bool,
     /// `-setupiptables`: true.
     pub setup_iptables: bool,
+    /// `-nftables`: false. The rules as the nftables table `inet nodelocaldns` instead.
+    pub nftables: bool,
     /// The check period, from [`sync_period`]: 60 s.
     pub sync_period: Duration,
     /// CoreDNS's `-pidfile`: when set, the first full setup runs as soon as it exists.
@@ -273,6 +277,7 @@ impl NetworkOptions {
             interface_name: p.interface_name.clone(),
             setup_interface: p.setup_interface,
             setup_iptables: p.setup_iptables,
+            nftables: p.nftables,
             sync_period: sync_period(&p.sync_interval).unwrap_or(Duration::ZERO),
             pidfile: p.coredns.pidfile.as_ref().map(PathBuf::from),
             iptables_command: None,
@@ -290,6 +295,7 @@ impl NetworkOptions {
             interface_name: "nodelocaldns".to_string(),
             setup_interface: true,
             setup_iptables: true,
+            nftables: false,
             sync_period: DEFAULT_SYNC_PERIOD,
             pidfile: None,
             iptables_command: None,
@@ -304,6 +310,8 @@ pub struct Network {
     rules: Vec<Rule>,
     iptables: Iptables,
     ip6tables: Iptables,
+    /// The table of `-nftables`; an error when the ports do not fit it.
+    nftables: Result<Nftables, String>,
     netif: Netif,
     metrics: SetupMetrics,
     /// Held by a setup pass and by teardown, so that they never interleave.
@@ -337,6 +345,13 @@ impl Network {
         };
         let iptables = tool(&opts.iptables_command, false);
         let ip6tables = tool(&opts.ip6tables_command, true);
+        let nftables = match (opts.local_port.parse(), opts.health_port.parse()) {
+            (Ok(dns), Ok(health)) => Ok(Nftables::new(&opts.local_ips, dns, health)),
+            _ => Err(format!(
+                "ports {} and {} do not fit an nftables rule",
+                opts.local_port, opts.health_port
+            )),
+        };
         let netif = Netif::new(opts.interface_name.clone(), opts.local_ips.clone());
         let (stop_tx, _) = watch::channel(false);
         Network {
@@ -344,6 +359,7 @@ impl Network {
             rules,
             iptables,
             ip6tables,
+            nftables,
             netif,
             metrics,
             pass_lock: tokio::sync::Mutex::new(()),
@@ -373,11 +389,30 @@ impl Network {
     /// so that no traffic is redirected before the server is up. Nothing if
     /// `-setupinterface=false`.
     pub async fn init(&self) {
+        if self.opts.setup_iptables && !self.opts.nftables {
+            self.tell_about_nftables_kube_proxy().await;
+        }
         self.pass(false).await;
     }
 
-    /// One full pass: every iptables rule in list order (if `-setupiptables`), then the
-    /// interface (if `-setupinterface`). Errors are logged and counted, never returned.
+    /// In iptables mode on a node whose kube-proxy runs in nftables mode, say so once.
+    async fn tell_about_nftables_kube_proxy(&self) {
+        match nftables::kube_proxy_tables().await {
+            Ok(families) if !families.is_empty() => {
+                let tables: Vec<String> = families
+                    .iter()
+                    .map(|f| format!("{f} {}", nftables::KUBE_PROXY_TABLE))
+                    .collect();
+                tracing::info!(target: LOG, "kube-proxy runs in nftables mode on this node (table {}); node-cache keeps iptables rules: -nftables keeps them as the nftables table inet {} instead", tables.join(", table "), nftables::TABLE);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(target: LOG, "looking for kube-proxy's nftables tables: {e}"),
+        }
+    }
+
+    /// One full pass: every iptables rule in list order, or with `-nftables` the table (if
+    /// `-setupiptables`), then the interface (if `-setupinterface`). Errors are logged and
+    /// counted, never returned.
     pub async fn setup(&self) {
         self.pass(true).await;
     }
@@ -412,6 +447,10 @@ impl Network {
     }
 
     async fn ensure_rules(&self) {
+        if self.opts.nftables {
+            self.ensure_table().await;
+            return;
+        }
         for rule in &self.rules {
             match self.tool(rule).ensure(rule).await {
                 Ok(RuleEnsured::Present) => {
@@ -424,6 +463,29 @@ impl Network {
                     tracing::error!(target: LOG, "Error checking/adding iptables rule {rule}, error - {e}");
                     self.count_iptables(&e);
                 }
+            }
+        }
+    }
+
+    /// `-nftables`: the table instead of the iptables rules. Its failures count as
+    /// `iptables` errors (the rules' label), so existing alerts keep seeing them.
+    async fn ensure_table(&self) {
+        let table = format!("inet {}", nftables::TABLE);
+        let result = match &self.nftables {
+            Ok(t) => t.ensure().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        match result {
+            Ok(nftables::Ensured::Present) => {
+                tracing::debug!(target: LOG, "nftables table {table} for nodelocaldns already exists");
+            }
+            Ok(nftables::Ensured::Written) => {
+                let n = self.nftables.as_ref().map(|t| t.rules().len()).unwrap_or(0);
+                tracing::info!(target: LOG, "Added back nodelocaldns nftables table - {table} ({n} rules)");
+            }
+            Err(e) => {
+                tracing::error!(target: LOG, "Error checking/adding nftables table {table}, error - {e}");
+                self.metrics.inc(ErrorType::Iptables);
             }
         }
     }
@@ -569,7 +631,20 @@ impl Network {
         }
         let _guard = self.pass_lock.lock().await;
         self.torn_down.store(true, Ordering::SeqCst);
-        if self.opts.setup_iptables {
+        if self.opts.setup_iptables && self.opts.nftables {
+            if let Ok(t) = &self.nftables {
+                match t.delete().await {
+                    Ok(true) => {
+                        tracing::debug!(target: LOG, "Deleted nftables table inet {}", nftables::TABLE);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(target: LOG, "Failed deleting nftables table inet {}, error - {e}", nftables::TABLE);
+                        self.metrics.inc(ErrorType::Iptables);
+                    }
+                }
+            }
+        } else if self.opts.setup_iptables {
             for rule in &self.rules {
                 match self.tool(rule).delete_all(rule).await {
                     Ok(0) => {}
