@@ -13,6 +13,8 @@ use crate::manifest;
 
 pub const LOCAL: &str = "169.254.20.10";
 pub const KUBEDNS_IP: &str = "10.96.0.10";
+/// kube-dns's (kube-dns-upstream's) address over IPv6, on the kube-dns namespace's link.
+pub const UPSTREAM6: &str = "fd02::2";
 /// fd00::1 reversed, under ip6.arpa.
 pub const V6_PTR_LABELS: &str = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f";
 
@@ -140,6 +142,16 @@ pub fn world_with(extra: &str) -> World {
     veth(&node, "np0", "10.0.1.1/24", &pod, "pp0", "10.0.1.2/24");
     pod.ip(&["route", "add", "default", "via", "10.0.1.1"]);
     veth(&node, "nk0", "10.0.2.1/24", &kdns, "kd0", "10.0.2.2/24");
+    // The second family on both links (no duplicate address detection: usable at once).
+    for (ns, dev, addr) in [
+        (&node, "np0", "fd01::1/64"),
+        (&pod, "pp0", "fd01::2/64"),
+        (&node, "nk0", "fd02::1/64"),
+        (&kdns, "kd0", "fd02::2/64"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    pod.ip(&["-6", "route", "add", "default", "via", "fd01::1"]);
     for a in ["10.0.2.3/24", "10.0.2.4/24"] {
         kdns.ip(&["addr", "add", a, "dev", "kd0"]);
     }
@@ -182,9 +194,9 @@ pub fn world_with(extra: &str) -> World {
     std::fs::write(
         dir.join("kdns/Corefile"),
         format!(
-            "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/cluster.local.db\n}}\n\
-             10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/10.in-addr.arpa.db\n}}\n\
-             ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP}\n    file {d}/ip6.arpa.db\n}}\n\
+            "cluster.local:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP} {UPSTREAM6}\n    file {d}/cluster.local.db\n}}\n\
+             10.in-addr.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP} {UPSTREAM6}\n    file {d}/10.in-addr.arpa.db\n}}\n\
+             ip6.arpa:53 {{\n    bind 10.0.2.2 {KUBEDNS_IP} {UPSTREAM6}\n    file {d}/ip6.arpa.db\n}}\n\
              .:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 203.0.113.7\"\n    }}\n}}\n\
              rollout.example.com:53 {{\n    bind 10.0.2.3\n    template IN A {{\n        match \"^q[0-9]*(?P<d>[0-9])[.]\"\n        answer \"{{{{ .Name }}}} 2{{{{ .Group.d }}}} IN A 203.0.113.8\"\n    }}\n}}\n\
              acme.local:53 {{\n    bind 10.0.2.4\n    template IN A {{\n        answer \"{{{{ .Name }}}} 60 IN A 198.51.100.4\"\n    }}\n}}\n{extra}"
@@ -232,11 +244,24 @@ pub fn start_node_cache_exe(
     args: &[String],
     nc: &Path,
 ) -> (Proc, PathBuf) {
+    start_node_cache_at(w, tag, base, args, nc, "10.0.2.2")
+}
+
+/// [`start_node_cache_exe`] with kube-dns-upstream's ClusterIP (the Service host variable)
+/// at `upstream`.
+pub fn start_node_cache_at(
+    w: &World,
+    tag: &str,
+    base: &str,
+    args: &[String],
+    nc: &Path,
+    upstream: &str,
+) -> (Proc, PathBuf) {
     let (argv, etc) = node_command(w, tag, base, nc, "");
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .args(args)
-        .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", "10.0.2.2");
+        .env("KUBE_DNS_UPSTREAM_SERVICE_HOST", upstream);
     (Proc::spawn(cmd), etc)
 }
 
