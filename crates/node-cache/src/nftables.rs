@@ -712,10 +712,10 @@ mod tests {
             "prerouting ip daddr 169.254.20.10 tcp dport 53 notrack"
         );
         assert_eq!(
-            text[4],
+            text[2],
             "prerouting ip6 daddr fd00::10 tcp dport 53 notrack"
         );
-        assert_eq!(text[8], "input ip daddr 169.254.20.10 tcp dport 53 accept");
+        assert_eq!(text[4], "input ip daddr 169.254.20.10 tcp dport 53 accept");
         let output: Vec<&String> = text.iter().filter(|t| t.starts_with("output ")).collect();
         assert_eq!(output.len(), 16);
         let first_accept = output.iter().position(|t| t.ends_with("accept")).unwrap();
