@@ -106,17 +106,7 @@ fn node_cache_with_the_daemonsets_arguments() {
         vec!["203.0.113.7"],
         "acme.local from the node resolver first"
     );
-    std::fs::write(
-        etc.join("kube-dns/stubDomains"),
-        "{\"acme.local\": [\"10.0.2.4\"]}\n",
-    )
-    .unwrap();
-    nc.expect(
-        "Updated Corefile with 1 custom stubdomains",
-        1,
-        Duration::from_secs(30),
-    );
-    nc.expect("Reloading complete", 1, Duration::from_secs(60));
+    add_acme_stub_domain(&mut nc, &etc);
     let after = ask(&w.pod, LOCAL, "www.acme.local.", RecordType::A);
     assert_eq!(
         a_of(&after),
@@ -140,12 +130,7 @@ fn node_cache_with_the_daemonsets_arguments() {
     nc.expect("Tearing down", 1, Duration::from_secs(30));
     assert_eq!(nc.wait_exit(), 0, "{}", nc.seen.join("\n"));
     assert_eq!(rules(&w.node), Vec::<String>::new());
-    assert!(
-        !w.node
-            .exec(&["ip", "link", "show", "nodelocaldns"])
-            .status
-            .success()
-    );
+    assert!(!has_link(&w.node));
 
     // IPVS mode with -skipteardown: only the link-local IP, kube-dns reached at its ClusterIP.
     w.node
@@ -183,10 +168,5 @@ fn node_cache_with_the_daemonsets_arguments() {
         12,
         "-skipteardown leaves the rules in place"
     );
-    assert!(
-        w.node
-            .exec(&["ip", "link", "show", "nodelocaldns"])
-            .status
-            .success()
-    );
+    assert!(has_link(&w.node));
 }

@@ -322,17 +322,7 @@ fn run(mode: Mode) {
     );
 
     // A stubDomains edit, picked up without a restart.
-    std::fs::write(
-        etc.join("kube-dns/stubDomains"),
-        "{\"acme.local\": [\"10.0.2.4\"]}\n",
-    )
-    .unwrap();
-    nc.expect(
-        "Updated Corefile with 1 custom stubdomains",
-        1,
-        Duration::from_secs(30),
-    );
-    nc.expect("Reloading complete", 1, Duration::from_secs(60));
+    add_acme_stub_domain(&mut nc, &etc);
     for ip in &ips {
         let r = ask(&w.pod, ip, "www.acme.local.", RecordType::A);
         assert_eq!(a_of(&r), vec!["198.51.100.4"], "{tag}: {ip}");
@@ -353,13 +343,7 @@ fn run(mode: Mode) {
             .success(),
         "{tag}"
     );
-    assert!(
-        !w.node
-            .exec(&["ip", "link", "show", "nodelocaldns"])
-            .status
-            .success(),
-        "{tag}"
-    );
+    assert!(!has_link(&w.node), "{tag}");
 }
 
 #[test]

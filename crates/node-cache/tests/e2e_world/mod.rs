@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::e2e_support::*;
 use crate::manifest;
@@ -327,4 +328,28 @@ pub fn node_command(
     .map(|a| a.to_string())
     .collect();
     (argv, etc)
+}
+
+/// The stubDomains edit of the end-to-end tests: `acme.local` to the stub server on 10.0.2.4,
+/// written into node-cache's kube-dns ConfigMap directory under `etc`; returns once node-cache
+/// has rendered it (within its 10 s poll) and the reload plugin has loaded it.
+pub fn add_acme_stub_domain(nc: &mut Proc, etc: &Path) {
+    std::fs::write(
+        etc.join("kube-dns/stubDomains"),
+        "{\"acme.local\": [\"10.0.2.4\"]}\n",
+    )
+    .unwrap();
+    nc.expect(
+        "Updated Corefile with 1 custom stubdomains",
+        1,
+        Duration::from_secs(30),
+    );
+    nc.expect("Reloading complete", 1, Duration::from_secs(60));
+}
+
+/// Whether the node has the `nodelocaldns` link.
+pub fn has_link(node: &Ns) -> bool {
+    node.exec(&["ip", "link", "show", "nodelocaldns"])
+        .status
+        .success()
 }
