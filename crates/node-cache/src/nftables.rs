@@ -633,7 +633,13 @@ impl Netlink {
         let mut answered = 0;
         let mut first_error: Option<NftError> = None;
         while answered < acks {
-            for m in self.receive().await? {
+            // After a refusal the kernel may not answer the rest of an aborted batch: the
+            // refusal is the outcome, not the silence after it.
+            let answers = match self.receive().await {
+                Ok(a) => a,
+                Err(e) => return Err(first_error.unwrap_or(e)),
+            };
+            for m in answers {
                 if let NetlinkPayload::Error(e) = m.payload {
                     answered += 1;
                     if let Some(code) = e.code

@@ -1,9 +1,8 @@
 //! Network setup as upstream's `CacheApp` runs it: the interface-only pass at start, the
 //! periodic pass (iptables rules in list order, or the nftables table, then the interface)
-//! gated by the CoreDNS
-//! pidfile, the teardown at exit, the `coredns_nodecache_setup_errors_total` counter and the
-//! metrics listener of `-metrics-listen-address`. Reference: `node-cache.md` sections 1.1,
-//! 4.4, 4.5 and 5.2.
+//! gated by the CoreDNS pidfile, the teardown at exit, the
+//! `coredns_nodecache_setup_errors_total` counter and the metrics listener of
+//! `-metrics-listen-address`. Reference: `node-cache.md` sections 1.1, 4.4, 4.5 and 5.2.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
