@@ -82,6 +82,14 @@ impl NftError {
             errno: None,
         }
     }
+    /// The kernel's refusal: netlink's negative errno `code`.
+    fn refused(code: i32) -> Self {
+        let errno = -code;
+        NftError {
+            message: crate::netif::go_error_text(&std::io::Error::from_raw_os_error(errno)),
+            errno: Some(errno),
+        }
+    }
     fn io(what: &str, e: &std::io::Error) -> Self {
         NftError {
             message: format!("{what}: {}", crate::netif::go_error_text(e)),
@@ -645,12 +653,7 @@ impl Netlink {
                     if let Some(code) = e.code
                         && first_error.is_none()
                     {
-                        let errno = -code.get();
-                        let text = std::io::Error::from_raw_os_error(errno);
-                        first_error = Some(NftError {
-                            message: crate::netif::go_error_text(&text),
-                            errno: Some(errno),
-                        });
+                        first_error = Some(NftError::refused(code.get()));
                     }
                 }
             }
@@ -675,14 +678,7 @@ impl Netlink {
                 match m.payload {
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::Error(e) => match e.code {
-                        Some(code) => {
-                            let errno = -code.get();
-                            let text = std::io::Error::from_raw_os_error(errno);
-                            return Err(NftError {
-                                message: crate::netif::go_error_text(&text),
-                                errno: Some(errno),
-                            });
-                        }
+                        Some(code) => return Err(NftError::refused(code.get())),
                         None => return Ok(out),
                     },
                     NetlinkPayload::InnerMessage(inner) => {
