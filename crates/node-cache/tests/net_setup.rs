@@ -343,7 +343,14 @@ fn each_period_puts_back_what_went_missing_until_stopped() {
         net.spawn_periodic(stop_rx);
         // Without a pidfile nothing happens before the first tick (1 s).
         let before_tick = ns.saved_rules(false).len();
-        let first = eventually(Duration::from_secs(3), || ns.saved_rules(false).len() == 12).await;
+        // A pass adds the rules, then the address: wait for the end of the whole pass.
+        let first = eventually(Duration::from_secs(3), || {
+            ns.saved_rules(false).len() == 12
+                && ns
+                    .addrs("nodelocaldns")
+                    .is_some_and(|a| a.contains("169.254.20.10/32"))
+        })
+        .await;
         // Someone deletes a rule and the address.
         let mut argv = vec![
             "iptables",
