@@ -157,3 +157,61 @@ fn random_garbage_never_kills_the_server() {
     let r = tcp(addr, &query("alive.example.", RecordType::A));
     assert_eq!(r.additionals.len(), 2);
 }
+
+/// A flood of queries whose EDNS options are cut short: the DNS library warns about each one it
+/// decodes, but the log gets one line for the lot, and the metric counts every one.
+#[test]
+fn a_flood_of_malformed_edns_options_writes_one_log_line_and_counts_them() {
+    let free = || {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let http = free();
+    let srv = Running::start(
+        &format!(".:0 {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{http}\n    whoami\n}}\n"),
+        &[],
+    );
+    let addr = srv.addr();
+    // OPT with RDLENGTH 5: option 10 (COOKIE) claiming 3 bytes of which 1 is there.
+    let mut bad = valid();
+    bad[11] = 1;
+    bad.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 3, 0xaa]);
+    const SENT: usize = 400;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(SILENCE)).unwrap();
+    for _ in 0..SENT {
+        sock.send_to(&bad, addr).unwrap();
+        // One at a time, so that none is lost to a full socket buffer.
+        let mut buf = [0u8; 512];
+        let _ = sock.recv_from(&mut buf);
+    }
+    let family = "ferrodns_library_log_events_total{library=\"hickory_proto\",level=\"warning\"}";
+    let counted = || -> usize {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        std::io::Write::write_all(&mut c, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut c, &mut out).unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix(family))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let n = counted();
+    assert!(n >= SENT, "{family} = {n}, want at least {SENT}");
+    // The server still answers, and its log holds a single line about all of them.
+    let r = udp(addr, &query("alive.example.", RecordType::A));
+    assert_eq!(r.additionals.len(), 2);
+    let lines: Vec<String> = srv.lines.try_iter().collect();
+    let warned: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("EDNS options"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:#?}");
+    assert!(
+        warned[0]
+            .starts_with("[WARNING] hickory_proto: incomplete or poorly formatted EDNS options"),
+        "{}",
+        warned[0]
+    );
+}

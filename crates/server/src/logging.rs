@@ -3,9 +3,25 @@
 //!
 //! `[DEBUG]` lines are off until a loaded Corefile uses `debug` ([`set_debug`]), and off again
 //! when a reload loads one without it, as CoreDNS's `log.D` switch.
+//!
+//! Dependencies' own log events never print one line each: a client or an upstream could then
+//! fill the log at will (hickory-proto warns about every malformed EDNS option it reads, and
+//! CoreDNS logs nothing there). Their warnings and errors are counted in
+//! `ferrodns_library_log_events_total{library,level}` and printed at most once a minute, with
+//! the number held back since the last one ([`LibraryLog`]); their lower levels are dropped.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write as _;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrodns_plugin::Metrics;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
 
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -89,17 +105,152 @@ impl DebugSwitch {
         *meta.level() == Level::DEBUG && meta.target().starts_with("plugin/")
     }
 
-    /// The `pprof` crate (behind the pprof plugin) logs each CPU profile's start and stop at
-    /// INFO; CoreDNS logs nothing there, so only its warnings and errors are shown.
-    fn quiet_crate(meta: &Metadata<'_>) -> bool {
-        let t = meta.target();
-        (t == "pprof" || t.starts_with("pprof::")) && *meta.level() > Level::WARN
-    }
-
     fn wanted(meta: &Metadata<'_>) -> bool {
         let level = *meta.level();
-        (level <= Level::INFO && !Self::quiet_crate(meta))
-            || (Self::switchable(meta) && debug_enabled())
+        !from_library(meta) && (level <= Level::INFO || (Self::switchable(meta) && debug_enabled()))
+    }
+}
+
+/// Whether an event comes from a dependency rather than from ferrodns: ours have the targets
+/// `server`, `node-cache`, `corefile`, `trace`, `plugin/<name>`, `fatal:...`, or a module path
+/// in a `ferrodns*` crate or the xtask.
+pub fn from_library(meta: &Metadata<'_>) -> bool {
+    let t = meta.target();
+    if t.starts_with("plugin/") || t.starts_with(FATAL_PREFIX) {
+        return false;
+    }
+    let krate = t.split("::").next().unwrap_or(t);
+    !(krate.starts_with("ferrodns")
+        || matches!(
+            krate,
+            "server" | "node-cache" | "corefile" | "trace" | "xtask"
+        ))
+}
+
+/// How often at most a dependency's warning or error is printed.
+pub const LIBRARY_LOG_EVERY: Duration = Duration::from_secs(60);
+
+static LIBRARY_EVENTS: LazyLock<Family<Vec<(String, String)>, Counter>> =
+    LazyLock::new(Family::default);
+
+/// Register `ferrodns_library_log_events_total` (idempotent; the server calls it on each load).
+pub fn register_metrics(metrics: &Metrics) {
+    metrics.register(
+        "ferrodns_library_log_events",
+        "Warnings and errors logged by dependencies (printed at most once a minute), by library and level.",
+        || LIBRARY_EVENTS.clone(),
+    );
+}
+
+/// A dependency's warning or error seen, not yet printed.
+#[derive(Debug)]
+pub struct RateLimit {
+    start: Instant,
+    every: Duration,
+    /// Milliseconds since `start` when the next line may print (0: the first may).
+    next_ms: AtomicU64,
+    held: AtomicU64,
+}
+
+impl RateLimit {
+    /// At most one line per `every`.
+    pub fn new(every: Duration) -> Self {
+        RateLimit {
+            start: Instant::now(),
+            every,
+            next_ms: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// One event at `now`: `Some(n)` when it may print, `n` being how many were held back since
+    /// the last printed one; `None` when it is held back.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let now_ms = u64::try_from(now.saturating_duration_since(self.start).as_millis())
+            .unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Ordering::Relaxed);
+        let every = u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX);
+        if now_ms >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now_ms.saturating_add(every),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Ordering::Relaxed));
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// The layer that counts dependencies' warnings and errors and prints them rate-limited, in
+/// CoreDNS's format, to its writer. Give it a per-layer filter for those events (as [`init`]
+/// does): it ignores any other, but a plain layer must not disable callsites for the others.
+pub struct LibraryLog<W> {
+    writer: W,
+    limit: RateLimit,
+}
+
+impl<W> LibraryLog<W> {
+    /// Print to `writer` at most once per `every`.
+    pub fn new(writer: W, every: Duration) -> Self {
+        LibraryLog {
+            writer,
+            limit: RateLimit::new(every),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S, W> Layer<S> for LibraryLog<W>
+where
+    S: Subscriber,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let meta = event.metadata();
+        if !(from_library(meta) && *meta.level() <= Level::WARN) {
+            return;
+        }
+        let library = meta.target().split("::").next().unwrap_or("").to_string();
+        let level = level_name(meta.level());
+        LIBRARY_EVENTS
+            .get_or_create(&vec![
+                ("library".to_string(), library.clone()),
+                ("level".to_string(), level.to_lowercase()),
+            ])
+            .inc();
+        let Some(held) = self.limit.admit(Instant::now()) else {
+            return;
+        };
+        let mut msg = Message::default();
+        event.record(&mut msg);
+        let mut line = format!("[{level}] {library}: {}", msg.0.trim());
+        if held > 0 {
+            line.push_str(&format!(
+                " ({held} more from dependencies not logged since the last one; see ferrodns_library_log_events_total)"
+            ));
+        }
+        line.push('\n');
+        let _ = self.writer.make_writer().write_all(line.as_bytes());
     }
 }
 
@@ -110,7 +261,7 @@ impl<S> Filter<S> for DebugSwitch {
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let level = *meta.level();
-        if Self::quiet_crate(meta) {
+        if from_library(meta) {
             Interest::never()
         } else if level <= Level::INFO {
             Interest::always()
@@ -127,8 +278,9 @@ impl<S> Filter<S> for DebugSwitch {
 }
 
 /// Install the process-wide subscriber: CoreDNS format on stdout at INFO, with `[DEBUG]` lines
-/// switched by [`set_debug`] (`debug` starts them on). `FERRODNS_LOG` (an `EnvFilter`
-/// directive) replaces the switch with a fixed filter.
+/// switched by [`set_debug`] (`debug` starts them on), and dependencies' warnings and errors
+/// rate-limited ([`LibraryLog`]). `FERRODNS_LOG` (an `EnvFilter` directive) replaces the switch
+/// and the rate limit with a fixed filter, for debugging.
 pub fn init(debug: bool) {
     set_debug(debug);
     let fmt = tracing_subscriber::fmt::layer()
@@ -143,6 +295,13 @@ pub fn init(debug: bool) {
         Err(_) => {
             let _ = tracing_subscriber::registry()
                 .with(tracing_subscriber::Layer::with_filter(fmt, DebugSwitch))
+                .with(
+                    LibraryLog::new(std::io::stdout, LIBRARY_LOG_EVERY).with_filter(
+                        tracing_subscriber::filter::filter_fn(|m| {
+                            from_library(m) && *m.level() <= Level::WARN
+                        }),
+                    ),
+                )
                 .try_init();
         }
     }
@@ -216,6 +375,52 @@ mod tests {
         assert_eq!(
             text,
             "[DEBUG] plugin/hosts: Parsed hosts file into 1 entries\n[INFO] still shown\n"
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_admits_one_per_period_and_counts_the_rest() {
+        use std::time::{Duration, Instant};
+        let limit = super::RateLimit::new(Duration::from_secs(60));
+        let t0 = Instant::now() + Duration::from_secs(1);
+        assert_eq!(limit.admit(t0), Some(0));
+        for s in 1..=5 {
+            assert_eq!(limit.admit(t0 + Duration::from_secs(s)), None);
+        }
+        assert_eq!(limit.admit(t0 + Duration::from_secs(59)), None);
+        assert_eq!(limit.admit(t0 + Duration::from_secs(61)), Some(6));
+        assert_eq!(limit.admit(t0 + Duration::from_secs(62)), None);
+    }
+
+    #[test]
+    fn dependencies_warnings_print_once_a_period_our_own_every_time() {
+        use std::time::Duration;
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::layer::SubscriberExt;
+        let buf = Buf::default();
+        let (out, lib_out) = (buf.clone(), buf.clone());
+        let fmt = tracing_subscriber::fmt::layer()
+            .event_format(CoreDnsFormat)
+            .with_writer(move || out.clone());
+        let lib = super::LibraryLog::new(move || lib_out.clone(), Duration::from_secs(60))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                super::from_library(m) && *m.level() <= tracing::Level::WARN
+            }));
+        let sub = tracing_subscriber::registry()
+            .with(fmt.with_filter(super::DebugSwitch))
+            .with(lib);
+        tracing::subscriber::with_default(sub, || {
+            for i in 0..1000 {
+                tracing::warn!(target: "hickory_proto::rr::rdata::opt", "bad option {i}");
+                tracing::info!(target: "hickory_proto::op", "chatter");
+            }
+            tracing::warn!(target: "plugin/forward", "ours");
+            tracing::error!(target: "server", "ours too");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[WARNING] hickory_proto: bad option 0\n[WARNING] plugin/forward: ours\n[ERROR] ours too\n"
         );
     }
 }
