@@ -1,5 +1,8 @@
-//! Sick upstreams never stall or crash the forwarder: silent, slow, closing TCP, garbage,
-//! wrong ID, wrong question, refused port. Each case has a measured upper bound with slack.
+//! Sick and hostile upstreams never stall or crash the forwarder, and nothing they forge is
+//! taken as an answer: silent, slow, SERVFAIL storms, closing TCP, TCP reset mid-reply, UDP
+//! replies cut short or oversized, garbage, wrong ID, wrong question, refused port, and forged
+//! answers raced against the real one from another port, another address or with another ID.
+//! Each case has a measured upper bound with slack.
 
 mod common;
 
@@ -286,4 +289,189 @@ async fn tcp_connection_with_an_unanswered_query_is_not_reused() {
     let m = decoded(&query(&chain(&f), "fine.example.", Protocol::Udp).await.1);
     assert_eq!(m.answers.len(), 1);
     assert_eq!(up.tcp_accepts.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn servfail_storm_is_passed_on_promptly_and_leaves_nothing_pending() {
+    let up = Fake::start(|q, _| Act::Reply(answer(q, ResponseCode::ServFail, &[]))).await;
+    let (f, _) = forwarder(&format!(". {} {{\n{OPTS}\n}}", up.addr));
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let plugins = chain(&f);
+        tasks.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = query(&plugins, &format!("s{i}.example."), Protocol::Udp)
+                .await
+                .1;
+            (t0.elapsed(), decoded(&r))
+        }));
+    }
+    for t in tasks {
+        let (took, m) = t.await.expect("join");
+        // The upstream's own SERVFAIL, as a reply (CoreDNS does not retry it).
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+    }
+    assert_eq!(up.count(), 500);
+    assert_eq!(f.upstreams()[0].in_flight(), 0);
+}
+
+#[tokio::test]
+async fn tcp_stream_reset_mid_reply_fails_fast_and_the_next_connection_works() {
+    let torn = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let t = torn.clone();
+    let up = Fake::start(move |q, _| {
+        if t.load(std::sync::atomic::Ordering::SeqCst) {
+            Act::Torn(ok(q))
+        } else {
+            Act::Reply(ok(q))
+        }
+    })
+    .await;
+    let (f, _) = forwarder(&format!(
+        ". {} {{\nforce_tcp\nread_timeout 2s\nmax_fails 0\n}}",
+        up.addr
+    ));
+    let (took, r) = timed(&f, Protocol::Udp).await;
+    servfail(&r);
+    // Well under the read timeout: the closed stream ends the wait.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    torn.store(false, std::sync::atomic::Ordering::SeqCst);
+    let m = decoded(&query(&chain(&f), "example.org.", Protocol::Udp).await.1);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(f.upstreams()[0].in_flight(), 0);
+}
+
+#[tokio::test]
+async fn udp_reply_cut_short_is_never_an_answer() {
+    let up =
+        Fake::start(|q, _| Act::Torn(answer(q, ResponseCode::NoError, &[[192, 0, 2, 1]; 8]))).await;
+    let (f, _) = forwarder(&format!(". {} {{\n{OPTS}\n}}", up.addr));
+    let (took, r) = timed(&f, Protocol::Udp).await;
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    // CoreDNS's DNS library makes an overflowing UDP reply an empty TC one: the client retries
+    // over TCP; none of the cut records is passed on.
+    let m = decoded(&r);
+    assert!(m.metadata.truncation, "{m:?}");
+    assert!(m.answers.is_empty(), "{m:?}");
+}
+
+#[tokio::test]
+async fn oversized_udp_reply_becomes_an_empty_tc_reply() {
+    // 200 A records: about 3 KB, more than a client without EDNS takes.
+    let up =
+        Fake::start(|q, _| Act::Reply(answer(q, ResponseCode::NoError, &[[192, 0, 2, 9]; 200])))
+            .await;
+    let (f, _) = forwarder(&format!(". {} {{\n{OPTS}\n}}", up.addr));
+    let m = decoded(&query(&chain(&f), "example.org.", Protocol::Udp).await.1);
+    assert!(m.metadata.truncation, "{m:?}");
+    assert!(m.answers.is_empty());
+    assert_eq!(m.queries.len(), 1);
+    // Over TCP from the client the whole answer comes back.
+    let m = decoded(&query(&chain(&f), "example.org.", Protocol::Tcp).await.1);
+    assert_eq!(m.answers.len(), 200);
+}
+
+/// An upstream that, for every query, first sends forged answers (192.0.2.66) with the right ID
+/// and question from another port and from another address, and one with a wrong ID from its
+/// own address, then the real answer (192.0.2.1) from its own. Records the IDs and source
+/// ports it saw.
+struct Spoofing {
+    addr: std::net::SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<(u16, u16)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Spoofing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Spoofing {
+    async fn start() -> Spoofing {
+        let real = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = real.local_addr().expect("addr");
+        let other_port = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        // Loopback answers for all of 127/8: the same port on another address.
+        let other_addr = tokio::net::UdpSocket::bind(("127.0.0.2", addr.port()))
+            .await
+            .expect("bind 127.0.0.2");
+        let seen: Arc<std::sync::Mutex<Vec<(u16, u16)>>> = Arc::default();
+        let s = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = real.recv_from(&mut buf).await else {
+                    return;
+                };
+                let q = &buf[..n];
+                s.lock()
+                    .expect("lock")
+                    .push((u16::from_be_bytes([q[0], q[1]]), from.port()));
+                let forged = answer(q, ResponseCode::NoError, &[[192, 0, 2, 66]]);
+                let _ = other_port.send_to(&forged, from).await;
+                let _ = other_addr.send_to(&forged, from).await;
+                let mut wrong_id = forged.clone();
+                wrong_id[1] ^= 0x01;
+                let _ = real.send_to(&wrong_id, from).await;
+                let _ = real.send_to(&ok(q), from).await;
+            }
+        });
+        Spoofing { addr, seen, task }
+    }
+}
+
+#[tokio::test]
+async fn forged_replies_raced_against_the_real_one_are_never_accepted() {
+    let up = Spoofing::start().await;
+    let (f, _) = forwarder(&format!(". {} {{\nmax_fails 0\n}}", up.addr));
+    for i in 0..100 {
+        let m = decoded(
+            &query(&chain(&f), &format!("q{i}.example."), Protocol::Udp)
+                .await
+                .1,
+        );
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        assert_eq!(
+            m.answers[0].data,
+            ferrodns_plugin::proto::rr::RData::A(ferrodns_plugin::proto::rr::rdata::A::new(
+                192, 0, 2, 1
+            )),
+            "a forged answer was taken"
+        );
+    }
+    assert_eq!(f.upstreams()[0].in_flight(), 0);
+}
+
+#[tokio::test]
+async fn upstream_query_ids_are_random_whatever_the_client_sent() {
+    let up = Spoofing::start().await;
+    let (f, _) = forwarder(&format!(". {} {{\nmax_fails 0\n}}", up.addr));
+    // Every client query has ID 4242 (the test kit's).
+    for i in 0..300 {
+        let r = query(&chain(&f), &format!("r{i}.example."), Protocol::Udp).await;
+        assert_eq!(decoded(&r.1).answers.len(), 1);
+    }
+    let seen = up.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 300);
+    let ids: std::collections::HashSet<u16> = seen.iter().map(|(id, _)| *id).collect();
+    // 300 draws from 65536: a few collisions at most.
+    assert!(ids.len() >= 295, "only {} distinct IDs", ids.len());
+    let steps: std::collections::HashSet<u16> = seen
+        .windows(2)
+        .map(|w| w[1].0.wrapping_sub(w[0].0))
+        .collect();
+    assert!(
+        steps.len() > 250,
+        "IDs follow a pattern: {} steps",
+        steps.len()
+    );
+    // Sent from an ephemeral port, never the client's.
+    assert!(seen.iter().all(|(_, port)| *port >= 1024 && *port != 40212));
 }

@@ -29,6 +29,9 @@ pub enum Act {
     Drop,
     /// Close the TCP connection (nothing on UDP).
     Close,
+    /// Send the first half of these bytes, then (on TCP) close the connection mid-reply: a
+    /// reset stream, or a datagram cut short.
+    Torn(Vec<u8>),
 }
 
 /// The transport a query arrived on.
@@ -101,6 +104,9 @@ impl Fake {
                                 late.fetch_add(1, Ordering::SeqCst);
                             });
                         }
+                        Act::Torn(r) => {
+                            let _ = sock.send_to(&r[..r.len() / 2], from).await;
+                        }
                         Act::Drop | Act::Close => {}
                     }
                 }
@@ -149,6 +155,11 @@ impl Fake {
                                 }
                                 Act::Drop => {}
                                 Act::Close => return,
+                                Act::Torn(r) => {
+                                    let f = frame(r);
+                                    let _ = wr.lock().await.write_all(&f[..f.len() / 2]).await;
+                                    return;
+                                }
                             }
                         }
                     });
