@@ -104,6 +104,25 @@ pub fn run(args: &[String]) -> Result<()> {
         "cargo test",
         &mut in_root(&["test", "--workspace", "--release"]),
     )?;
+    // The short soak: one cycle of the flapping upstream, a reload, malformed traffic.
+    step(
+        "cargo xtask reliability (short soak)",
+        &mut in_root(&[
+            "run",
+            "-q",
+            "-p",
+            "xtask",
+            "--",
+            "reliability",
+            "--duration",
+            "30s",
+            "--rate",
+            "5000",
+            "--no-tests",
+            "--out",
+            "-",
+        ]),
+    )?;
     step(
         "cargo xtask conformance",
         &mut in_root(&["run", "-q", "-p", "xtask", "--", "conformance"]),

@@ -6,12 +6,15 @@
 //!   formatting, lints, generated code, every test and the conformance suite.
 //! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
 //! - `bench`: ferrodns side by side with the kernel floor, Unbound, dnsmasq and CoreDNS.
+//! - `reliability`: the fault tests, a soak with a flapping upstream, reloads and malformed
+//!   traffic, and `docs/reliability.md`.
 
 mod bench;
 mod ci;
 mod conformance;
 mod coredns;
 mod gen_registry;
+mod reliability;
 
 use anyhow::{Result, bail};
 
@@ -26,9 +29,10 @@ fn main() -> Result<()> {
         "ci" => ci::run(rest),
         "conformance" => conformance::run(rest),
         "bench" => bench::run(rest),
+        "reliability" => reliability::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <gen [--check] | ci | conformance [--selftest] | bench [--help]>"
+                "usage: cargo xtask <gen [--check] | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
             );
             Ok(())
         }

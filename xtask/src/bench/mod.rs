@@ -11,7 +11,7 @@
 //! The results go to `BENCHMARKS.md` as Markdown tables, with ratios and the targets.
 
 mod nodelocal;
-mod procs;
+pub(crate) mod procs;
 mod report;
 
 use std::net::SocketAddr;
