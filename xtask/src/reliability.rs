@@ -97,7 +97,7 @@ const SUITES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "hostile clients (malformed headers, pointer loops, bad EDNS, 3,000 random datagrams, \
-         a flood of malformed EDNS options against the log)",
+         a flood of malformed EDNS options against the log, 600 idle and slowloris TCP clients)",
         "ferrodns",
         &["--test", "hostile"],
     ),

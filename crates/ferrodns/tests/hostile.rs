@@ -1,5 +1,7 @@
 //! Raw hostile packets over UDP and TCP: the server never dies and answers as CoreDNS's DNS
-//! library does (nothing, FORMERR, NOTIMP or SERVFAIL), and keeps answering afterwards.
+//! library does (nothing, FORMERR, NOTIMP or SERVFAIL), and keeps answering afterwards; a
+//! flood of what the DNS library warns about leaves one log line; idle and slowloris TCP
+//! clients are cut off without holding back anyone's answers.
 
 mod common;
 
@@ -214,4 +216,58 @@ fn a_flood_of_malformed_edns_options_writes_one_log_line_and_counts_them() {
         "{}",
         warned[0]
     );
+}
+
+/// Hundreds of TCP clients that connect and say nothing, send one byte, or stop mid-query
+/// (slowloris) do not hold back UDP or TCP answers, and each of them is closed by the server
+/// once its read timeout (3 s, CoreDNS's) has passed.
+#[test]
+fn slowloris_and_idle_tcp_clients_are_cut_off_and_do_not_stall_answers() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let srv = Running::start(".:0 {\n    bind 127.0.0.1\n    whoami\n}\n", &[]);
+    let addr = srv.addr();
+    let query = valid();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    let started = std::time::Instant::now();
+    let mut hostile = Vec::new();
+    for i in 0..600 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        match i % 3 {
+            0 => {}
+            1 => c.write_all(&framed[..1]).unwrap(),
+            _ => c.write_all(&framed[..framed.len() / 2]).unwrap(),
+        }
+        hostile.push(c);
+    }
+    // Meanwhile, answers as usual.
+    for _ in 0..20 {
+        let t0 = std::time::Instant::now();
+        let r = udp(addr, &query_for("alive.example."));
+        assert_eq!(r.additionals.len(), 2);
+        let r = tcp(addr, &query_for("alive.example."));
+        assert_eq!(r.additionals.len(), 2);
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    }
+    // Every hostile connection is closed by the server: EOF (or a reset), never a reply, and
+    // not before the read timeout.
+    for (i, mut c) in hostile.into_iter().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection {i}: {other:?}"),
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+}
+
+fn query_for(name: &str) -> hickory_proto::op::Message {
+    query(name, RecordType::A)
 }
