@@ -233,7 +233,8 @@ pub fn serve_cache(data: &[u8]) -> Vec<Option<Vec<u8>>> {
 // The cache with arbitrary upstream replies
 
 /// The last plugin of the `cache` target's chain: answers with the bytes the target set, its
-/// ID patched to the request's, as forward hands back an upstream's reply.
+/// ID patched to the request's, and only when forward would hand them back: a well-formed
+/// response to the request's question (forward makes anything else an error or FORMERR).
 struct FuzzUpstream;
 
 const FUZZ_UPSTREAM: Descriptor = Descriptor::new("fuzzupstream", |c: &mut Setup<'_>| {
@@ -248,8 +249,12 @@ impl Plugin for FuzzUpstream {
         "fuzzupstream"
     }
     async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
+        use ferrodns_plugin_forward::msg;
         let mut wire = UPSTREAM.with(|u| u.borrow().clone());
-        if wire.len() < 12 {
+        let as_forward_passes = msg::question_of(&req.wire()).is_some_and(|q| {
+            msg::inspect(&wire).is_ok_and(|info| msg::matches(&info, &q))
+        });
+        if !as_forward_passes {
             return Ok(Reply::Rcode(ResponseCode::ServFail));
         }
         wire[..2].copy_from_slice(&req.id().to_be_bytes());
