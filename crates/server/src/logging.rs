@@ -112,8 +112,9 @@ impl DebugSwitch {
 }
 
 /// Whether an event comes from a dependency rather than from ferrodns: ours have the targets
-/// `server`, `node-cache`, `corefile`, `trace`, `plugin/<name>`, `fatal:...`, or a module path
-/// in a `ferrodns*` crate or the xtask.
+/// `server`, `node-cache`, `corefile`, `trace`, `querylog` (the log plugin's query lines),
+/// `plugin/<name>`, `fatal:...`, or a module path in a `ferrodns*` crate or the xtask. A new
+/// target of ours must be added here, or its lines are taken for a dependency's.
 pub fn from_library(meta: &Metadata<'_>) -> bool {
     let t = meta.target();
     if t.starts_with("plugin/") || t.starts_with(FATAL_PREFIX) {
@@ -123,7 +124,7 @@ pub fn from_library(meta: &Metadata<'_>) -> bool {
     !(krate.starts_with("ferrodns")
         || matches!(
             krate,
-            "server" | "node-cache" | "corefile" | "trace" | "xtask"
+            "server" | "node-cache" | "corefile" | "trace" | "querylog" | "xtask"
         ))
 }
 
@@ -376,6 +377,56 @@ mod tests {
             text,
             "[DEBUG] plugin/hosts: Parsed hosts file into 1 entries\n[INFO] still shown\n"
         );
+    }
+
+    #[test]
+    fn our_targets_are_not_taken_for_dependencies() {
+        use tracing::Level;
+        use tracing::callsite::Identifier;
+        use tracing::field::FieldSet;
+        use tracing::metadata::Kind;
+        struct Cs;
+        impl tracing::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                unimplemented!()
+            }
+        }
+        static CS: Cs = Cs;
+        let meta = |target: &'static str| {
+            tracing::Metadata::new(
+                "e",
+                target,
+                Level::WARN,
+                None,
+                None,
+                None,
+                FieldSet::new(&[], Identifier(&CS)),
+                Kind::EVENT,
+            )
+        };
+        for ours in [
+            "server",
+            "node-cache",
+            "corefile",
+            "trace",
+            "querylog",
+            "plugin/forward",
+            "fatal:plugin/loop",
+            "ferrodns_server::run",
+            "ferrodns_plugin_cache::store",
+            "xtask::bench",
+        ] {
+            assert!(!super::from_library(&meta(ours)), "{ours}");
+        }
+        for theirs in [
+            "hickory_proto::rr::rdata::opt",
+            "pprof",
+            "rustls::conn",
+            "h2",
+        ] {
+            assert!(super::from_library(&meta(theirs)), "{theirs}");
+        }
     }
 
     #[test]
