@@ -2,10 +2,11 @@
 //! A datagram without a header, or a response, is dropped on the spot. A plain query is offered
 //! to the fast path (a plugin's synchronous wire-level hook, see [`FastHook`]); its answers go
 //! back in the same batch with `sendmmsg`, without allocating. Everything else is decoded and
-//! dispatched as a task, with at most [`MAX_IN_FLIGHT`] per socket so that a slow chain pushes
-//! back on the socket instead of growing memory. Each such task also holds a place in the
-//! process's memory budget ([`ferrodns_plugin::budget`]); when the budget has none left the query
-//! is answered REFUSED in the batch, without running the chain.
+//! dispatched as a task, at most [`MAX_IN_FLIGHT`] per socket so that a slow chain cannot grow
+//! memory. Each such task also holds a place in the process's memory budget
+//! ([`ferrodns_plugin::budget`]). When either is full the query is answered REFUSED in the
+//! batch, without running the chain, and reading goes on: a silent upstream that holds a
+//! thousand misses must not stop the socket from answering cache hits on the fast path.
 //!
 //! [`FastHook`]: ferrodns_plugin::FastHook
 
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 
 use ferrodns_plugin::budget;
 use ferrodns_plugin::wire::WireHeader;
@@ -112,12 +113,20 @@ pub async fn serve(
                 }
                 continue;
             };
-            let raw = Bytes::copy_from_slice(bytes);
             // A query read is a query answered, also when the stop comes meanwhile (a successor
-            // took the socket over and will not see this one).
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                break 'serve;
+            // took the socket over and will not see this one): the permits are only closed
+            // after this loop.
+            let permit = match in_flight.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(TryAcquireError::NoPermits) => {
+                    if let Some(refused) = crate::wire::budget_refused(bytes) {
+                        ready.push(&refused, src);
+                    }
+                    continue;
+                }
+                Err(TryAcquireError::Closed) => break 'serve,
             };
+            let raw = Bytes::copy_from_slice(bytes);
             let socket = socket.clone();
             let dispatch = current.clone();
             tokio::spawn(async move {
