@@ -251,9 +251,8 @@ impl Plugin for FuzzUpstream {
     async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
         use ferrodns_plugin_forward::msg;
         let mut wire = UPSTREAM.with(|u| u.borrow().clone());
-        let as_forward_passes = msg::question_of(&req.wire()).is_some_and(|q| {
-            msg::inspect(&wire).is_ok_and(|info| msg::matches(&info, &q))
-        });
+        let as_forward_passes = msg::question_of(&req.wire())
+            .is_some_and(|q| msg::inspect(&wire).is_ok_and(|info| msg::matches(&info, &q)));
         if !as_forward_passes {
             return Ok(Reply::Rcode(ResponseCode::ServFail));
         }

@@ -97,7 +97,9 @@ async fn a_full_in_flight_share_refuses_and_keeps_answering_the_fast_path() {
         }
         assert!(client.recv_from(&mut buf).is_err(), "nothing answered yet");
         // Past it: REFUSED at once, each.
-        client.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
         let mut refused = 0;
         for i in MAX_IN_FLIGHT..stuck {
             client
