@@ -228,10 +228,11 @@ pub fn truncated_reply(msg: &[u8], info: Option<&ReplyInfo>) -> Vec<u8> {
     out[4..12].fill(0);
     if let Some(q) = info.and_then(|i| i.question.as_ref()) {
         out[5] = 1;
-        // The original question's case is lost in `q`; copy it from the message instead.
+        // The original question's case is lost in `q`; copy it from the message instead, when
+        // its name holds no compression pointer (which would point outside the new message).
         if let Ok(end) = skip_name(msg, HEADER_LEN)
             && let Some(rest) = msg.get(HEADER_LEN..end + 4)
-            && msg.get(HEADER_LEN) != Some(&0xc0)
+            && uncompressed(msg, HEADER_LEN)
         {
             out.extend_from_slice(rest);
         } else {
@@ -241,6 +242,18 @@ pub fn truncated_reply(msg: &[u8], info: Option<&ReplyInfo>) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether the name at `pos` ends with the root label rather than a compression pointer.
+fn uncompressed(msg: &[u8], mut pos: usize) -> bool {
+    while let Some(&len) = msg.get(pos) {
+        match len {
+            0 => return true,
+            1..=63 => pos += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// A `<domain> IN NS` query with a random ID and RD as given, for health checks.
@@ -340,6 +353,24 @@ mod tests {
         assert_eq!(&tc[12..], &m[12..29]);
         // A header alone is a reply without sections.
         assert_eq!(inspect(&m[..12]).expect("header only").qdcount, 0);
+    }
+
+    #[test]
+    fn tc_reply_of_a_question_with_a_pointer_is_readable() {
+        // Found by the forward_reply fuzz target: the question's name is a label, then a
+        // pointer into the (cut) rest of the message. Copied as it was, the pointer would lead
+        // past the end of the TC reply.
+        let m = [
+            0, 0, 0x81, 0x82, 0, 1, 0, 0, 22, 2, 110, 115, 1, 0, 0xc0, 20, 2, 104, 109, 0xc0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 3, 119, 119, 119, 7, 101,
+        ];
+        let info = match inspect(&m) {
+            Ok(i) => Some(i),
+            Err((_, i)) => i,
+        };
+        let tc = truncated_reply(&m, info.as_ref());
+        let q = question_of(&tc).expect("the question reads back");
+        assert_eq!(Some(&q), info.and_then(|i| i.question).as_ref());
     }
 
     #[test]
