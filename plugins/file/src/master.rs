@@ -362,7 +362,7 @@ impl Reader {
                 let bytes = crate::dnssec::rdata(rtype, rdata, &self.origin)?;
                 let data = RData::Unknown {
                     code: rtype,
-                    rdata: NULL::with(bytes),
+                    rdata: opaque(bytes),
                 };
                 let mut r = Record::from_rdata(owner.clone(), ttl, data);
                 r.dns_class = DNSClass::IN;
@@ -381,7 +381,7 @@ impl Reader {
             let bytes = target.to_bytes().map_err(|e| e.to_string())?;
             let data = RData::Unknown {
                 code: RecordType::DNAME,
-                rdata: NULL::with(bytes),
+                rdata: opaque(bytes),
             };
             let mut r = Record::from_rdata(owner.clone(), ttl, data);
             r.dns_class = DNSClass::IN;
@@ -411,6 +411,13 @@ impl Reader {
     }
 }
 
+/// Opaque record data; empty is allowed (`\# 0`), which `NULL::with` asserts against.
+fn opaque(bytes: Vec<u8>) -> NULL {
+    let mut n = NULL::new();
+    n.anything = bytes;
+    n
+}
+
 /// RFC 3597 generic record data: `\# LENGTH HEX...`, kept as opaque wire data.
 fn generic(owner: &Name, ttl: u32, rtype: RecordType, rest: &[&str]) -> Result<Record, String> {
     let Some((len, hex)) = rest.split_first() else {
@@ -430,7 +437,7 @@ fn generic(owner: &Name, ttl: u32, rtype: RecordType, rest: &[&str]) -> Result<R
     }
     let data = RData::Unknown {
         code: rtype,
-        rdata: NULL::with(bytes),
+        rdata: opaque(bytes),
     };
     let mut r = Record::from_rdata(owner.clone(), ttl, data);
     r.dns_class = DNSClass::IN;
@@ -449,5 +456,21 @@ pub fn dname_target(r: &Record) -> Option<Name> {
             Name::read(&mut d).ok()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reader;
+    use ferrodns_plugin::proto::rr::Name;
+
+    #[test]
+    fn generic_data_of_length_zero_is_read() {
+        // Found by the zonefile fuzz target: `\# 0` tripped hickory's assertion that NULL
+        // data is never empty (a debug-build panic while loading a zone).
+        let origin = Name::from_ascii("example.org.").unwrap();
+        let text = "example.org. 3600 IN TYPE65534 \\# 0\n";
+        let records = Reader::read(text, &origin, "db.example.org").expect("reads");
+        assert_eq!(records.len(), 1);
     }
 }
