@@ -256,7 +256,16 @@ impl Parser<'_> {
                     }
                 }
                 b'+' | b'-' | b'0'..=b'9' => self.number()?,
-                c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                // A letter of any script starts an identifier; any other character above
+                // ASCII (a BOM, a symbol) is unrecognized, as below.
+                c if c.is_ascii_alphabetic()
+                    || c == b'_'
+                    || (c >= 0x80
+                        && self.text[self.pos..]
+                            .chars()
+                            .next()
+                            .is_some_and(char::is_alphanumeric)) =>
+                {
                     let mut i = self.pos;
                     while let Some(ch) = self.text[i..].chars().next() {
                         if ch.is_alphanumeric() || ch == '_' {

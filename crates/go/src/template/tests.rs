@@ -85,6 +85,15 @@ fn parse_errors_read_as_go() {
     assert!(Template::parse("answer", "{{ end }}").is_err());
     assert!(Template::parse("answer", "{{ $x }}").is_err());
     assert!(Template::parse("answer", "{{ parseInt }}").is_ok());
+    // Found by the template fuzz target: a byte-order mark (not a letter) inside an action made
+    // the lexer push empty identifiers forever, until memory ran out.
+    let e = Template::parse("answer", "{{ .N \u{feff} }}").unwrap_err();
+    assert!(
+        e.starts_with("template: answer:1: unrecognized character in action: U+FEFF"),
+        "{e}"
+    );
+    assert!(Template::parse("answer", "{{ .N \u{e9}t\u{e9} }}").is_err());
+    assert!(Template::parse("answer", "{{ $\u{e9} }}").is_err());
 }
 
 #[test]
