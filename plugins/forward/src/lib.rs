@@ -244,7 +244,8 @@ impl Forward {
         !self.cfg.ignored.iter().any(|i| is_subdomain(i, name))
     }
 
-    /// Stop health checking and close every connection.
+    /// Stop health checking and give up the pooled connections; queries already routed here
+    /// are still answered (see [`Upstream::stop`]).
     pub fn stop(&self) {
         for u in &self.upstreams {
             u.stop();

@@ -275,7 +275,8 @@ impl Upstream {
         udp + tcp
     }
 
-    /// Stop probing and close every connection.
+    /// Stop probing and give up the pooled connections. Exchanges under way keep theirs, and a
+    /// late exchange still goes through (a query routed to the old instance before a reload).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         if let Some(d) = &self.doh {
@@ -575,9 +576,9 @@ impl Upstream {
         bufsize: usize,
         deadline: Instant,
     ) -> Result<Bytes, ExchangeError> {
-        if self.stopped.load(Ordering::Relaxed) {
-            return Err(ExchangeError::Failed("proxy: transport stopped".into()));
-        }
+        // No check of `stopped` here: a query that entered the old chain just before a reload
+        // reaches this upstream after the old instance's shutdown hook, and must still be
+        // answered. Connections opened now close when the old instance is dropped.
         if query.len() < 12 {
             return Err(ExchangeError::Failed("dns: short buffer".into()));
         }

@@ -522,3 +522,26 @@ fn ok_localhost(q: &[u8]) -> Vec<u8> {
         answer(q, ResponseCode::NoError, &[])
     }
 }
+
+/// A reload runs the old instance's shutdown hook (`Forward::stop`) while queries are still
+/// on their way through the old chain: one waiting for its reply, one that reaches forward only
+/// after the hook. Both must be answered, not failed with a stopped transport.
+#[tokio::test]
+async fn queries_routed_before_a_reload_are_answered_after_stop() {
+    let up = Fake::start(|q, _| Act::Later(Duration::from_millis(200), ok(q))).await;
+    let (f, _) = forwarder(&format!(". {}", up.addr));
+    let waiting = {
+        let f = f.clone();
+        tokio::spawn(async move { query(&chain(&f), "before.example.", Protocol::Udp).await })
+    };
+    // Stop once the upstream has the first query, so that it is really in flight.
+    while up.seen.lock().expect("lock").is_empty() {
+        tokio::task::yield_now().await;
+    }
+    f.stop();
+    let (_, late) = query(&chain(&f), "after.example.", Protocol::Udp).await;
+    assert_eq!(decoded(&late).metadata.response_code, ResponseCode::NoError);
+    let (_, first) = waiting.await.expect("join");
+    assert_eq!(decoded(&first).metadata.response_code, ResponseCode::NoError);
+    assert_eq!(up.seen.lock().expect("lock").len(), 2);
+}
