@@ -338,6 +338,15 @@ impl Upstream {
     fn start() -> Result<Upstream> {
         let port = free_port()?;
         let udp = UdpSocket::bind(("127.0.0.1", port))?;
+        // The default receive buffer (about 200 KiB) overflows when this thread loses the CPU
+        // for a few tens of milliseconds at the soak's rates, and forward then waits out its
+        // 2-s read timeout for every dropped query: a healthy upstream must not drop. 4 MiB,
+        // as the server's and the load tool's sockets have.
+        let udp = {
+            let s = socket2::Socket::from(udp);
+            s.set_recv_buffer_size(4 << 20)?;
+            UdpSocket::from(s)
+        };
         let tcp = TcpListener::bind(("127.0.0.1", port))?;
         udp.set_read_timeout(Some(Duration::from_millis(200)))?;
         tcp.set_nonblocking(true)?;
