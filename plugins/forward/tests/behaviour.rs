@@ -542,6 +542,9 @@ async fn queries_routed_before_a_reload_are_answered_after_stop() {
     let (_, late) = query(&chain(&f), "after.example.", Protocol::Udp).await;
     assert_eq!(decoded(&late).metadata.response_code, ResponseCode::NoError);
     let (_, first) = waiting.await.expect("join");
-    assert_eq!(decoded(&first).metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        decoded(&first).metadata.response_code,
+        ResponseCode::NoError
+    );
     assert_eq!(up.seen.lock().expect("lock").len(), 2);
 }
