@@ -216,12 +216,17 @@ struct Soak {
 impl Soak {
     /// RSS flat: the highest sample of the last quarter at most 10 % + 2 MiB over the highest
     /// of the first quarter after the first cycle (the cache fills during the first one).
-    fn rss_flat(&self) -> (u64, u64, bool) {
+    /// `None` when fewer than 8 samples come after the first cycle (a one-cycle run), which is
+    /// too short to tell.
+    fn rss_flat(&self) -> Option<(u64, u64, bool)> {
         let warm = self
             .rss
             .iter()
             .filter(|(t, _)| *t >= self.elapsed.as_secs_f64() / self.cycles.max(1) as f64)
             .collect::<Vec<_>>();
+        if warm.len() < 8 {
+            return None;
+        }
         let q = (warm.len() / 4).max(1);
         let early = warm.iter().take(q).map(|(_, k)| *k).max().unwrap_or(0);
         let late = warm
@@ -231,7 +236,7 @@ impl Soak {
             .map(|(_, k)| *k)
             .max()
             .unwrap_or(0);
-        (early, late, late <= early + early / 10 + 2048)
+        Some((early, late, late <= early + early / 10 + 2048))
     }
 
     fn verdict(&self) -> Result<()> {
@@ -259,8 +264,7 @@ impl Soak {
                 self.reloads, self.cycles
             ));
         }
-        let (early, late, flat) = self.rss_flat();
-        if !flat {
+        if let Some((early, late, false)) = self.rss_flat() {
             wrong.push(format!("RSS grew from {early} KiB to {late} KiB"));
         }
         if wrong.is_empty() {
@@ -749,21 +753,26 @@ fn render(o: &Opts, suites: &[(String, String, u64)], s: &Soak) -> String {
             t.sent, t.answered, t.lost, t.failed
         );
     }
-    let (early, late, flat) = s.rss_flat();
+    let growth = match s.rss_flat() {
+        Some((early, late, flat)) => format!(
+            "highest in the first quarter after the first cycle {:.1} MiB, in the last quarter \
+             {:.1} MiB ({})",
+            early as f64 / 1024.0,
+            late as f64 / 1024.0,
+            if flat { "flat" } else { "GREW" }
+        ),
+        None => "growth not judged: one cycle is too short".to_string(),
+    };
     let _ = writeln!(
         r,
         "\n- malformed datagrams sent: {}\n- reloads completed: {} of {}\n- queries the upstream \
-         received: {}\n- crashes: {}\n- RSS: peak {:.1} MiB; highest in the first quarter after \
-         the first cycle {:.1} MiB, in the last quarter {:.1} MiB ({})",
+         received: {}\n- crashes: {}\n- RSS: peak {:.1} MiB; {growth}",
         s.malformed,
         s.reloads,
         s.cycles,
         s.upstream_queries,
         s.crashed.as_deref().unwrap_or("0"),
         s.peak_rss_kib as f64 / 1024.0,
-        early as f64 / 1024.0,
-        late as f64 / 1024.0,
-        if flat { "flat" } else { "GREW" }
     );
     r
 }
