@@ -23,7 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use ferrodns_pkg::names::zone_match;
-use ferrodns_plugin::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::op::{Edns, Message, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use ferrodns_plugin::{
     Descriptor, Metrics, Next, Plugin, PluginError, Reply, Request, async_trait,
@@ -194,16 +194,7 @@ impl Acl {
 /// The reply of `block` and `filter`: the request's header as miekg/dns's `SetRcode` copies it,
 /// the question, `rcode`, and an OPT record (4096, DO) holding the extended error `info`.
 pub fn denial(req: &Message, rcode: ResponseCode, info: u16) -> Message {
-    let md = &req.metadata;
-    let mut msg = Message::new(md.id, MessageType::Response, md.op_code);
-    if md.op_code == OpCode::Query {
-        msg.metadata.recursion_desired = md.recursion_desired;
-        msg.metadata.checking_disabled = md.checking_disabled;
-    }
-    msg.metadata.response_code = rcode;
-    if let Some(q) = req.queries.first() {
-        msg.queries.push(q.clone());
-    }
+    let mut msg = ferrodns_plugin::wire::rcode_reply(req, rcode);
     let mut edns = Edns::new();
     edns.set_max_payload(REPLY_UDP_SIZE);
     edns.set_dnssec_ok(true);
