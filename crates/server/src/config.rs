@@ -198,6 +198,7 @@ pub fn load(
 
     let dns_metrics = DnsMetrics::new(metrics);
     crate::logging::register_metrics(metrics);
+    crate::udp::register_metrics(metrics);
     let listeners = group(&settings, &dns_metrics)?;
     // CoreDNS switches its debug log on when it builds a server with `debug`, and off when it
     // builds one without: `[DEBUG]` lines follow the Corefile loaded last.

@@ -54,6 +54,24 @@ pub(crate) async fn drain(permits: &tokio::sync::Semaphore, total: usize) {
     let _ = tokio::time::timeout(GRACE, permits.acquire_many(total)).await;
 }
 
+/// Wait until `queue` (work that still hands out `permits`) has finished and then every one of
+/// `total` permits is back, or [`GRACE`] passed; past it the queue is given up.
+pub(crate) async fn drain_after(
+    queue: tokio::task::JoinHandle<()>,
+    permits: &tokio::sync::Semaphore,
+    total: usize,
+) {
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    let abort = queue.abort_handle();
+    let both = async {
+        let _ = queue.await;
+        let _ = permits.acquire_many(total).await;
+    };
+    if tokio::time::timeout(GRACE, both).await.is_err() {
+        abort.abort();
+    }
+}
+
 /// A listener as it is actually bound.
 pub struct Bound {
     /// Its label (`dns://:53`).

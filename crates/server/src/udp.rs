@@ -3,28 +3,35 @@
 //! to the fast path (a plugin's synchronous wire-level hook, see [`FastHook`]); its answers go
 //! back in the same batch with `sendmmsg`, without allocating. Everything else is decoded and
 //! dispatched as a task, at most [`MAX_IN_FLIGHT`] per socket so that a slow chain cannot grow
-//! memory. Each such task also holds a place in the process's memory budget
-//! ([`ferrodns_plugin::budget`]). When either is full the query is answered REFUSED in the
-//! batch, without running the chain, and reading goes on: a silent upstream that holds a
-//! thousand misses must not stop the socket from answering cache hits on the fast path.
+//! memory. Past that, queries wait in the socket's backlog, in the order they came, as raw
+//! datagrams (a few hundred bytes each, at most [`BACKLOG_BYTES`] in all), and go in as places
+//! free up: a stall of the slow path (an upstream that pauses for a few hundred milliseconds, a
+//! busy node) delays those queries instead of failing them. Each task also holds a place in the
+//! process's memory budget ([`ferrodns_plugin::budget`]). Only when the backlog is full too, or
+//! the budget is, is a query answered REFUSED without running the chain, and reading goes on: a
+//! silent upstream that holds thousands of misses must not stop the socket from answering cache
+//! hits on the fast path.
 //!
 //! [`FastHook`]: ferrodns_plugin::FastHook
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, TryAcquireError, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, watch};
 
 use ferrodns_plugin::budget;
 use ferrodns_plugin::wire::WireHeader;
-use ferrodns_plugin::{FastAnswer, Protocol, WireQuery};
+use ferrodns_plugin::{FastAnswer, Metrics, Protocol, WireQuery};
 
 use crate::dispatch::Dispatcher;
 use crate::sys::{RecvBatch, SendBatch};
@@ -33,6 +40,37 @@ use crate::sys::{RecvBatch, SendBatch};
 pub const BATCH: usize = 32;
 /// Queries of one socket being served at once.
 pub const MAX_IN_FLIGHT: usize = 1024;
+/// Bytes of queries one socket holds waiting for a place in flight, each counted as its
+/// datagram plus [`PARKED_COST`]. At 4,000 slow-path queries a second on a socket this rides
+/// out a stall of more than a second; with a silent upstream it is full in as long and the
+/// socket refuses what comes next, as before it.
+pub const BACKLOG_BYTES: usize = 1 << 20;
+/// What a waiting query costs beyond its datagram: its allocation, source address, the
+/// configuration it was read under and its slot in the queue.
+pub const PARKED_COST: usize = 128;
+
+static PARKED: LazyLock<Gauge> = LazyLock::new(Gauge::default);
+static OVERLOAD_REFUSED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Register `ferrodns_udp_backlog_queries` and `ferrodns_udp_overload_refused_total`
+/// (idempotent; the server calls it on each load).
+pub fn register_metrics(metrics: &Metrics) {
+    metrics.register(
+        "ferrodns_udp_backlog_queries",
+        "UDP queries waiting in a socket's backlog for a place in flight.",
+        || PARKED.clone(),
+    );
+    metrics.register(
+        "ferrodns_udp_overload_refused",
+        "UDP queries answered REFUSED because their socket's places in flight and backlog were full.",
+        || OVERLOAD_REFUSED.clone(),
+    );
+}
+
+/// Queries waiting in the backlogs of all UDP sockets of the process.
+pub fn parked() -> usize {
+    usize::try_from(PARKED.get()).unwrap_or(0)
+}
 
 /// Bind a UDP socket with `SO_REUSEPORT` (the wildcard address is dual-stack when IPv6 exists).
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -59,6 +97,84 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     }
 }
 
+/// A query read while the socket's places in flight were taken.
+struct Parked {
+    raw: Bytes,
+    src: SocketAddr,
+    /// The configuration it was read under: a reload meanwhile does not move it.
+    dispatch: Arc<Dispatcher>,
+    cost: usize,
+    _counted: Counted,
+}
+
+/// One query in [`PARKED`], for as long as it waits (also when a stopped socket drops it).
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        PARKED.inc();
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        PARKED.dec();
+    }
+}
+
+/// What the receive loop and the backlog's task share of one socket.
+struct Front {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    in_flight: Arc<Semaphore>,
+    /// Bytes waiting in the backlog (see [`BACKLOG_BYTES`]); nonzero while anything waits.
+    parked: AtomicUsize,
+}
+
+impl Front {
+    /// Run the chain for a query that has its place in flight, and send the answer.
+    fn spawn(
+        &self,
+        permit: OwnedSemaphorePermit,
+        raw: Bytes,
+        src: SocketAddr,
+        dispatch: Arc<Dispatcher>,
+    ) -> Option<Vec<u8>> {
+        let Some(budget) = budget::global().try_query() else {
+            return crate::wire::budget_refused(&raw);
+        };
+        let socket = self.socket.clone();
+        let local = self.local;
+        tokio::spawn(async move {
+            let _held = (permit, budget);
+            if let Some(reply) = dispatch.handle(raw, src, local, Protocol::Udp).await
+                && let Err(e) = socket.send_to(&reply, src).await
+            {
+                tracing::debug!(target: "server", "UDP send to {src}: {e}");
+            }
+        });
+        None
+    }
+
+    /// Move waiting queries into flight, oldest first, as places free up; returns when the
+    /// receive loop has stopped and the backlog is empty.
+    async fn admit(self: Arc<Self>, mut backlog: mpsc::UnboundedReceiver<Parked>) {
+        while let Some(p) = backlog.recv().await {
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            self.parked.fetch_sub(p.cost, Ordering::Relaxed);
+            let src = p.src;
+            if let Some(refused) = self.spawn(permit, p.raw, src, p.dispatch)
+                && let Err(e) = self.socket.send_to(&refused, src).await
+            {
+                tracing::debug!(target: "server", "UDP send to {src}: {e}");
+            }
+        }
+    }
+}
+
 /// Serve one socket until `stop` turns true.
 pub async fn serve(
     socket: UdpSocket,
@@ -71,8 +187,15 @@ pub async fn serve(
         Err(_) => return,
     };
     let fd = socket.as_raw_fd();
+    let front = Arc::new(Front {
+        socket: socket.clone(),
+        local,
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        parked: AtomicUsize::new(0),
+    });
+    let (to_backlog, backlog) = mpsc::unbounded_channel();
+    let admit = tokio::spawn(front.clone().admit(backlog));
     let mut batch = RecvBatch::new(BATCH);
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut ready = SendBatch::default();
     let mut name = String::with_capacity(256);
     let mut out = Vec::with_capacity(usize::from(u16::MAX));
@@ -107,42 +230,50 @@ pub async fn serve(
                 ready.push(&out, src);
                 continue;
             }
-            let Some(budget) = budget::global().try_query() else {
+            // A query read is a query answered, also when the stop comes meanwhile (a successor
+            // took the socket over and will not see this one): the backlog and the places in
+            // flight are only drained after this loop. Nothing passes a query that waits.
+            let waiting = front.parked.load(Ordering::Relaxed);
+            if waiting == 0 {
+                match front.in_flight.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let raw = Bytes::copy_from_slice(bytes);
+                        if let Some(refused) = front.spawn(permit, raw, src, current.clone()) {
+                            ready.push(&refused, src);
+                        }
+                        continue;
+                    }
+                    Err(TryAcquireError::NoPermits) => {}
+                    Err(TryAcquireError::Closed) => break 'serve,
+                }
+            }
+            let cost = bytes.len() + PARKED_COST;
+            if waiting + cost > BACKLOG_BYTES {
+                OVERLOAD_REFUSED.inc();
                 if let Some(refused) = crate::wire::budget_refused(bytes) {
                     ready.push(&refused, src);
                 }
                 continue;
+            }
+            front.parked.fetch_add(cost, Ordering::Relaxed);
+            let parked = Parked {
+                raw: Bytes::copy_from_slice(bytes),
+                src,
+                dispatch: current.clone(),
+                cost,
+                _counted: Counted::new(),
             };
-            // A query read is a query answered, also when the stop comes meanwhile (a successor
-            // took the socket over and will not see this one): the permits are only closed
-            // after this loop.
-            let permit = match in_flight.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(TryAcquireError::NoPermits) => {
-                    if let Some(refused) = crate::wire::budget_refused(bytes) {
-                        ready.push(&refused, src);
-                    }
-                    continue;
-                }
-                Err(TryAcquireError::Closed) => break 'serve,
-            };
-            let raw = Bytes::copy_from_slice(bytes);
-            let socket = socket.clone();
-            let dispatch = current.clone();
-            tokio::spawn(async move {
-                let _permit = (permit, budget);
-                if let Some(reply) = dispatch.handle(raw, src, local, Protocol::Udp).await
-                    && let Err(e) = socket.send_to(&reply, src).await
-                {
-                    tracing::debug!(target: "server", "UDP send to {src}: {e}");
-                }
-            });
+            if to_backlog.send(parked).is_err() {
+                break 'serve;
+            }
         }
         flush(&mut ready, &socket).await;
     }
     flush(&mut ready, &socket).await;
-    // Answer what is in flight before the socket goes (CoreDNS's graceful stop, bounded).
-    crate::run::drain(&in_flight, MAX_IN_FLIGHT).await;
+    // Answer what waits and what is in flight before the socket goes (CoreDNS's graceful stop,
+    // bounded).
+    drop(to_backlog);
+    crate::run::drain_after(admit, &front.in_flight, MAX_IN_FLIGHT).await;
 }
 
 /// Send the datagrams queued in `ready` with `sendmmsg`, waiting for the socket when its

@@ -1,6 +1,6 @@
-//! A UDP socket whose share of queries in flight is full (a chain that never answers: a silent
-//! upstream) refuses what comes next and goes on reading: a query the fast path can answer (a
-//! cache hit) behind a thousand stuck ones is still answered at once.
+//! A UDP socket whose places in flight and backlog are full (a chain that never answers: a
+//! silent upstream) refuses what comes next and goes on reading: a query the fast path can
+//! answer (a cache hit) behind thousands of stuck ones is still answered at once.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use ferrodns_plugin::{
     Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
     Setup, SetupError, WireQuery, async_trait,
 };
-use ferrodns_server::udp::MAX_IN_FLIGHT;
+use ferrodns_server::udp::{self, BACKLOG_BYTES, MAX_IN_FLIGHT, PARKED_COST};
 use ferrodns_server::{Server, Source, load};
 
 /// Queries that reached `Stuck::serve`.
@@ -81,12 +81,16 @@ async fn a_full_in_flight_share_refuses_and_keeps_answering_the_fast_path() {
         client
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let stuck = MAX_IN_FLIGHT + 200;
+        // Every query is as long as the first (five-digit labels), so the backlog's room is
+        // known.
+        let fits = BACKLOG_BYTES / (query("s00000.example.", 0).len() + PARKED_COST);
+        let held = MAX_IN_FLIGHT + fits;
+        let stuck = held + 200;
         let mut buf = [0u8; 512];
         // Fill the share, in steps small enough for the socket buffers, each waited for.
         for chunk in (0..MAX_IN_FLIGHT).collect::<Vec<_>>().chunks(64) {
             for &i in chunk {
-                let q = query(&format!("s{i}.example."), i as u16);
+                let q = query(&format!("s{i:05}.example."), i as u16);
                 client.send_to(&q, addr).unwrap();
             }
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -95,15 +99,30 @@ async fn a_full_in_flight_share_refuses_and_keeps_answering_the_fast_path() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+        // Then the backlog, waited for the same way.
+        for chunk in (MAX_IN_FLIGHT..held).collect::<Vec<_>>().chunks(64) {
+            for &i in chunk {
+                let q = query(&format!("s{i:05}.example."), i as u16);
+                client.send_to(&q, addr).unwrap();
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while udp::parked() < chunk[chunk.len() - 1] + 1 - MAX_IN_FLIGHT {
+                assert!(
+                    Instant::now() < deadline,
+                    "queries did not reach the backlog"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         assert!(client.recv_from(&mut buf).is_err(), "nothing answered yet");
-        // Past it: REFUSED at once, each.
+        // Past both: REFUSED at once, each.
         client
             .set_read_timeout(Some(Duration::from_secs(3)))
             .unwrap();
         let mut refused = 0;
-        for i in MAX_IN_FLIGHT..stuck {
+        for i in held..stuck {
             client
-                .send_to(&query(&format!("s{i}.example."), i as u16), addr)
+                .send_to(&query(&format!("s{i:05}.example."), i as u16), addr)
                 .unwrap();
             let (n, _) = client.recv_from(&mut buf).expect("REFUSED past the share");
             let r = Message::from_vec(&buf[..n]).unwrap();
@@ -112,6 +131,7 @@ async fn a_full_in_flight_share_refuses_and_keeps_answering_the_fast_path() {
             refused += 1;
         }
         assert_eq!(STUCK.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+        assert_eq!(udp::parked(), fits);
         // Behind all of them, a query the fast path answers.
         let t0 = Instant::now();
         client
@@ -128,12 +148,12 @@ async fn a_full_in_flight_share_refuses_and_keeps_answering_the_fast_path() {
             }
             refused += 1;
         };
-        (refused, stuck, fast, t0.elapsed())
+        (refused, stuck - held, fast, t0.elapsed())
     })
     .await
     .unwrap();
-    let (refused, stuck, fast, took) = outcome;
-    assert_eq!(refused, stuck - MAX_IN_FLIGHT);
+    let (refused, past, fast, took) = outcome;
+    assert_eq!(refused, past);
     assert_eq!(fast.metadata.response_code, ResponseCode::NXDomain);
     assert!(took < Duration::from_secs(1), "{took:?}");
     server.stop().await;
