@@ -211,6 +211,11 @@ struct Soak {
     peak_rss_kib: u64,
     crashed: Option<String>,
     upstream_queries: u64,
+    /// Most UDP queries waiting in the sockets' backlogs at once, sampled once a second.
+    peak_backlog: f64,
+    /// At the end: UDP queries refused past a socket's backlog, and past the memory budget.
+    overload_refused: f64,
+    budget_refused: f64,
 }
 
 impl Soak {
@@ -526,10 +531,17 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
     // RSS, once a second, until the soak ends.
     let sampling = Arc::new(AtomicBool::new(true));
     let rss: Arc<std::sync::Mutex<Vec<(f64, u64)>>> = Arc::default();
+    let peak_backlog = Arc::new(std::sync::Mutex::new(0.0f64));
     let sampler = {
         let (on, rss, pid) = (sampling.clone(), rss.clone(), server.pid());
+        let peak = peak_backlog.clone();
         std::thread::spawn(move || {
             while on.load(Ordering::SeqCst) {
+                if let Some(n) = scrape(metrics, "ferrodns_udp_backlog_queries")
+                    && let Ok(mut p) = peak.lock()
+                {
+                    *p = p.max(n);
+                }
                 if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
                     && let Some(kib) = status
                         .lines()
@@ -579,6 +591,11 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
             s.healthy[i].add(r)?;
             progress("healthy", ["hits", "misses", "TCP misses"][i], r);
         }
+        println!(
+            "    so far: refused past a socket's backlog {}, past the memory budget {}",
+            scrape(metrics, "ferrodns_udp_overload_refused_total").unwrap_or(-1.0),
+            scrape(metrics, "ferrodns_budget_refused_total").unwrap_or(-1.0)
+        );
         // Sick: silent and SERVFAIL in turn; a second's gap around each switch so that no
         // query of one phase is answered in the other.
         std::thread::sleep(Duration::from_millis(500));
@@ -624,6 +641,9 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
     let _ = sampler.join();
     s.rss = rss.lock().map(|v| v.clone()).unwrap_or_default();
     s.upstream_queries = upstream.queries.load(Ordering::Relaxed);
+    s.peak_backlog = peak_backlog.lock().map(|p| *p).unwrap_or(0.0);
+    s.overload_refused = scrape(metrics, "ferrodns_udp_overload_refused_total").unwrap_or(-1.0);
+    s.budget_refused = scrape(metrics, "ferrodns_budget_refused_total").unwrap_or(-1.0);
     match server.alive() {
         Ok(()) => s.peak_rss_kib = server.rss_kib().map(|(_, hwm)| hwm).unwrap_or(0),
         Err(e) => s.crashed = Some(e.to_string()),
@@ -636,6 +656,35 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
         }
     }
     Ok(s)
+}
+
+/// One sample of the server's metrics endpoint on loopback `port`: the value of `name`
+/// (summed over its label sets), or none when it cannot be read.
+fn scrape(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    )
+    .ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
 }
 
 /// One line per workload and phase: its counts and rcodes.
@@ -766,13 +815,18 @@ fn render(o: &Opts, suites: &[(String, String, u64)], s: &Soak) -> String {
     let _ = writeln!(
         r,
         "\n- malformed datagrams sent: {}\n- reloads completed: {} of {}\n- queries the upstream \
-         received: {}\n- crashes: {}\n- RSS: peak {:.1} MiB; {growth}",
+         received: {}\n- crashes: {}\n- RSS: peak {:.1} MiB; {growth}\n- UDP queries waiting \
+         for a place in flight: at most {} at once (sampled once a second); refused past a \
+         socket's backlog: {}; refused past the memory budget: {}",
         s.malformed,
         s.reloads,
         s.cycles,
         s.upstream_queries,
         s.crashed.as_deref().unwrap_or("0"),
         s.peak_rss_kib as f64 / 1024.0,
+        s.peak_backlog,
+        s.overload_refused,
+        s.budget_refused,
     );
     r
 }
