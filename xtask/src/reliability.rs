@@ -555,6 +555,8 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
             }
         })
     };
+    // Every load's own report, one JSON line each, for what the summary leaves out.
+    let mut phases = String::new();
     for c in 0..cycles {
         server.alive()?;
         println!(
@@ -588,13 +590,27 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
             Ok(out)
         })?;
         for (i, r) in results.iter().enumerate() {
+            phases.push_str(&format!(
+                "{{\"cycle\":{},\"phase\":\"healthy\",\"workload\":{i},\"load\":{}}}\n",
+                c + 1,
+                r.trim()
+            ));
             s.healthy[i].add(r)?;
             progress("healthy", ["hits", "misses", "TCP misses"][i], r);
         }
+        let m = |name: &str, filter: &str| scrape_where(metrics, name, filter).unwrap_or(-1.0);
+        let exchanges = "coredns_proxy_request_duration_seconds";
         println!(
-            "    so far: refused past a socket's backlog {}, past the memory budget {}",
-            scrape(metrics, "ferrodns_udp_overload_refused_total").unwrap_or(-1.0),
-            scrape(metrics, "ferrodns_budget_refused_total").unwrap_or(-1.0)
+            "    so far: refused past a socket's backlog {}, past the memory budget {}; \
+             upstream exchanges {} (over 256 ms {}), new upstream connections {} UDP {} TCP, \
+             failed health checks {}",
+            m("ferrodns_udp_overload_refused_total", ""),
+            m("ferrodns_budget_refused_total", ""),
+            m(&format!("{exchanges}_count"), ""),
+            m(&format!("{exchanges}_count"), "") - m(&format!("{exchanges}_bucket"), "le=\"0.256"),
+            m("coredns_proxy_conn_cache_misses_total", "proto=\"udp"),
+            m("coredns_proxy_conn_cache_misses_total", "proto=\"tcp"),
+            m("coredns_proxy_healthcheck_failures_total", ""),
         );
         // Sick: silent and SERVFAIL in turn; a second's gap around each switch so that no
         // query of one phase is answered in the other.
@@ -626,6 +642,11 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
             Ok(out)
         })?;
         for (i, r) in results.iter().enumerate() {
+            phases.push_str(&format!(
+                "{{\"cycle\":{},\"phase\":\"sick\",\"workload\":{i},\"load\":{}}}\n",
+                c + 1,
+                r.trim()
+            ));
             s.sick[i].add(r)?;
             progress(
                 if sick == SILENT { "silent" } else { "SERVFAIL" },
@@ -636,6 +657,7 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
         upstream.state.store(HEALTHY, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(500));
     }
+    std::fs::write(dir.join("phases.jsonl"), &phases)?;
     s.elapsed = start.elapsed();
     sampling.store(false, Ordering::SeqCst);
     let _ = sampler.join();
@@ -661,6 +683,11 @@ fn soak(root: &Path, o: &Opts) -> Result<Soak> {
 /// One sample of the server's metrics endpoint on loopback `port`: the value of `name`
 /// (summed over its label sets), or none when it cannot be read.
 fn scrape(port: u16, name: &str) -> Option<f64> {
+    scrape_where(port, name, "")
+}
+
+/// As [`scrape`], over the label sets whose line contains `filter`.
+fn scrape_where(port: u16, name: &str, filter: &str) -> Option<f64> {
     use std::io::{Read as _, Write as _};
     let mut c = std::net::TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
@@ -677,7 +704,7 @@ fn scrape(port: u16, name: &str) -> Option<f64> {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+        if !(rest.starts_with(' ') || rest.starts_with('{')) || !rest.contains(filter) {
             continue;
         }
         if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
