@@ -72,6 +72,11 @@ impl Site {
 /// way.
 const CAP_COPY_MAX: usize = 512;
 
+/// Queries one front (a UDP socket, or a TCP listener over all its connections) has in the
+/// chain at once, so that a slow chain cannot grow memory; past it, UDP queries wait in the
+/// socket's backlog and TCP connections wait to be read.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
 /// The zones served on one listener and how to serve them.
 pub struct Dispatcher {
     label: Arc<str>,

@@ -24,7 +24,7 @@ use tokio::time::timeout;
 use ferrodns_plugin::budget;
 use ferrodns_plugin::{ConnTimeouts, Protocol};
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, MAX_IN_FLIGHT};
 
 /// Time allowed to read the first query of a connection.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,9 +44,6 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// the queries sent after it; past this many, the connection is read no further until one is
 /// answered.
 pub const MAX_PIPELINED: usize = 32;
-/// Queries of one listener answered at once, over all its connections (as a UDP socket's
-/// places in flight); past it, connections wait to be read.
-pub const MAX_IN_FLIGHT: usize = 1024;
 /// Every place of a connection's pipeline, to wait until all its answers are out.
 const ALL_PIPELINED: u32 = MAX_PIPELINED as u32;
 /// Bytes of ready answers gathered into one write.

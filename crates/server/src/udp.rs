@@ -33,13 +33,11 @@ use ferrodns_plugin::budget;
 use ferrodns_plugin::wire::WireHeader;
 use ferrodns_plugin::{FastAnswer, Metrics, Protocol, WireQuery};
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, MAX_IN_FLIGHT};
 use crate::sys::{RecvBatch, SendBatch};
 
 /// Datagrams read per `recvmmsg`.
 pub const BATCH: usize = 32;
-/// Queries of one socket being served at once.
-pub const MAX_IN_FLIGHT: usize = 1024;
 /// Bytes of queries one socket holds waiting for a place in flight, each counted as its
 /// datagram plus [`PARKED_COST`]. At 4,000 slow-path queries a second on a socket this rides
 /// out a stall of more than a second; with a silent upstream it is full in as long and the

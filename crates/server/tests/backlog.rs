@@ -1,74 +1,33 @@
 //! A stall of the slow path longer than a socket's places in flight can hold (an upstream that
 //! pauses while misses keep coming) costs no query: the ones past the places wait in the
 //! socket's backlog and are answered, every one, once the chain moves again. (The backlog's
-//! gauge is the process's, so this file holds one test.)
+//! gauge and the gate are the process's, so this file holds one test.)
+
+mod common;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{gated, open, wait_for};
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::{
-    Descriptor, Metrics, Next, Plugin, PluginError, Registry, Reply, Request, Setup, SetupError,
-    async_trait,
-};
-use ferrodns_server::udp::{self, MAX_IN_FLIGHT};
+use ferrodns_plugin::{Metrics, Registry};
+use ferrodns_server::dispatch::MAX_IN_FLIGHT;
+use ferrodns_server::udp;
 use ferrodns_server::{Server, Source, load};
-use tokio::sync::Semaphore;
-
-/// Queries that reached `Gate::serve`.
-static REACHED: AtomicUsize = AtomicUsize::new(0);
-/// One permit lets one query through.
-static GATE: Semaphore = Semaphore::const_new(0);
-
-/// Holds every query until the test lets it through, then answers NXDOMAIN.
-struct Gate;
-
-#[async_trait]
-impl Plugin for Gate {
-    fn name(&self) -> &'static str {
-        "gate"
-    }
-    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
-        REACHED.fetch_add(1, Ordering::SeqCst);
-        if let Ok(p) = GATE.acquire().await {
-            p.forget();
-        }
-        Ok(Reply::message(ferrodns_plugin::wire::rcode_reply(
-            req.message(),
-            ResponseCode::NXDomain,
-        )))
-    }
-}
-
-fn gate_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    while c.next() {}
-    c.add_plugin(Arc::new(Gate));
-    Ok(())
-}
 
 fn query(i: usize) -> Vec<u8> {
     let mut m = Message::new(i as u16, MessageType::Query, OpCode::Query);
-    let name = Name::from_ascii(format!("q{i}.example.")).unwrap();
+    let name = Name::from_ascii(format!("q{i}.gate.")).unwrap();
     m.add_query(Query::query(name, RecordType::A));
     m.to_vec().unwrap()
-}
-
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_past_the_places_in_flight_is_answered_in_full_once_it_ends() {
     let mut registry = Registry::new();
-    registry.add(Descriptor::new("gate", gate_setup));
+    registry.add(common::descriptor());
     let source = Source {
         filename: "Corefile".into(),
         text: b".:0 {\n gate\n}\n".to_vec(),
@@ -90,10 +49,10 @@ async fn a_stall_past_the_places_in_flight_is_answered_in_full_once_it_ends() {
             }
             let sent = chunk[chunk.len() - 1] + 1;
             wait_for("queries did not reach the chain or the backlog", || {
-                REACHED.load(Ordering::SeqCst) + udp::parked() >= sent
+                gated() + udp::parked() >= sent
             });
         }
-        assert_eq!(REACHED.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+        assert_eq!(gated(), MAX_IN_FLIGHT);
         assert_eq!(udp::parked(), total - MAX_IN_FLIGHT);
         client
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -108,7 +67,7 @@ async fn a_stall_past_the_places_in_flight_is_answered_in_full_once_it_ends() {
         let mut answers = Vec::with_capacity(total);
         while answers.len() < total {
             let step = 64.min(total - answers.len());
-            GATE.add_permits(step);
+            open(step);
             for _ in 0..step {
                 let (n, _) = client.recv_from(&mut buf).expect("an answer");
                 let r = Message::from_vec(&buf[..n]).unwrap();
@@ -129,6 +88,6 @@ async fn a_stall_past_the_places_in_flight_is_answered_in_full_once_it_ends() {
     assert_eq!(refused, 0, "every query is answered by the chain");
     let ids: HashSet<u16> = answers.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), total, "each query once");
-    assert_eq!(REACHED.load(Ordering::SeqCst), total);
+    assert_eq!(gated(), total);
     server.stop().await;
 }

@@ -13,7 +13,8 @@ use ferrodns_plugin::{
     Descriptor, FastAnswer, FastHook, Metrics, Next, Plugin, PluginError, Registry, Reply, Request,
     Setup, SetupError, WireQuery, async_trait,
 };
-use ferrodns_server::udp::{self, BACKLOG_BYTES, MAX_IN_FLIGHT, PARKED_COST};
+use ferrodns_server::dispatch::MAX_IN_FLIGHT;
+use ferrodns_server::udp::{self, BACKLOG_BYTES, PARKED_COST};
 use ferrodns_server::{Server, Source, load};
 
 /// Queries that reached `Stuck::serve`.

@@ -1,56 +1,21 @@
 //! Pipelined TCP queries (RFC 7766, 6.2.1.1): each is answered as soon as it is ready, so a slow
 //! one does not hold up those sent after it on the same connection; at most `MAX_PIPELINED` of
-//! a connection are worked on at once, and the rest wait in the stream, none lost. (The gate
-//! is the process's, so this file holds one test.)
+//! a connection, and `MAX_IN_FLIGHT` of a listener, are worked on at once, and the rest wait in
+//! the stream, none lost. (The gate is the process's, so this file holds one test.)
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{gated, open, wait_for};
 use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use ferrodns_plugin::proto::rr::{Name, RecordType};
-use ferrodns_plugin::{
-    Descriptor, Metrics, Next, Plugin, PluginError, Registry, Reply, Request, Setup, SetupError,
-    async_trait,
-};
+use ferrodns_plugin::{Metrics, Registry};
+use ferrodns_server::dispatch::MAX_IN_FLIGHT;
 use ferrodns_server::tcp::MAX_PIPELINED;
 use ferrodns_server::{Server, Source, load};
-use tokio::sync::Semaphore;
-
-/// Queries under `gate.` that reached the chain.
-static GATED: AtomicUsize = AtomicUsize::new(0);
-/// One permit lets one `gate.` query through.
-static GATE: Semaphore = Semaphore::const_new(0);
-
-/// Names under `gate.` wait for the gate; anything else is answered at once. NXDOMAIN both.
-struct Gate;
-
-#[async_trait]
-impl Plugin for Gate {
-    fn name(&self) -> &'static str {
-        "gate"
-    }
-    async fn serve(&self, req: &mut Request, _next: Next) -> Result<Reply, PluginError> {
-        if req.name_lower().ends_with("gate.") {
-            GATED.fetch_add(1, Ordering::SeqCst);
-            if let Ok(p) = GATE.acquire().await {
-                p.forget();
-            }
-        }
-        Ok(Reply::message(ferrodns_plugin::wire::rcode_reply(
-            req.message(),
-            ResponseCode::NXDomain,
-        )))
-    }
-}
-
-fn gate_setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
-    while c.next() {}
-    c.add_plugin(Arc::new(Gate));
-    Ok(())
-}
 
 fn frame(name: &str, id: u16) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
@@ -71,18 +36,10 @@ fn answer(c: &mut TcpStream) -> (u16, ResponseCode) {
     (m.metadata.id, m.metadata.response_code)
 }
 
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_queries_are_answered_as_each_is_ready_and_none_is_lost() {
     let mut registry = Registry::new();
-    registry.add(Descriptor::new("gate", gate_setup));
+    registry.add(common::descriptor());
     let source = Source {
         filename: "Corefile".into(),
         text: b".:0 {\n gate\n}\n".to_vec(),
@@ -97,12 +54,10 @@ async fn pipelined_queries_are_answered_as_each_is_ready_and_none_is_lost() {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         // A query held at the gate, then one answered at once: the second answer comes first.
         c.write_all(&frame("held.gate.", 1)).unwrap();
-        wait_for("the held query reached the chain", || {
-            GATED.load(Ordering::SeqCst) == 1
-        });
+        wait_for("the held query reached the chain", || gated() == 1);
         c.write_all(&frame("quick.example.", 2)).unwrap();
         assert_eq!(answer(&mut c), (2, ResponseCode::NXDomain));
-        GATE.add_permits(1);
+        open(1);
         assert_eq!(answer(&mut c), (1, ResponseCode::NXDomain));
 
         // More held queries than a connection works on at once: the rest wait in the stream.
@@ -113,15 +68,15 @@ async fn pipelined_queries_are_answered_as_each_is_ready_and_none_is_lost() {
         }
         c.write_all(&all).unwrap();
         wait_for("a connection's share reached the chain", || {
-            GATED.load(Ordering::SeqCst) == 1 + MAX_PIPELINED
+            gated() == 1 + MAX_PIPELINED
         });
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(
-            GATED.load(Ordering::SeqCst),
+            gated(),
             1 + MAX_PIPELINED,
             "no more than MAX_PIPELINED at once"
         );
-        GATE.add_permits(MAX_PIPELINED + extra);
+        open(MAX_PIPELINED + extra);
         let mut ids: Vec<u16> = (0..MAX_PIPELINED + extra)
             .map(|_| {
                 let (id, rc) = answer(&mut c);
@@ -132,6 +87,43 @@ async fn pipelined_queries_are_answered_as_each_is_ready_and_none_is_lost() {
         ids.sort_unstable();
         let want: Vec<u16> = (0..MAX_PIPELINED + extra).map(|i| 100 + i as u16).collect();
         assert_eq!(ids, want, "each query answered once");
+
+        // More held queries over all connections than the listener works on at once: the
+        // connections past it wait to be read, and every query is answered once the chain moves.
+        let base = gated();
+        let conns = MAX_IN_FLIGHT / MAX_PIPELINED + 2;
+        let mut clients: Vec<TcpStream> = (0..conns)
+            .map(|k| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut all = Vec::new();
+                for i in 0..MAX_PIPELINED {
+                    let id = (k * MAX_PIPELINED + i) as u16;
+                    all.extend_from_slice(&frame(&format!("c{k}q{i}.gate."), id));
+                }
+                c.write_all(&all).unwrap();
+                c
+            })
+            .collect();
+        wait_for("the listener's share reached the chain", || {
+            gated() == base + MAX_IN_FLIGHT
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            gated(),
+            base + MAX_IN_FLIGHT,
+            "no more than MAX_IN_FLIGHT at once"
+        );
+        open(conns * MAX_PIPELINED);
+        for (k, c) in clients.iter_mut().enumerate() {
+            let mut ids: Vec<u16> = (0..MAX_PIPELINED).map(|_| answer(c).0).collect();
+            ids.sort_unstable();
+            let want: Vec<u16> = (0..MAX_PIPELINED)
+                .map(|i| (k * MAX_PIPELINED + i) as u16)
+                .collect();
+            assert_eq!(ids, want, "connection {k}: each query answered once");
+        }
+        assert_eq!(gated(), base + conns * MAX_PIPELINED);
     })
     .await
     .unwrap();
