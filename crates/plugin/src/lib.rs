@@ -92,11 +92,21 @@ pub use request::{
     MAX_LOOKUP_DEPTH, Protocol, Request, TraceSpan, is_metadata_label, presentation,
 };
 pub use setup::{
-    BlockSettings, ConnTimeouts, Descriptor, MetricsFn, Registry, Setup, SetupError, Shared,
+    BlockSettings, ConnTimeouts, Descriptor, MetricsFn, Registry, Setup, SetupError, SetupFn,
+    Shared,
 };
 
+/// The byte buffers of [`Reply::Wire`] and of the request as received, re-exported so that a
+/// plugin's version always matches the server's.
+pub use bytes;
 /// The Corefile token and key types setup functions see.
 pub use ferrodns_corefile as corefile;
 /// The DNS wire types (hickory-proto) the API speaks in, re-exported so that a plugin's version
 /// always matches the server's.
 pub use hickory_proto as proto;
+/// The metric types (prometheus-client) that [`Metrics`] registers, re-exported so that a
+/// plugin's counters and gauges are the registry's own version.
+pub use prometheus_client;
+/// The runtime the server and every plugin run on (its `watch` receivers reach plugins through
+/// [`every`]), re-exported so that a plugin's version always matches the server's.
+pub use tokio;

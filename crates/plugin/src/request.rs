@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use crate::{Lookup, PluginError};
@@ -114,6 +114,30 @@ impl Request {
             self.received = Some(Box::new(self.message.clone()));
         }
         &mut self.message
+    }
+
+    /// The client's address as the client sees it: a query that reached a dual-stack socket
+    /// from an IPv4 client has `src` in IPv4-mapped form (`::ffff:192.0.2.1`); here it is the
+    /// IPv4 address, as Go's `net.IP.To4` gives it to CoreDNS's plugins.
+    pub fn client_ip(&self) -> IpAddr {
+        self.src.ip().to_canonical()
+    }
+
+    /// [`Request::client_ip`] with the client's port.
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client_ip(), self.src.port())
+    }
+
+    /// An empty NOERROR reply to this request, as miekg/dns's `SetReply` builds it for CoreDNS's
+    /// plugins: the ID, QR set, the opcode, for a QUERY the RD and CD bits, and the first
+    /// question. Add records to its sections and return it in a [`crate::Reply::message`].
+    pub fn reply(&self) -> Message {
+        crate::wire::rcode_reply(&self.message, ResponseCode::NoError)
+    }
+
+    /// [`Request::reply`] with another rcode and no records (miekg/dns's `SetRcode`).
+    pub fn reply_rcode(&self, rcode: ResponseCode) -> Message {
+        crate::wire::rcode_reply(&self.message, rcode)
     }
 
     /// Whether a plugin changed the message.
@@ -400,6 +424,27 @@ mod tests {
             "dns://:53".into(),
             ".".into(),
         )
+    }
+
+    #[test]
+    fn the_client_is_seen_as_it_sees_itself_and_replies_follow_set_reply() {
+        let mut r = request();
+        r.src = "[::ffff:192.0.2.7]:5353".parse().unwrap();
+        assert_eq!(r.client_addr(), "192.0.2.7:5353".parse().unwrap());
+        r.src = "[2001:db8::1]:53".parse().unwrap();
+        assert_eq!(r.client_ip(), "2001:db8::1".parse::<IpAddr>().unwrap());
+
+        r.message_mut().metadata.recursion_desired = true;
+        let m = r.reply();
+        assert_eq!(m.metadata.id, 7);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.queries, r.message().queries);
+        assert!(m.answers.is_empty());
+        let refused = r.reply_rcode(ResponseCode::Refused);
+        assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(refused.queries, r.message().queries);
     }
 
     #[test]

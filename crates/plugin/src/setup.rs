@@ -63,7 +63,10 @@ impl Descriptor {
         }
     }
 
-    /// The same plugin, registering its families at process start with `f`.
+    /// The same plugin, registering its families at process start with `f`. This matters for
+    /// unlabelled metrics, which then show at 0 from the start; a labelled family shows nothing
+    /// until its first series exists, wherever it is registered, so those are registered in
+    /// setup.
     pub const fn with_metrics(self, f: MetricsFn) -> Descriptor {
         Descriptor {
             metrics: Some(f),

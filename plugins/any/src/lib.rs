@@ -11,7 +11,7 @@
 
 mod setup;
 
-use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::op::Message;
 use ferrodns_plugin::proto::rr::rdata::HINFO;
 use ferrodns_plugin::proto::rr::{DNSClass, RData, Record, RecordType};
 use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
@@ -32,16 +32,7 @@ pub struct Any;
 /// The reply to an ANY query: the request's header as miekg/dns's `SetReply` copies it and the
 /// HINFO record.
 pub fn reply_for(req: &Request) -> Message {
-    let md = &req.message().metadata;
-    let mut msg = Message::new(md.id, MessageType::Response, md.op_code);
-    if md.op_code == OpCode::Query {
-        msg.metadata.recursion_desired = md.recursion_desired;
-        msg.metadata.checking_disabled = md.checking_disabled;
-    }
-    msg.metadata.response_code = ResponseCode::NoError;
-    if let Some(q) = req.message().queries.first() {
-        msg.queries.push(q.clone());
-    }
+    let mut msg = req.reply();
     let hinfo = HINFO::new("ANY obsoleted".to_string(), "See RFC 8482".to_string());
     let mut rr = Record::from_rdata(req.qname(), TTL, RData::HINFO(hinfo));
     rr.dns_class = DNSClass::IN;

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
-use ferrodns_plugin::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use ferrodns_plugin::proto::op::{Message, OpCode, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{A, AAAA, SRV};
 use ferrodns_plugin::proto::rr::{Name, RData, Record};
 use ferrodns_plugin::{Descriptor, Next, Plugin, PluginError, Reply, Request, async_trait};
@@ -31,24 +31,14 @@ pub struct Whoami;
 /// Build the whoami reply for a request, or `None` when the SRV owner name would be longer than
 /// a domain name may be (the reply is then built in wire form).
 pub fn reply_for(req: &Request) -> Option<Message> {
-    // miekg/dns's SetReply: ID, QR, opcode, RD and CD for a QUERY, the first question.
-    let request = &req.message().metadata;
-    let mut msg = Message::new(request.id, MessageType::Response, request.op_code);
-    if request.op_code == OpCode::Query {
-        msg.metadata.recursion_desired = request.recursion_desired;
-        msg.metadata.checking_disabled = request.checking_disabled;
-    }
+    let mut msg = req.reply();
     msg.metadata.authoritative = true;
-    msg.metadata.response_code = ResponseCode::NoError;
-    if let Some(q) = req.message().queries.first() {
-        msg.queries.push(q.clone());
-    }
 
     let mut qname = req.qname();
     qname.set_fqdn(true);
     let qclass = req.qclass();
 
-    let addr = match client_ip(req) {
+    let addr = match req.client_ip() {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
@@ -92,7 +82,7 @@ fn overlong_reply(req: &Request) -> Option<Bytes> {
     }
     let class = u16::from(req.qclass()).to_be_bytes();
     let pointer = [0xc0, 0x0c];
-    let (rtype, ip): (u16, Vec<u8>) = match client_ip(req) {
+    let (rtype, ip): (u16, Vec<u8>) = match req.client_ip() {
         IpAddr::V4(v4) => (1, v4.octets().to_vec()),
         IpAddr::V6(v6) => (28, v6.octets().to_vec()),
     };
@@ -112,17 +102,6 @@ fn overlong_reply(req: &Request) -> Option<Bytes> {
     out.extend_from_slice(&req.src.port().to_be_bytes());
     out.push(0);
     Some(Bytes::from(out))
-}
-
-/// The client's address; an IPv4-mapped IPv6 address is an IPv4 client, as Go's `To4` sees it.
-fn client_ip(req: &Request) -> IpAddr {
-    match req.src.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
 }
 
 #[async_trait]
