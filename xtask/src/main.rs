@@ -2,6 +2,10 @@
 //!
 //! - `gen [--check]`: write the plugin registry of the `ferrodns` binary from `plugin.cfg`
 //!   (or, with `--check`, fail when what is committed is stale).
+//! - `build --plugin-cfg FILE [--out PATH]`: a binary with the project's plugins and those of
+//!   another plugin.cfg, without changing the checkout.
+//! - `plugin-example`: the example plugin's tests, a binary built with it, and a query to it
+//!   (a step of `ci`).
 //! - `ci`: everything CI runs, on a fresh machine: system packages, the reference CoreDNS,
 //!   formatting, lints, generated code, every test and the conformance suite.
 //! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
@@ -14,6 +18,9 @@ mod ci;
 mod conformance;
 mod coredns;
 mod gen_registry;
+mod plugin_build;
+mod plugin_cfg;
+mod plugin_example;
 mod reliability;
 
 use anyhow::{Result, bail};
@@ -26,13 +33,15 @@ fn main() -> Result<()> {
     };
     match task {
         "gen" => gen_registry::run(rest),
+        "build" => plugin_build::run(rest),
+        "plugin-example" => plugin_example::check(&root()),
         "ci" => ci::run(rest),
         "conformance" => conformance::run(rest),
         "bench" => bench::run(rest),
         "reliability" => reliability::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <gen [--check] | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
+                "usage: cargo xtask <gen [--check] | build --plugin-cfg FILE [--out PATH] | plugin-example | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
             );
             Ok(())
         }

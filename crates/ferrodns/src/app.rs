@@ -539,3 +539,48 @@ pub async fn serve(
         }
     }
 }
+
+/// The `ferrodns` command with `registry`'s plugins: CoreDNS's flags, `-conf`, `-validate`,
+/// serving until a signal. The `ferrodns` binary calls it with [`crate::registry`]; a binary
+/// built with other plugins (`cargo xtask build --plugin-cfg`) with its own registry.
+pub fn main(registry: ferrodns_plugin::Registry) -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let program = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "ferrodns".to_string());
+    let flags = match cli::parse(args.get(1..).unwrap_or(&[])) {
+        Ok(f) => f,
+        Err(e) => return flag_exit(e, &cli::usage(&program)),
+    };
+    if let Some(code) = early_exit(&flags, &registry) {
+        return code;
+    }
+    ferrodns_server::logging::init(false);
+    let src = match source(&flags) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if flags.validate {
+        let errors = config::validate(&src, &registry);
+        if errors.is_empty() {
+            println!("{}: valid", src.filename);
+            return ExitCode::SUCCESS;
+        }
+        for e in errors {
+            eprintln!("{e}");
+        }
+        return ExitCode::FAILURE;
+    }
+
+    block_on(serve(
+        src,
+        flags,
+        registry,
+        ferrodns_plugin::Metrics::new(),
+        Hooks::default(),
+    ))
+}
