@@ -17,7 +17,6 @@
 //! ports, a stubDomains edit taking effect without a restart, and teardown. The modes run one
 //! after the other (one world at a time).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use e2e_support::*;
@@ -32,8 +31,6 @@ mod nft_expect;
 /// The IPv6 listen address of these tests, and kube-dns's IPv6 ClusterIP.
 const LOCAL6: &str = "fd00::10";
 const KUBEDNS_IP6: &str = "fd00::a";
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 #[derive(Debug)]
 struct Mode {
@@ -172,7 +169,6 @@ fn listed_table(node: &Ns) -> Option<String> {
 }
 
 fn run(mode: Mode) {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let w = world();
     kube_proxy_stand_in(&w.node);
     if mode.ipvs {

@@ -36,7 +36,11 @@ pub struct Ns(pub String);
 
 impl Ns {
     pub fn new(role: &str) -> Ns {
-        let name = format!("fdns-e2e-{}-{role}", std::process::id());
+        // Unique in the process too, so that the tests of one file can each build a world
+        // at the same time.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fdns-e2e-{}-{n}-{role}", std::process::id());
         run(&["ip", "netns", "add", &name]);
         let ns = Ns(name);
         ns.ip(&["link", "set", "lo", "up"]);

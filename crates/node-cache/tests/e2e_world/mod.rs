@@ -160,7 +160,8 @@ pub fn world_with(extra: &str) -> World {
     // No dummy driver here: the link exists as a DaemonSet restart would find it.
     node.ip(&["link", "add", "nodelocaldns", "type", "bridge"]);
 
-    let dir = std::env::temp_dir().join(format!("fdns-e2e-{}", std::process::id()));
+    // Named after the node's namespace: one directory per world.
+    let dir = std::env::temp_dir().join(format!("{}-files", node.0));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("kdns")).unwrap();
     std::fs::write(
