@@ -74,7 +74,8 @@ pub fn check(root: &Path) -> Result<()> {
     );
     let client = UdpSocket::bind("127.0.0.1:0")?;
     client.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let query = txt_query(0x4242, "hi.example.org");
+    // A TXT query (type 16).
+    let query = crate::bench::procs::query(0x4242, "hi.example.org", 16);
     // The server answers once it listens: ask until it does, for at most 10 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 1500];
@@ -96,18 +97,4 @@ pub fn check(root: &Path) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// A TXT query (RD set) for `name`, in wire form.
-fn txt_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(64);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&[0, 16, 0, 1]);
-    q
 }
