@@ -6,6 +6,7 @@
 //!   another plugin.cfg, without changing the checkout.
 //! - `plugin-example`: the example plugin's tests, a binary built with it, and a query to it
 //!   (a step of `ci`).
+//! - `test`: the workspace's tests (release profile), two test binaries at a time.
 //! - `ci`: everything CI runs, on a fresh machine: system packages, the reference CoreDNS,
 //!   formatting, lints, generated code, every test and the conformance suite.
 //! - `conformance`: compare ferrodns with the reference CoreDNS, case by case.
@@ -22,6 +23,7 @@ mod plugin_build;
 mod plugin_cfg;
 mod plugin_example;
 mod reliability;
+mod test_runner;
 
 use anyhow::{Result, bail};
 
@@ -36,12 +38,13 @@ fn main() -> Result<()> {
         "build" => plugin_build::run(rest),
         "plugin-example" => plugin_example::check(&root()),
         "ci" => ci::run(rest),
+        "test" => test_runner::run(&root(), &[]),
         "conformance" => conformance::run(rest),
         "bench" => bench::run(rest),
         "reliability" => reliability::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <gen [--check] | build --plugin-cfg FILE [--out PATH] | plugin-example | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
+                "usage: cargo xtask <gen [--check] | build --plugin-cfg FILE [--out PATH] | plugin-example | test | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
             );
             Ok(())
         }
