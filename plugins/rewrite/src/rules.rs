@@ -2,7 +2,7 @@
 //! produce) and the dispatch by kind; each kind, how it is read from its arguments and what it
 //! does to a request, lives in a file of its own.
 
-use ferrodns_go::regexp::{self, Regex};
+use ferrodns_go::regexp::Regex;
 use ferrodns_plugin::Request;
 use ferrodns_plugin::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
@@ -43,14 +43,9 @@ pub enum StringRewriter {
     Suffix(String, String),
 }
 
-/// Compile a Go regular expression keeping its capture groups: Go decides whether it is valid
-/// (and the error text); the `regex` crate reading the pattern as written provides the groups.
-/// `ferrodns_go::regexp` drops capture groups in its translation, so it is the fallback
-/// only for patterns the `regex` crate reads differently.
-pub fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = regexp::compile(pattern)?;
-    Ok(Regex::new(pattern).unwrap_or(checked))
-}
+/// Compile a Go regular expression keeping its capture groups, as Go reads and matches it
+/// (`\d \w \s` are ASCII only), with Go's error text.
+pub use ferrodns_go::regexp::compile_captures;
 
 /// Replace `{n}` in `template` with the groups of the first match of `re` in `src`; `None` when
 /// there is no match.

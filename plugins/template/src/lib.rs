@@ -88,7 +88,8 @@ impl Families {
 pub struct TemplateRule {
     pub(crate) zones: Vec<String>,
     pub(crate) rcode: u16,
-    pub(crate) regex: Vec<Regex>,
+    /// Each `match` expression, with its text as written (what `.Regex` prints).
+    pub(crate) regex: Vec<(Regex, String)>,
     pub(crate) answer: Vec<Template>,
     pub(crate) additional: Vec<Template>,
     pub(crate) authority: Vec<Template>,
@@ -213,7 +214,7 @@ impl TemplateRule {
         if self.qtype != 255 && qtype != 255 && qtype != self.qtype {
             return Matched::Next;
         }
-        for re in &self.regex {
+        for (re, source) in &self.regex {
             let Some(caps) = re.captures(&name) else {
                 continue;
             };
@@ -248,7 +249,7 @@ impl TemplateRule {
                 fields: vec![
                     ("Zone".into(), Value::Str(zone.to_string())),
                     ("Name".into(), Value::Str(name.clone())),
-                    ("Regex".into(), Value::Str(re.as_str().to_string())),
+                    ("Regex".into(), Value::Str(source.clone())),
                     ("Match".into(), Value::List(matches)),
                     ("Group".into(), Value::Map(group)),
                     ("Class".into(), Value::Str(class.clone())),

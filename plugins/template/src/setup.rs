@@ -2,19 +2,12 @@
 
 use std::sync::Arc;
 
-use ferrodns_go::regexp::{self, Regex};
+use ferrodns_go::regexp::compile_captures;
 use ferrodns_pkg::text::{class_from_str, rcode_from_str, type_from_str};
 use ferrodns_plugin::corefile::normalize_exact;
 use ferrodns_plugin::{Setup, SetupError};
 
 use crate::{Families, MAX_REGEXP_LEN, NAME, Template, TemplateHandler, TemplateRule};
-
-/// Compile a Go regular expression keeping its capture groups (see the rewrite plugin):
-/// Go's grammar decides validity, the `regex` crate supplies the groups.
-fn compile_captures(pattern: &str) -> Result<Regex, String> {
-    let checked = regexp::compile(pattern)?;
-    Ok(Regex::new(pattern).unwrap_or(checked))
-}
 
 /// Read every `template` line (CoreDNS's `templateParse`).
 pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
@@ -66,7 +59,7 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
                         }
                         let re = compile_captures(&r)
                             .map_err(|e| perr(c.err(format!("could not parse regex: {r}, {e}"))))?;
-                        t.regex.push(re);
+                        t.regex.push((re, r));
                     }
                 }
                 section @ ("answer" | "additional" | "authority") => {
@@ -122,8 +115,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Vec<TemplateRule>, SetupError> {
             }
         }
         if t.regex.is_empty() {
-            t.regex
-                .push(compile_captures(".*").map_err(|e| perr(SetupError::new(e)))?);
+            let all = compile_captures(".*").map_err(|e| perr(SetupError::new(e)))?;
+            t.regex.push((all, ".*".to_string()));
         }
         out.push(t);
     }
