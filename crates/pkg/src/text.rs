@@ -189,6 +189,66 @@ pub fn name_lower(name: &Name) -> String {
     s
 }
 
+/// A name read from its presentation format as miekg/dns reads it: any byte may stand in a
+/// label, written as itself or escaped (`\\DDD` in decimal, `\\X` for X itself); `@` is
+/// `origin`, and a name without a final dot is relative to `origin` (the root when there is
+/// none). `None` for an empty label, a label over 63 bytes or a name over 255.
+///
+/// hickory's own readers apply IDNA rules to names, and refuse names that miekg/dns and so
+/// CoreDNS take as they are (`ab_9.example.`, `\\217\\163.example.`).
+pub fn name_from_presentation(s: &str, origin: Option<&Name>) -> Option<Name> {
+    if s == "@" {
+        return Some(origin.cloned().unwrap_or_else(Name::root));
+    }
+    if s == "." {
+        return Some(Name::root());
+    }
+    let bytes = s.as_bytes();
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut label = Vec::new();
+    let mut fqdn = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => {
+                let digits = bytes
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
+                if let Some(d) = digits {
+                    let v = d
+                        .iter()
+                        .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'));
+                    label.push(u8::try_from(v).ok()?);
+                    i += 4;
+                } else {
+                    label.push(*bytes.get(i + 1)?);
+                    i += 2;
+                }
+            }
+            b'.' => {
+                if label.is_empty() {
+                    return None;
+                }
+                labels.push(std::mem::take(&mut label));
+                i += 1;
+                fqdn = i == bytes.len();
+            }
+            b => {
+                label.push(b);
+                i += 1;
+            }
+        }
+    }
+    if !label.is_empty() {
+        labels.push(label);
+    }
+    let name = Name::from_labels(labels.iter().map(Vec::as_slice)).ok()?;
+    match origin {
+        Some(o) if !fqdn => name.append_domain(o).ok(),
+        _ => Some(name),
+    }
+}
+
 /// An address as Go prints the host part of a socket address: IPv4-mapped IPv6 addresses in
 /// dotted form, IPv6 in RFC 5952 form.
 pub fn ip_text(ip: IpAddr) -> String {
@@ -209,6 +269,31 @@ pub fn ip_rfc3986(ip: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_are_read_as_miekg_reads_them() {
+        let n = |s: &str| name_from_presentation(s, None).map(|n| n.to_ascii());
+        let labels = |s: &str| {
+            name_from_presentation(s, None)
+                .map(|n| n.iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(n("ab_9.Word.example."), Some("ab_9.Word.example.".into()));
+        assert_eq!(
+            labels("\\217\\163.x."),
+            vec![vec![0xd9, 0xa3], b"x".to_vec()]
+        );
+        assert_eq!(labels("a\\.b.x."), vec![b"a.b".to_vec(), b"x".to_vec()]);
+        assert_eq!(n("."), Some(".".into()));
+        assert_eq!(n("a..b."), None);
+        assert_eq!(n("\\256.x."), None);
+        assert_eq!(n(&format!("{}.x.", "a".repeat(64))), None);
+        let origin = Name::from_ascii("example.org.").ok();
+        let rel = |s: &str| name_from_presentation(s, origin.as_ref()).map(|n| n.to_ascii());
+        assert_eq!(rel("www"), Some("www.example.org.".into()));
+        assert_eq!(rel("@"), Some("example.org.".into()));
+        assert_eq!(rel("www.other."), Some("www.other.".into()));
+    }
+
     use super::*;
 
     #[test]

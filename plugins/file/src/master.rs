@@ -174,7 +174,8 @@ fn parse_name(s: &str, origin: &Name) -> Result<Name, String> {
     if s == "@" {
         return Ok(origin.clone());
     }
-    Name::parse(s, Some(origin)).map_err(|e| format!("bad owner name \"{s}\": {e}"))
+    ferrodns_pkg::text::name_from_presentation(s, Some(origin))
+        .ok_or_else(|| format!("bad owner name \"{s}\""))
 }
 
 fn record_type(s: &str) -> Option<RecordType> {
@@ -387,10 +388,11 @@ impl Reader {
             r.dns_class = DNSClass::IN;
             return Ok(r);
         }
+        // The owner is written `@` (the origin) and put back after: hickory's reader applies IDNA
+        // rules to names and would refuse owners that miekg/dns takes (`ab_9`).
         let text = format!(
-            "$ORIGIN {}\n{} {} IN {} {}\n",
+            "$ORIGIN {}\n@ {} IN {} {}\n",
             self.origin,
-            owner,
             ttl,
             rtype,
             rdata.join(" ")

@@ -112,9 +112,10 @@ fn set_value(rr: &mut Record, name: Name) {
     }
 }
 
-/// A name from its presentation form, as the record would carry it.
+/// A name from its presentation form, as the record would carry it (any byte, as miekg/dns
+/// reads names).
 fn name_from(s: &str) -> Option<Name> {
-    Name::from_ascii(s).ok()
+    ferrodns_pkg::text::name_from_presentation(s, None)
 }
 
 /// Apply message-level parts of a rule (rcode, the reply's OPT).
