@@ -442,6 +442,16 @@ pub struct ConfigSync {
 struct Watched {
     watcher: DirWatcher,
     period: Duration,
+    /// Its file-system events, watched from before its first read so that no change after that
+    /// read goes unseen.
+    events: Option<syncdir::DirEvents>,
+}
+
+/// A watched directory while the task runs: checked on every tick and as soon as an event
+/// shows a change.
+struct Running {
+    watched: Watched,
+    ticker: tokio::time::Interval,
 }
 
 impl ConfigSync {
@@ -494,6 +504,7 @@ impl ConfigSync {
         let mut kube = None;
         match kubedns_dir {
             Some(dir) => {
+                let events = syncdir::DirEvents::watch(&dir);
                 let mut watcher = DirWatcher::new(dir);
                 match watcher.once() {
                     Ok(snap) => {
@@ -510,6 +521,7 @@ impl ConfigSync {
                         kube = Some(Watched {
                             watcher,
                             period: opts.kubedns_period,
+                            events,
                         });
                     }
                     Err(e) => log_first_sync_failure("kube-dns", watcher.dir(), &e),
@@ -521,6 +533,7 @@ impl ConfigSync {
         }
 
         let base_dir = go_dir(&opts.base_corefile);
+        let base_events = syncdir::DirEvents::watch(&base_dir);
         let mut base_watcher = DirWatcher::new(base_dir);
         let base = match base_watcher.once() {
             Ok(snap) => {
@@ -531,6 +544,7 @@ impl ConfigSync {
                 Some(Watched {
                     watcher: base_watcher,
                     period: opts.base_period,
+                    events: base_events,
                 })
             }
             Err(e) => {
@@ -567,11 +581,19 @@ fn go_dir(path: &Path) -> PathBuf {
     }
 }
 
-async fn tick(w: &mut Option<(Watched, tokio::time::Interval)>) -> Option<DirSnapshot> {
+async fn tick(w: &mut Option<Running>) -> Option<DirSnapshot> {
     match w {
-        Some((watched, ticker)) => {
-            ticker.tick().await;
-            watched.watcher.poll()
+        Some(r) => {
+            match &mut r.watched.events {
+                Some(events) => tokio::select! {
+                    _ = r.ticker.tick() => {}
+                    _ = events.changed() => r.ticker.reset(),
+                },
+                None => {
+                    r.ticker.tick().await;
+                }
+            }
+            r.watched.watcher.poll()
         }
         None => std::future::pending().await,
     }
@@ -584,9 +606,9 @@ async fn run(
     base: Option<Watched>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let with_ticker = |w: Watched| {
-        let t = syncdir::ticker(w.period);
-        (w, t)
+    let with_ticker = |w: Watched| Running {
+        ticker: syncdir::ticker(w.period),
+        watched: w,
     };
     let mut kube = kube.map(with_ticker);
     let mut base = base.map(with_ticker);

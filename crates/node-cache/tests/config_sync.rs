@@ -487,3 +487,53 @@ async fn invalid_kube_dns_at_startup_is_reported_and_still_watched() {
         .unwrap();
     std::fs::remove_dir_all(&l.root).unwrap();
 }
+
+/// A ConfigMap update is applied as soon as it lands (inotify), not a poll period later: here
+/// both periods are an hour.
+#[tokio::test]
+async fn a_configmap_update_is_applied_at_once_not_at_the_next_poll() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    let l = layout("events");
+    std::fs::create_dir(&l.kubedns).unwrap();
+    configmap_version(
+        &l.kubedns,
+        "1",
+        &[("stubDomains", r#"{"consul.local": ["10.150.0.1"]}"#)],
+    );
+    let mut o = options(&l, Some(l.kubedns.clone()));
+    o.kubedns_period = Duration::from_secs(3600);
+    o.base_period = Duration::from_secs(3600);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sync = ConfigSync::start(o, Arc::new(|_: &str| {}), stop_rx);
+    assert!(
+        std::fs::read_to_string(&l.out)
+            .unwrap()
+            .contains("\nconsul.local:53 {\n")
+    );
+
+    // The kube-dns ConfigMap: a `..data` swap.
+    configmap_version(
+        &l.kubedns,
+        "2",
+        &[
+            ("stubDomains", r#"{"consul.local": ["10.150.0.1"]}"#),
+            ("upstreamNameservers", r#"["8.8.8.8"]"#),
+        ],
+    );
+    wait_for(&l.out, |s| s.contains("forward . 8.8.8.8\n")).await;
+
+    // The template's directory: a file rewritten in place.
+    let base = std::fs::read_to_string(l.coredns.join("Corefile.base")).unwrap();
+    std::fs::write(
+        l.coredns.join("Corefile.base"),
+        format!("{base}\nevents.example:53 {{\n    whoami\n}}\n"),
+    )
+    .unwrap();
+    let s = wait_for(&l.out, |s| s.contains("events.example:53 {")).await;
+    assert!(s.contains("forward . 8.8.8.8\n"), "{s}");
+
+    stop_tx.send(true).unwrap();
+    sync.join().await;
+    std::fs::remove_dir_all(&l.root).unwrap();
+}
