@@ -1,13 +1,34 @@
-//! DNS over HTTPS to `https://` upstreams: RFC 8484 over HTTP/1.1 (ALPN `http/1.1`) on
-//! rustls, POST (default) or GET to `/dns-query`, message ID 0, keep-alive connections reused,
-//! the whole exchange bounded by 2s as CoreDNS's HTTP client is.
+//! DNS over HTTPS to `https://` upstreams (RFC 8484), through hyper's client on rustls.
+//!
+//! - TLS is the upstream's own [`TlsClient`] (the `tls` and `tls_servername` options: CA,
+//!   client certificate, server name), with ALPN offering `h2` first and `http/1.1` as the
+//!   fallback, as Go's HTTP client does. The TCP connection goes to the configured address (the
+//!   host name is never resolved), from the `source_address` when one is set.
+//! - A query is a POST (the default) of the message with `content-type` and `accept`
+//!   `application/dns-message`, or a GET of `/dns-query?dns=` and the message in base64url
+//!   without padding (`doh_method GET`). The message goes with ID 0; the caller puts the
+//!   client's ID back on the reply.
+//! - Connections are reused: an HTTP/2 connection carries every query at once, HTTP/1.1
+//!   connections are kept alive in a pool; idle connections close after `expire`.
+//! - The whole exchange (connect, request, reply body) is bounded by the timeout given, 2s for
+//!   queries as CoreDNS's DoH HTTP client.
+//! - Only a `200` reply carries an answer: any other status is a failed exchange (as in
+//!   CoreDNS), as is a body shorter than a DNS header or longer than 65535 bytes.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http::{Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
@@ -15,9 +36,12 @@ use crate::tls::TlsClient;
 
 /// CoreDNS's DoH client timeout for queries.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
-/// Idle keep-alive connections kept.
+/// Idle HTTP/1.1 keep-alive connections kept.
 const MAX_IDLE: usize = 8;
-const MAX_HEADER: usize = 16 * 1024;
+/// The largest DNS message.
+const MAX_MESSAGE: usize = 65535;
+/// The media type of DNS messages.
+const DNS_MESSAGE: &str = "application/dns-message";
 
 /// The HTTP method of DNS-over-HTTPS queries (`doh_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +52,15 @@ pub enum DohMethod {
     Post,
 }
 
+type HttpClient = Client<Connector, Full<Bytes>>;
+
 /// A DoH endpoint.
 pub struct Doh {
-    target: SocketAddr,
     host: String,
     method: DohMethod,
-    tls: TlsClient,
-    source: Option<IpAddr>,
+    connector: Connector,
     expire: Duration,
-    idle: Mutex<Vec<(Instant, TlsStream<TcpStream>)>>,
+    client: Mutex<HttpClient>,
 }
 
 impl std::fmt::Debug for Doh {
@@ -65,8 +89,24 @@ fn base64url(data: &[u8]) -> String {
     out
 }
 
+/// An error and its causes, `: `-separated (hyper's errors keep the cause out of their text).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl Doh {
-    /// An endpoint at `target` (`host` is the `ip:port` text sent as the Host header).
+    /// An endpoint at `target` (`host` is the `ip:port` text of the URL, sent as the Host header
+    /// or `:authority`).
     pub fn new(
         target: SocketAddr,
         host: String,
@@ -76,69 +116,44 @@ impl Doh {
         expire: Duration,
     ) -> Self {
         let mut config = (*tls.config).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         tls.config = Arc::new(config);
-        Doh {
+        let connector = Connector {
             target,
+            source,
+            tls: Arc::new(tls),
+        };
+        let client = Mutex::new(build_client(&connector, expire));
+        Doh {
             host,
             method,
-            tls,
-            source,
+            connector,
             expire,
-            idle: Mutex::new(Vec::new()),
+            client,
         }
     }
 
-    async fn dial(&self) -> Result<TlsStream<TcpStream>, String> {
-        let sock = if self.target.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| e.to_string())?;
-        if let Some(ip) = self.source {
-            sock.bind(SocketAddr::new(ip, 0))
-                .map_err(|e| e.to_string())?;
-        }
-        let tcp = sock
-            .connect(self.target)
-            .await
-            .map_err(|e| format!("dial tcp {}: connect: {e}", self.target))?;
-        let _ = tcp.set_nodelay(true);
-        tokio_rustls::TlsConnector::from(self.tls.config.clone())
-            .connect(self.tls.server_name.clone(), tcp)
-            .await
-            .map_err(|e| format!("tls: {e}"))
-    }
-
-    fn take_idle(&self) -> Option<TlsStream<TcpStream>> {
-        let mut idle = match self.idle.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let now = Instant::now();
-        while let Some((at, s)) = idle.pop() {
-            if now.saturating_duration_since(at) <= self.expire {
-                return Some(s);
-            }
-        }
-        None
-    }
-
-    fn give_back(&self, s: TlsStream<TcpStream>) {
-        let mut idle = match self.idle.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if idle.len() < MAX_IDLE {
-            idle.push((Instant::now(), s));
+    fn client(&self) -> HttpClient {
+        match self.client.lock() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 
-    /// Close idle connections.
+    /// Close idle connections: the pool is replaced by an empty one (exchanges under way keep
+    /// theirs until they end).
     pub fn clear(&self) {
-        if let Ok(mut i) = self.idle.lock() {
-            i.clear();
+        let fresh = build_client(&self.connector, self.expire);
+        match self.client.lock() {
+            Ok(mut c) => *c = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+    }
+
+    fn url(&self, q: &[u8]) -> String {
+        match self.method {
+            DohMethod::Get => format!("https://{}/dns-query?dns={}", self.host, base64url(q)),
+            DohMethod::Post => format!("https://{}/dns-query", self.host),
         }
     }
 
@@ -149,173 +164,171 @@ impl Doh {
             q[0] = 0;
             q[1] = 0;
         }
-        let request = self.request(&q);
+        let url = self.url(&q);
+        // Go's url.Error: the method as `Get`/`Post`, then the URL.
+        let op = match self.method {
+            DohMethod::Get => "Get",
+            DohMethod::Post => "Post",
+        };
+        let uri: Uri = url.parse().map_err(|e| format!("parse \"{url}\": {e}"))?;
+        let (method, body) = match self.method {
+            DohMethod::Get => (Method::GET, Bytes::new()),
+            DohMethod::Post => (Method::POST, Bytes::from(q)),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, DNS_MESSAGE)
+            .header(header::ACCEPT, DNS_MESSAGE)
+            .body(Full::new(body))
+            .map_err(|e| format!("{op} \"{url}\": {e}"))?;
+        let client = self.client();
         let attempt = async {
-            // A kept-alive connection the server closed meanwhile is retried on a new one.
-            if let Some(mut s) = self.take_idle()
-                && let Ok((body, keep)) = round_trip(&mut s, &request).await
-            {
-                if keep {
-                    self.give_back(s);
-                }
-                return Ok(body);
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| format!("{op} \"{url}\": {}", error_chain(&e)))?;
+            // RFC 8484 4.2.1: a reply other than success carries no DNS answer.
+            let status = response.status();
+            if status != StatusCode::OK {
+                return Err(format!(
+                    "{op} \"{url}\": unexpected HTTP status {}",
+                    status.as_u16()
+                ));
             }
-            let mut s = self.dial().await?;
-            let (body, keep) = round_trip(&mut s, &request).await?;
-            if keep {
-                self.give_back(s);
+            let body = Limited::new(response.into_body(), MAX_MESSAGE)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        "dns: message too large".to_string()
+                    } else {
+                        format!("{op} \"{url}\": {}", error_chain(e.as_ref()))
+                    }
+                })?
+                .to_bytes();
+            if body.len() < 12 {
+                return Err("dns: overflow unpacking uint16".into());
             }
             Ok(body)
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(format!(
-                "Post \"https://{}/dns-query\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
-                self.host
+                "{op} \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
             )),
         }
     }
+}
 
-    fn request(&self, q: &[u8]) -> Vec<u8> {
-        let mut r = Vec::with_capacity(256 + q.len() * 2);
-        match self.method {
-            DohMethod::Get => {
-                r.extend_from_slice(
-                    format!(
-                        "GET /dns-query?dns={} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\n\r\n",
-                        base64url(q),
-                        self.host
-                    )
-                    .as_bytes(),
-                );
-            }
-            DohMethod::Post => {
-                r.extend_from_slice(
-                    format!(
-                        "POST /dns-query HTTP/1.1\r\nHost: {}\r\nContent-Type: application/dns-message\r\nAccept: application/dns-message\r\nContent-Length: {}\r\n\r\n",
-                        self.host,
-                        q.len()
-                    )
-                    .as_bytes(),
-                );
-                r.extend_from_slice(q);
-            }
+fn build_client(connector: &Connector, expire: Duration) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(expire)
+        .pool_timer(TokioTimer::new())
+        .pool_max_idle_per_host(MAX_IDLE)
+        .build(connector.clone())
+}
+
+/// Opens the connections of one upstream: TCP to its address (from `source` when set), then TLS
+/// with its configuration, whatever host the URL names.
+#[derive(Clone)]
+struct Connector {
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    tls: Arc<TlsClient>,
+}
+
+impl Connector {
+    async fn connect(self) -> Result<Stream, std::io::Error> {
+        let sock = if self.target.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        if let Some(ip) = self.source {
+            sock.bind(SocketAddr::new(ip, 0))?;
         }
-        r
+        let tcp = sock.connect(self.target).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("dial tcp {}: connect: {e}", self.target))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio_rustls::TlsConnector::from(self.tls.config.clone())
+            .connect(self.tls.server_name.clone(), tcp)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("tls: {e}")))?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok(Stream {
+            io: TokioIo::new(tls),
+            h2,
+        })
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        Box::pin(self.clone().connect())
+    }
 }
 
-/// Send one request and read one response: its body and whether the connection stays open.
-async fn round_trip(s: &mut TlsStream<TcpStream>, request: &[u8]) -> Result<(Bytes, bool), String> {
-    s.write_all(request).await.map_err(|e| e.to_string())?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEADER {
-            return Err("net/http: response headers too large".into());
-        }
-        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("EOF".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut rest = buf[head_end + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.") {
-        return Err(format!("malformed HTTP response {status:?}"));
+/// A TLS connection to the upstream, and whether ALPN chose HTTP/2.
+struct Stream {
+    io: TokioIo<TlsStream<TcpStream>>,
+    h2: bool,
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        let c = Connected::new();
+        if self.h2 { c.negotiated_h2() } else { c }
     }
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut keep = status.starts_with("HTTP/1.1");
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
-        match k.as_str() {
-            "content-length" => length = v.parse().ok(),
-            "transfer-encoding" => chunked = v.contains("chunked"),
-            "connection" => keep = v.contains("keep-alive") || (keep && !v.contains("close")),
-            _ => {}
-        }
+}
+
+impl Read for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
-    let body = if chunked {
-        let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(i) = find(&rest, b"\r\n") {
-                    break i;
-                }
-                let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err("unexpected EOF".into());
-                }
-                rest.extend_from_slice(&chunk[..n]);
-            };
-            let size_text = String::from_utf8_lossy(&rest[..line_end]).to_string();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| "malformed chunked encoding".to_string())?;
-            rest.drain(..line_end + 2);
-            while rest.len() < size + 2 {
-                let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err("unexpected EOF".into());
-                }
-                rest.extend_from_slice(&chunk[..n]);
-            }
-            if size == 0 {
-                // Trailers are not expected; the final CRLF ends the body.
-                break;
-            }
-            body.extend_from_slice(&rest[..size]);
-            rest.drain(..size + 2);
-            if body.len() > 65535 {
-                return Err("dns: message too large".into());
-            }
-        }
-        body
-    } else if let Some(len) = length {
-        if len > 65535 {
-            return Err("dns: message too large".into());
-        }
-        while rest.len() < len {
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("unexpected EOF".into());
-            }
-            rest.extend_from_slice(&chunk[..n]);
-        }
-        rest.truncate(len);
-        rest
-    } else {
-        // Read to the end of the connection.
-        keep = false;
-        loop {
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            rest.extend_from_slice(&chunk[..n]);
-            if rest.len() > 65535 {
-                return Err("dns: message too large".into());
-            }
-        }
-        rest
-    };
-    if body.len() < 12 {
-        return Err("dns: overflow unpacking uint16".into());
+}
+
+impl Write for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
-    Ok((Bytes::from(body), keep))
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
 }
 
 #[cfg(test)]
