@@ -96,8 +96,18 @@ fn get(addr: SocketAddr, path: &str) -> (String, Vec<(String, String)>, String) 
     (status, headers, body.to_string())
 }
 
-/// The value of the sample whose name and labels are exactly `series`.
+/// The value of the sample whose name and labels are exactly `series` (label pairs in any
+/// order: the classic format writes them sorted by name).
 fn sample<'a>(body: &'a str, series: &str) -> &'a str {
+    let series = match series.split_once('{') {
+        Some((name, labels)) => {
+            let mut pairs: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+            pairs.sort();
+            format!("{name}{{{}}}", pairs.join(","))
+        }
+        None => series.to_string(),
+    };
+    let series = series.as_str();
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no sample {series} in\n{body}"))
@@ -137,11 +147,17 @@ async fn metrics_serves_coredns_families_for_what_was_asked() {
     assert!(
         headers.contains(&(
             "content-type".to_string(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string()
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores".to_string()
         )),
         "{headers:?}"
     );
-    assert!(body.ends_with("# EOF\n"), "{body}");
+    // The classic format: no `# EOF`, counters declared by their `_total` name.
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(
+        body.contains("# TYPE coredns_dns_requests_total counter\n"),
+        "{body}"
+    );
+    assert!(!body.contains("_created"), "{body}");
 
     let s = |series: String| sample(&body, &series).to_string();
     let ex = format!("server=\"{label}\",zone=\"example.org.\",view=\"\"");
@@ -304,9 +320,33 @@ fn the_exporter_encodes_the_process_registry() {
     assert_eq!(page.status, 200);
     assert_eq!(
         page.content_type,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
     );
     let body = String::from_utf8(page.body).unwrap();
-    assert_eq!(body, shared.metrics.encode());
     assert!(body.contains("# TYPE coredns_build_info gauge"), "{body}");
+    // Go's process collector, as CoreDNS's registry has it.
+    for (family, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_virtual_memory_max_bytes", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family}: {body}"
+        );
+        let v: f64 = sample(&body, family).parse().unwrap();
+        assert!(v >= 0.0, "{family} {v}");
+    }
+    assert!(
+        body.contains(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        ),
+        "{body}"
+    );
+    let fds: f64 = sample(&body, "process_open_fds").parse().unwrap();
+    assert!(fds >= 3.0, "{fds}");
 }
