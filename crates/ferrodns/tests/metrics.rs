@@ -65,7 +65,7 @@ fn blocks_share_the_metrics_listener_and_queries_are_counted() {
             "coredns_plugin_enabled{{name=\"whoami\",server=\"{server}\",view=\"\",zone=\"example.org.\"}} 1"
         ),
         "coredns_panics_total 0".to_string(),
-        "coredns_build_info{version=".to_string(),
+        "coredns_build_info{goversion=".to_string(),
     ] {
         assert!(body.contains(&want), "missing {want}\n{body}");
     }

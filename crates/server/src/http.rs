@@ -99,6 +99,9 @@ pub async fn serve_with(
         .header_read_timeout(limits.header_read)
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(limits.max_head.max(8192))
+        // Header names as Go writes them (`Content-Type`), for clients that compare them as
+        // written.
+        .title_case_headers(true)
         .keep_alive(true);
     loop {
         let (stream, _) = tokio::select! {
