@@ -1,8 +1,8 @@
 //! Shared HTTP listeners: one per address named by any plugin (`health`, `prometheus`, `ready`),
 //! each serving the paths registered on it. HTTP/1.1 on hyper, as Go's `net/http` serves a
 //! plain listener: keep-alive, HEAD answered with the headers only, a bounded request head
-//! (431 past 16 KiB), a time limit on reading a request head that also closes a keep-alive
-//! connection left idle. Paths are matched as Go's `http.ServeMux` does: any method,
+//! (431 past 16 KiB), 5 s to read a request head, which also closes a keep-alive connection
+//! left idle that long (as CoreDNS's HTTP servers do). Paths are matched as Go's `http.ServeMux` does: any method,
 //! percent-decoded, a path that is not clean redirected (307) to its clean form, other paths
 //! 404. (Go serves HTTP/2 only over TLS, which these listeners do not speak, so neither do we.)
 
@@ -73,7 +73,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_read: Duration::from_secs(10),
+            // CoreDNS's health, ready and metrics servers close a connection whose request head
+            // has not come within 5 s, and a kept-alive one idle for 5 s.
+            header_read: Duration::from_secs(5),
             max_head: 16 * 1024,
             drain: Duration::from_secs(5),
         }
