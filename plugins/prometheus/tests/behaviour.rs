@@ -306,6 +306,79 @@ async fn only_metrics_is_served_on_the_address() {
     server.stop().await;
 }
 
+/// Two scrapes on one kept-alive connection, the first asking for OpenMetrics as Prometheus
+/// does: both get the classic format (CoreDNS's handler does not enable OpenMetrics); a HEAD
+/// gets the headers only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_accept_gets_the_classic_format_on_one_connection() {
+    let (server, _dns, _label, http) =
+        start(".:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n    whoami\n}\n").await;
+    tokio::task::spawn_blocking(move || {
+        let c = TcpStream::connect(http).unwrap();
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut w = c.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(c);
+        let mut answer = |head_only: bool| -> (String, String, String) {
+            use std::io::BufRead;
+            let mut head = String::new();
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if l == "\r\n" {
+                    break;
+                }
+                head.push_str(&l);
+            }
+            let field = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let len: usize = field("content-length").parse().unwrap();
+            let mut body = vec![0; if head_only { 0 } else { len }];
+            r.read_exact(&mut body).unwrap();
+            (
+                head.lines().next().unwrap_or_default().to_string(),
+                field("content-type"),
+                String::from_utf8(body).unwrap(),
+            )
+        };
+        for (accept, method) in [
+            (
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+                "GET",
+            ),
+            ("text/plain", "GET"),
+            ("*/*", "HEAD"),
+        ] {
+            write!(
+                w,
+                "{method} /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n"
+            )
+            .unwrap();
+            let (status, ct, body) = answer(method == "HEAD");
+            assert_eq!(status, "HTTP/1.1 200 OK", "{accept}");
+            assert_eq!(
+                ct, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
+                "{accept}"
+            );
+            if method == "GET" {
+                assert!(!body.contains("# EOF"), "{body}");
+                assert!(
+                    body.contains("# TYPE process_cpu_seconds_total counter\n"),
+                    "{body}"
+                );
+            }
+        }
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
 #[test]
 fn the_exporter_encodes_the_process_registry() {
     let shared = Shared::default();
