@@ -74,7 +74,7 @@ mod lifecycle;
 mod lookup;
 mod metrics;
 mod process;
-pub mod procfs;
+mod procfs;
 mod reply;
 mod request;
 mod setup;

@@ -97,7 +97,7 @@ impl Plugin for Prometheus {
             zone: ferrodns_pkg::names::zone_match(&self.zones, &qname).unwrap_or("."),
             view: "",
             proto: req.protocol,
-            ipv6: req.src.is_ipv6(),
+            ipv6: req.client_ip().is_ipv6(),
             qtype: u16::from(req.qtype()),
             dnssec_ok: req.do_bit(),
             rcode: rcode_label(rcode),

@@ -423,3 +423,28 @@ fn the_exporter_encodes_the_process_registry() {
     let fds: f64 = sample(&body, "process_open_fds").parse().unwrap();
     assert!(fds >= 3.0, "{fds}");
 }
+
+/// An IPv4 client on the dual-stack socket of an unbound block (`::ffff:127.0.0.1`) counts as
+/// family 1, as in CoreDNS (Go gives such a client as IPv4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_clients_of_a_dual_stack_socket_are_family_1() {
+    let (server, dns, _label, http) =
+        start(".:0 {\n    prometheus 127.0.0.1:0\n    whoami\n}\n").await;
+    let v4 = SocketAddr::from(([127, 0, 0, 1], dns.port()));
+    let body = tokio::task::spawn_blocking(move || {
+        udp_exchange(v4, &query("a.example.", RecordType::A, 1));
+        tcp_exchange(v4, &query("a.example.", RecordType::A, 2));
+        get(http, "/metrics").2
+    })
+    .await
+    .unwrap();
+    let requests: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("coredns_dns_requests_total{"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{body}");
+    for l in requests {
+        assert!(l.contains("family=\"1\""), "{l}");
+    }
+    server.stop().await;
+}
