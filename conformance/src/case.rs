@@ -472,6 +472,8 @@ pub struct Http {
     pub repeat: u32,
     /// `Content-Type` asserted on both servers (compared between them when given).
     pub content_type: Option<String>,
+    /// `Content-Length` asserted on both servers (for HEAD, whose answer has no body).
+    pub content_length: Option<String>,
     /// Lines each body must hold. When this or `lacks` is given the bodies are checked for
     /// these only, not compared whole (a `/metrics` page's values differ).
     #[serde(default)]

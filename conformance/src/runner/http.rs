@@ -278,7 +278,7 @@ pub(super) fn http_request(i: usize, h: &crate::case::Http, a: &Side, b: &Side) 
                 x.content_type, y.content_type
             ));
         }
-        if h.method == "HEAD" && x.content_length != y.content_length {
+        if h.content_length.is_some() && x.content_length != y.content_length {
             d.push(format!(
                 "    content length{at}: {REF} {:?}, {SUT} {:?}",
                 x.content_length, y.content_length
@@ -307,6 +307,14 @@ pub(super) fn http_request(i: usize, h: &crate::case::Http, a: &Side, b: &Side) 
                 d.push(format!(
                     "    {name}{at}: content type {:?}, expected {want:?}",
                     ans.content_type
+                ));
+            }
+            if let Some(want) = &h.content_length
+                && ans.content_length.as_ref() != Some(want)
+            {
+                d.push(format!(
+                    "    {name}{at}: content length {:?}, expected {want:?}",
+                    ans.content_length
                 ));
             }
             for l in &h.lines {
