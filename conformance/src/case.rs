@@ -462,6 +462,29 @@ pub struct Http {
     pub status: Option<u16>,
     /// Body asserted on both servers.
     pub body: Option<String>,
+    /// Extra request headers (`Accept = "application/openmetrics-text"`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Send the request this many times on one keep-alive connection (the last one asks
+    /// `Connection: close`); every answer must come on that connection and they are compared
+    /// one by one. HEAD answers are read without a body.
+    #[serde(default = "one")]
+    pub repeat: u32,
+    /// `Content-Type` asserted on both servers (compared between them when given).
+    pub content_type: Option<String>,
+    /// `Content-Length` asserted on both servers (for HEAD, whose answer has no body).
+    pub content_length: Option<String>,
+    /// Lines each body must hold. When this or `lacks` is given the bodies are checked for
+    /// these only, not compared whole (a `/metrics` page's values differ).
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Text no body may hold.
+    #[serde(default)]
+    pub lacks: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_method() -> String {

@@ -187,11 +187,15 @@ fn a_flood_of_malformed_edns_options_writes_one_log_line_and_counts_them() {
         let mut buf = [0u8; 512];
         let _ = sock.recv_from(&mut buf);
     }
-    let family = "ferrodns_library_log_events_total{library=\"hickory_proto\",level=\"warning\"}";
+    let family = "ferrodns_library_log_events_total{level=\"warning\",library=\"hickory_proto\"}";
     let counted = || -> usize {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
         c.set_read_timeout(Some(WAIT)).unwrap();
-        std::io::Write::write_all(&mut c, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        std::io::Write::write_all(
+            &mut c,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
         let mut out = String::new();
         std::io::Read::read_to_string(&mut c, &mut out).unwrap();
         out.lines()

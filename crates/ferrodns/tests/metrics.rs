@@ -12,7 +12,11 @@ use hickory_proto::rr::RecordType;
 fn scrape(port: u16) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(WAIT)).unwrap();
-    write!(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     c.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
@@ -43,25 +47,25 @@ fn blocks_share_the_metrics_listener_and_queries_are_counted() {
     let server = format!("dns://127.0.0.1:{dns}");
     for want in [
         format!(
-            "coredns_dns_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"}} 1"
+            "coredns_dns_requests_total{{family=\"1\",proto=\"udp\",server=\"{server}\",type=\"A\",view=\"\",zone=\"example.org.\"}} 1"
         ),
         format!(
-            "coredns_dns_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",proto=\"udp\",family=\"1\",type=\"MX\"}} 1"
+            "coredns_dns_requests_total{{family=\"1\",proto=\"udp\",server=\"{server}\",type=\"MX\",view=\"\",zone=\"example.org.\"}} 1"
         ),
         format!(
-            "coredns_dns_do_requests_total{{server=\"{server}\",zone=\"example.org.\",view=\"\"}} 1"
+            "coredns_dns_do_requests_total{{server=\"{server}\",view=\"\",zone=\"example.org.\"}} 1"
         ),
         format!(
-            "coredns_dns_responses_total{{server=\"{server}\",zone=\"example.org.\",view=\"\",rcode=\"NOERROR\",plugin=\"whoami\"}} 2"
+            "coredns_dns_responses_total{{plugin=\"whoami\",rcode=\"NOERROR\",server=\"{server}\",view=\"\",zone=\"example.org.\"}} 2"
         ),
         format!(
-            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"SERVFAIL\",plugin=\"\"}} 1"
+            "coredns_dns_responses_total{{plugin=\"\",rcode=\"SERVFAIL\",server=\"{server}\",view=\"\",zone=\".\"}} 1"
         ),
         format!(
-            "coredns_plugin_enabled{{server=\"{server}\",zone=\"example.org.\",view=\"\",name=\"whoami\"}} 1"
+            "coredns_plugin_enabled{{name=\"whoami\",server=\"{server}\",view=\"\",zone=\"example.org.\"}} 1"
         ),
         "coredns_panics_total 0".to_string(),
-        "coredns_build_info{version=".to_string(),
+        "coredns_build_info{goversion=".to_string(),
     ] {
         assert!(body.contains(&want), "missing {want}\n{body}");
     }
@@ -102,7 +106,7 @@ fn fast_path_hits_are_counted_like_chain_hits() {
     for proto in ["udp", "tcp"] {
         assert_eq!(
             line(&format!(
-                "coredns_dns_requests_total{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto}\",family=\"1\",type=\"A\"}}"
+                "coredns_dns_requests_total{{family=\"1\",proto=\"{proto}\",server=\"{server}\",type=\"A\",view=\"\",zone=\".\"}}"
             ))
             .rsplit(' ')
             .next(),
@@ -111,7 +115,7 @@ fn fast_path_hits_are_counted_like_chain_hits() {
         );
         assert!(
             text.contains(&format!(
-                "coredns_dns_response_size_bytes_count{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto}\"}} 10"
+                "coredns_dns_response_size_bytes_count{{proto=\"{proto}\",server=\"{server}\",view=\"\",zone=\".\"}} 10"
             )),
             "{proto} sizes:\n{text}"
         );
@@ -119,13 +123,13 @@ fn fast_path_hits_are_counted_like_chain_hits() {
     // 20 replies written by cache (the plugin after prometheus), one of them from a miss.
     assert!(
         text.contains(&format!(
-            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"NOERROR\",plugin=\"cache\"}} 20"
+            "coredns_dns_responses_total{{plugin=\"cache\",rcode=\"NOERROR\",server=\"{server}\",view=\"\",zone=\".\"}} 20"
         )),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\"}} 20"
+            "coredns_dns_request_duration_seconds_count{{server=\"{server}\",view=\"\",zone=\".\"}} 20"
         )),
         "{text}"
     );

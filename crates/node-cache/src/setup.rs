@@ -136,15 +136,16 @@ impl SetupMetrics {
     }
 }
 
-/// `/metrics`: the whole process registry.
+/// `/metrics`: the whole process registry, in the classic text format that upstream's
+/// `promhttp.Handler()` serves.
 struct MetricsPage(Metrics);
 
 impl HttpHandler for MetricsPage {
     fn handle(&self) -> HttpResponse {
         HttpResponse {
             status: 200,
-            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body: self.0.encode().into_bytes(),
+            content_type: Metrics::CLASSIC_CONTENT_TYPE,
+            body: self.0.encode_classic().into_bytes(),
         }
     }
 }
@@ -175,6 +176,9 @@ pub async fn serve_metrics(addr: &str, metrics: Metrics) -> Result<SocketAddr, S
         .map_err(|e| format!("listen tcp {addr}: {}", netif::go_error_text(&e)))?;
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| format!("listen tcp {addr}: {}", netif::go_error_text(&e)))?;
+    // Upstream's default registry carries Go's process collector (dashboards chart
+    // process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds).
+    metrics.register_process_collector();
     let mut paths: BTreeMap<String, Arc<dyn HttpHandler>> = BTreeMap::new();
     paths.insert("/metrics".to_string(), Arc::new(MetricsPage(metrics)));
     let (keep, stop) = watch::channel(false);

@@ -93,6 +93,16 @@ async fn the_metrics_listener_serves_the_whole_registry_or_logs_and_goes_on() {
         .unwrap();
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("coredns_other_thing_total 1\n"), "{page}");
+    // The classic text format, with Go's process collector, as upstream's promhttp.Handler().
+    assert!(
+        page.contains("# TYPE coredns_other_thing_total counter\n"),
+        "{page}"
+    );
+    assert!(!page.contains("# EOF"), "{page}");
+    assert!(
+        page.contains("# TYPE process_resident_memory_bytes gauge\n"),
+        "{page}"
+    );
     assert!(
         page.contains("coredns_nodecache_setup_errors_total{errortype=\"interface_add\"} 1\n"),
         "{page}"

@@ -105,7 +105,7 @@ pub trait FastHook: Send + Sync {
 pub struct FastSeen<'a> {
     /// The question's name, lowercased, in text form (`www.example.org.`).
     pub name: &'a str,
-    /// Whether the client is on IPv6.
+    /// Whether the client is on IPv6 (an IPv4 client on a dual-stack socket is not).
     pub client_v6: bool,
     /// The name of the plugin right after the observer in the chain (what CoreDNS's metrics
     /// name as the writer of a reply that came from further down the chain).

@@ -11,6 +11,7 @@ use prometheus_client::registry::{Metric, Registry};
 struct Inner {
     registry: Registry,
     families: HashMap<String, Box<dyn Any + Send + Sync>>,
+    process: bool,
 }
 
 /// A cheaply cloned handle on the registry.
@@ -59,7 +60,32 @@ impl Metrics {
         metric
     }
 
-    /// The registry in the Prometheus text exposition format.
+    /// Export the `process_*` families of Go's process collector (CPU, memory, file
+    /// descriptors, start time, network bytes), read from `/proc/self` at each scrape, as the
+    /// registry CoreDNS serves does. Registering more than once is a no-op.
+    pub fn register_process_collector(&self) {
+        let mut inner = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if !inner.process {
+            inner.process = true;
+            inner
+                .registry
+                .register_collector(Box::new(crate::procfs::ProcessCollector));
+        }
+    }
+
+    /// The registry in the classic Prometheus text format (`text/plain; version=0.0.4`), as
+    /// CoreDNS's `/metrics` serves it; its content type is [`Metrics::CLASSIC_CONTENT_TYPE`].
+    pub fn encode_classic(&self) -> String {
+        crate::expo::classic_from_openmetrics(&self.encode())
+    }
+
+    /// The `Content-Type` of [`Metrics::encode_classic`], as CoreDNS v1.14.7 sends it.
+    pub const CLASSIC_CONTENT_TYPE: &'static str = crate::expo::CONTENT_TYPE;
+
+    /// The registry in the OpenMetrics 1.0 text format (with `# EOF`).
     pub fn encode(&self) -> String {
         let inner = match self.inner.lock() {
             Ok(g) => g,

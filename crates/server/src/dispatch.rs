@@ -159,7 +159,7 @@ impl Dispatcher {
         let opt_size = wire::request_opt_size(&raw);
         let seen = Seen {
             protocol,
-            ipv6: src.is_ipv6(),
+            ipv6: src.ip().to_canonical().is_ipv6(),
             request_size: raw.len(),
             start: Instant::now(),
         };
@@ -383,7 +383,7 @@ impl Dispatcher {
                 if let Some(o) = p.fast_observer() {
                     let seen = FastSeen {
                         name,
-                        client_v6: src.is_ipv6(),
+                        client_v6: src.ip().to_canonical().is_ipv6(),
                         next: next.name(),
                         elapsed,
                     };

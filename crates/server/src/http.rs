@@ -1,20 +1,31 @@
 //! Shared HTTP listeners: one per address named by any plugin (`health`, `prometheus`, `ready`),
-//! each serving the paths registered on it. A small HTTP/1.1 server: one request per connection,
-//! bounded header size and time. Paths are matched as Go's `http.ServeMux` does: any method,
-//! percent-decoded, a path that is not clean redirected (307) to its clean form, other paths 404.
+//! each serving the paths registered on it. HTTP/1.1 on hyper, as Go's `net/http` serves a
+//! plain listener: keep-alive, HEAD answered with the headers only, a bounded request head
+//! (431 past 16 KiB), 5 s to read a request head, which also closes a keep-alive connection
+//! left idle that long (as CoreDNS's HTTP servers do). Paths are matched as Go's `http.ServeMux` does: any method,
+//! percent-decoded, a path that is not clean redirected (307) to its clean form, other paths
+//! 404. (Go serves HTTP/2 only over TLS, which these listeners do not speak, so neither do we.)
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use ferrodns_go::http::clean_path;
 use ferrodns_go::url::path_unescape;
-use ferrodns_plugin::{HttpHandler, HttpResponse};
+use ferrodns_plugin::HttpHandler;
 
 use crate::config::ConfigError;
 
@@ -47,9 +58,53 @@ pub fn bind(addr: &str) -> Result<std::net::TcpListener, ConfigError> {
     crate::tcp::bind(sa).map_err(|e| ConfigError(format!("listen tcp {addr}: {e}")))
 }
 
+/// The bounds of one listener's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to read a request head, counted from the end of the previous answer on a
+    /// keep-alive connection (so also how long an idle connection is kept).
+    pub header_read: Duration,
+    /// Largest request head; a larger one gets 431 and the connection is closed.
+    pub max_head: usize,
+    /// Time a connection still has to finish its request once the listener stops.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // CoreDNS's health, ready and metrics servers close a connection whose request head
+            // has not come within 5 s, and a kept-alive one idle for 5 s.
+            header_read: Duration::from_secs(5),
+            max_head: 16 * 1024,
+            drain: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Serve `paths` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, paths: Paths, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, paths: Paths, stop: watch::Receiver<bool>) {
+    serve_with(listener, paths, stop, Limits::default()).await;
+}
+
+/// [`serve`] with explicit [`Limits`].
+pub async fn serve_with(
+    listener: TcpListener,
+    paths: Paths,
+    mut stop: watch::Receiver<bool>,
+    limits: Limits,
+) {
     let paths = Arc::new(paths);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        // hyper's floor for its read buffer is 8 KiB.
+        .max_buf_size(limits.max_head.max(8192))
+        // Header names as Go writes them (`Content-Type`), for clients that compare them as
+        // written.
+        .title_case_headers(true)
+        .keep_alive(true);
     loop {
         let (stream, _) = tokio::select! {
             biased;
@@ -57,100 +112,90 @@ pub async fn serve(listener: TcpListener, paths: Paths, mut stop: watch::Receive
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
         };
         let paths = paths.clone();
+        let builder = builder.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), one(stream, &paths)).await;
+            let svc = service_fn(move |req| {
+                let paths = paths.clone();
+                async move { Ok::<_, Infallible>(route(&req, &paths)) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    // The listener stopped (shutdown or reload): finish the request in flight,
+                    // then close instead of keeping the connection alive.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.drain, conn).await;
+                }
+            }
         });
     }
 }
 
-async fn one(mut stream: TcpStream, paths: &Paths) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 16 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+fn reply(status: u16, content_type: Option<&'static str>, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Some(ct) = content_type {
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     }
-    let head_len = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(buf.len(), |i| i + 4);
-    let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
-    // Read a declared body (bounded) so that closing does not reset the connection before the
-    // client has read the answer.
-    let body_len = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(1 << 20);
-    let mut have = buf.len() - head_len;
-    while have < body_len {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
+    r
+}
+
+/// Go's `http.ServeMux` in front of the registered paths.
+fn route(req: &Request<Incoming>, paths: &Paths) -> Response<Full<Bytes>> {
+    let method = req.method();
+    let raw_path = req.uri().path();
+    let query = req.uri().query();
+    let Some(path) = path_unescape(raw_path) else {
+        return reply(
+            400,
+            Some("text/plain; charset=utf-8"),
+            b"400 Bad Request".to_vec(),
+        );
+    };
+    let clean = clean_path(&path);
+    if clean != path {
+        // Go's `http.Redirect`: an HTML body for GET only, its content type for GET and HEAD.
+        let to = match query {
+            Some(q) => format!("{clean}?{q}"),
+            None => clean,
+        };
+        let get_or_head = method == Method::GET || method == Method::HEAD;
+        let body = if method == Method::GET {
+            format!("<a href=\"{to}\">Temporary Redirect</a>.\n\n")
+        } else {
+            String::new()
+        };
+        let mut r = reply(
+            307,
+            get_or_head.then_some("text/html; charset=utf-8"),
+            body.into_bytes(),
+        );
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            r.headers_mut().insert(LOCATION, v);
         }
-        have += n;
+        return r;
     }
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let target = parts.next().unwrap_or("/");
-    let (raw_path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    let mut location = None;
-    let resp = match path_unescape(raw_path) {
-        None => HttpResponse::text(400, "400 Bad Request"),
-        Some(path) => {
-            let clean = clean_path(&path);
-            if clean != path {
-                let to = match query {
-                    Some(q) => format!("{clean}?{q}"),
-                    None => clean,
-                };
-                let body = if method == "GET" {
-                    format!("<a href=\"{to}\">Temporary Redirect</a>.\n\n")
-                } else {
-                    String::new()
-                };
-                location = Some(to);
-                HttpResponse {
-                    status: 307,
-                    content_type: "text/html; charset=utf-8",
-                    body: body.into_bytes(),
-                }
-            } else {
-                match paths.get(&path) {
-                    Some(h) => h.handle(),
-                    None => HttpResponse::text(404, "404 page not found\n"),
-                }
-            }
+    match paths.get(&path) {
+        Some(h) => {
+            let resp = h.handle();
+            reply(resp.status, Some(resp.content_type), resp.body)
         }
-    };
-    let reason = match resp.status {
-        200 => "OK",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        404 => "Not Found",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    let location = location.map_or(String::new(), |l| format!("Location: {l}\r\n"));
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        resp.status,
-        reason,
-        resp.content_type,
-        resp.body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        out.extend_from_slice(&resp.body);
+        None => {
+            // Go's `http.NotFound` (`http.Error`).
+            let mut r = reply(
+                404,
+                Some("text/plain; charset=utf-8"),
+                b"404 page not found\n".to_vec(),
+            );
+            r.headers_mut().insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
     }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
 }

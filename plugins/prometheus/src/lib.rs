@@ -36,15 +36,17 @@ pub struct Config {
     pub addr: String,
 }
 
-/// Serves `/metrics`.
+/// Serves `/metrics` in the classic text format whatever the `Accept` header asks: CoreDNS's
+/// promhttp handler does not enable OpenMetrics, so v1.14.7 answers
+/// `application/openmetrics-text` with the classic format too.
 pub(crate) struct Exporter(pub(crate) Metrics);
 
 impl HttpHandler for Exporter {
     fn handle(&self) -> HttpResponse {
         HttpResponse {
             status: 200,
-            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body: self.0.encode().into_bytes(),
+            content_type: Metrics::CLASSIC_CONTENT_TYPE,
+            body: self.0.encode_classic().into_bytes(),
         }
     }
 }
@@ -95,7 +97,7 @@ impl Plugin for Prometheus {
             zone: ferrodns_pkg::names::zone_match(&self.zones, &qname).unwrap_or("."),
             view: "",
             proto: req.protocol,
-            ipv6: req.src.is_ipv6(),
+            ipv6: req.client_ip().is_ipv6(),
             qtype: u16::from(req.qtype()),
             dnssec_ok: req.do_bit(),
             rcode: rcode_label(rcode),

@@ -45,6 +45,8 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
 pub(crate) fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg = parse(c)?;
     let metrics = c.metrics().clone();
+    // Go's process collector, which CoreDNS's registry carries.
+    metrics.register_process_collector();
     let dns = DnsMetrics::new(&metrics);
     let build: Labels = vec![
         ("version", env!("CARGO_PKG_VERSION").to_string()),

@@ -96,8 +96,18 @@ fn get(addr: SocketAddr, path: &str) -> (String, Vec<(String, String)>, String) 
     (status, headers, body.to_string())
 }
 
-/// The value of the sample whose name and labels are exactly `series`.
+/// The value of the sample whose name and labels are exactly `series` (label pairs in any
+/// order: the classic format writes them sorted by name).
 fn sample<'a>(body: &'a str, series: &str) -> &'a str {
+    let series = match series.split_once('{') {
+        Some((name, labels)) => {
+            let mut pairs: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+            pairs.sort();
+            format!("{name}{{{}}}", pairs.join(","))
+        }
+        None => series.to_string(),
+    };
+    let series = series.as_str();
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no sample {series} in\n{body}"))
@@ -137,11 +147,17 @@ async fn metrics_serves_coredns_families_for_what_was_asked() {
     assert!(
         headers.contains(&(
             "content-type".to_string(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string()
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores".to_string()
         )),
         "{headers:?}"
     );
-    assert!(body.ends_with("# EOF\n"), "{body}");
+    // The classic format: no `# EOF`, counters declared by their `_total` name.
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(
+        body.contains("# TYPE coredns_dns_requests_total counter\n"),
+        "{body}"
+    );
+    assert!(!body.contains("_created"), "{body}");
 
     let s = |series: String| sample(&body, &series).to_string();
     let ex = format!("server=\"{label}\",zone=\"example.org.\",view=\"\"");
@@ -290,6 +306,79 @@ async fn only_metrics_is_served_on_the_address() {
     server.stop().await;
 }
 
+/// Two scrapes on one kept-alive connection, the first asking for OpenMetrics as Prometheus
+/// does: both get the classic format (CoreDNS's handler does not enable OpenMetrics); a HEAD
+/// gets the headers only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_accept_gets_the_classic_format_on_one_connection() {
+    let (server, _dns, _label, http) =
+        start(".:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n    whoami\n}\n").await;
+    tokio::task::spawn_blocking(move || {
+        let c = TcpStream::connect(http).unwrap();
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut w = c.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(c);
+        let mut answer = |head_only: bool| -> (String, String, String) {
+            use std::io::BufRead;
+            let mut head = String::new();
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if l == "\r\n" {
+                    break;
+                }
+                head.push_str(&l);
+            }
+            let field = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let len: usize = field("content-length").parse().unwrap();
+            let mut body = vec![0; if head_only { 0 } else { len }];
+            r.read_exact(&mut body).unwrap();
+            (
+                head.lines().next().unwrap_or_default().to_string(),
+                field("content-type"),
+                String::from_utf8(body).unwrap(),
+            )
+        };
+        for (accept, method) in [
+            (
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+                "GET",
+            ),
+            ("text/plain", "GET"),
+            ("*/*", "HEAD"),
+        ] {
+            write!(
+                w,
+                "{method} /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n"
+            )
+            .unwrap();
+            let (status, ct, body) = answer(method == "HEAD");
+            assert_eq!(status, "HTTP/1.1 200 OK", "{accept}");
+            assert_eq!(
+                ct, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
+                "{accept}"
+            );
+            if method == "GET" {
+                assert!(!body.contains("# EOF"), "{body}");
+                assert!(
+                    body.contains("# TYPE process_cpu_seconds_total counter\n"),
+                    "{body}"
+                );
+            }
+        }
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
 #[test]
 fn the_exporter_encodes_the_process_registry() {
     let shared = Shared::default();
@@ -304,9 +393,58 @@ fn the_exporter_encodes_the_process_registry() {
     assert_eq!(page.status, 200);
     assert_eq!(
         page.content_type,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
     );
     let body = String::from_utf8(page.body).unwrap();
-    assert_eq!(body, shared.metrics.encode());
     assert!(body.contains("# TYPE coredns_build_info gauge"), "{body}");
+    // Go's process collector, as CoreDNS's registry has it.
+    for (family, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_virtual_memory_max_bytes", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family}: {body}"
+        );
+        let v: f64 = sample(&body, family).parse().unwrap();
+        assert!(v >= 0.0, "{family} {v}");
+    }
+    assert!(
+        body.contains(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        ),
+        "{body}"
+    );
+    let fds: f64 = sample(&body, "process_open_fds").parse().unwrap();
+    assert!(fds >= 3.0, "{fds}");
+}
+
+/// An IPv4 client on the dual-stack socket of an unbound block (`::ffff:127.0.0.1`) counts as
+/// family 1, as in CoreDNS (Go gives such a client as IPv4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_clients_of_a_dual_stack_socket_are_family_1() {
+    let (server, dns, _label, http) =
+        start(".:0 {\n    prometheus 127.0.0.1:0\n    whoami\n}\n").await;
+    let v4 = SocketAddr::from(([127, 0, 0, 1], dns.port()));
+    let body = tokio::task::spawn_blocking(move || {
+        udp_exchange(v4, &query("a.example.", RecordType::A, 1));
+        tcp_exchange(v4, &query("a.example.", RecordType::A, 2));
+        get(http, "/metrics").2
+    })
+    .await
+    .unwrap();
+    let requests: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("coredns_dns_requests_total{"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{body}");
+    for l in requests {
+        assert!(l.contains("family=\"1\""), "{l}");
+    }
+    server.stop().await;
 }
