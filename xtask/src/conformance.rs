@@ -16,14 +16,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let coredns = crate::coredns::ensure()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ferrodns",
-            "-p",
-            "ferrodns-conformance",
-        ])
+        .args(["build", "--release", "--workspace"])
         .current_dir(&root)
         .status()
         .context("running cargo build")?;

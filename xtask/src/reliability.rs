@@ -146,15 +146,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("==> building the release binaries");
     stdout_of(
         Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "-q",
-                "-p",
-                "ferrodns",
-                "-p",
-                "ferrodns-loadgen",
-            ])
+            .args(["build", "--release", "-q", "--workspace"])
             .current_dir(&root),
         "cargo build --release",
     )?;

@@ -167,16 +167,9 @@ fn build(root: &Path) -> Result<Tools> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     crate::ci::step(
         "bench: cargo build --release (ferrodns, node-cache, load tools)",
-        Command::new(cargo).current_dir(root).args([
-            "build",
-            "--release",
-            "-p",
-            "ferrodns",
-            "-p",
-            "ferrodns-node-cache",
-            "-p",
-            "ferrodns-loadgen",
-        ]),
+        Command::new(cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--workspace"]),
     )?;
     let rel = root.join("target/release");
     let coredns = crate::coredns::ensure()?;
