@@ -9,6 +9,23 @@ pub fn quote_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(" "))
 }
 
+/// An error followed by its causes, `: `-separated, as Go prints an error that wraps others.
+/// A cause whose text already ends the message is not repeated (Rust errors that print their
+/// cause, and those that keep it out of their text, as hyper's do, read the same).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -32,6 +32,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
+use ferrodns_go::fmt::error_chain;
+
 use crate::tls::TlsClient;
 
 /// CoreDNS's DoH client timeout for queries.
@@ -87,21 +89,6 @@ fn base64url(data: &[u8]) -> String {
         }
     }
     out
-}
-
-/// An error and its causes, `: `-separated (hyper's errors keep the cause out of their text).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.ends_with(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 impl Doh {

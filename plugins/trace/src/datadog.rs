@@ -11,7 +11,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use crate::http::{Client, Runtime, error_text, parse_url};
+use crate::http::{Client, Runtime, parse_url};
+use ferrodns_go::fmt::error_chain;
 
 /// How often spans are flushed to the agent.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -138,7 +139,7 @@ impl Exporter {
                     body,
                 )
                 .await
-                .map_err(|e| error_text(&e)),
+                .map_err(|e| error_chain(&e)),
             Err(e) => Err(e.to_string()),
         };
         match result {

@@ -134,21 +134,6 @@ impl Runtime {
     }
 }
 
-/// An error with its causes, as Go prints wrapped errors.
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.ends_with(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// A hyper client for one exporter.
 #[derive(Debug)]
 pub struct Client {

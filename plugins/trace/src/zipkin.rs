@@ -32,8 +32,9 @@ use opentelemetry_sdk::trace::{
 };
 use serde_json::{Map, Value};
 
-use crate::http::{Client, PostError, Runtime, error_text};
+use crate::http::{Client, PostError, Runtime};
 use crate::span::new_id;
+use ferrodns_go::fmt::error_chain;
 
 /// The reporter's defaults, as zipkin-go's.
 pub const DEFAULT_BATCH_SIZE: i64 = 100;
@@ -182,7 +183,7 @@ impl HttpClient for Uploader {
             }
             Err(PostError::Stopped) => Err(Box::new(PostError::Stopped)),
             Err(e) => {
-                tracing::warn!(target: "trace", "failed to send the request: Post {:?}: {}", self.url, error_text(&e));
+                tracing::warn!(target: "trace", "failed to send the request: Post {:?}: {}", self.url, error_chain(&e));
                 Err(Box::new(e))
             }
         }
