@@ -15,5 +15,7 @@
 
 pub mod names;
 pub mod response;
+pub mod sys;
 pub mod text;
+pub mod udp;
 pub mod vars;

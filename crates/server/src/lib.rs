@@ -17,7 +17,8 @@ pub mod handoff;
 pub mod http;
 pub mod logging;
 pub mod run;
-pub mod sys;
+/// The batched socket syscalls, from the one module with `unsafe` code.
+pub use ferrodns_pkg::sys;
 pub mod tcp;
 pub mod udp;
 pub mod wire;

@@ -158,7 +158,8 @@ fn bind_listener(
     let dispatch = Arc::new(ArcSwap::new(spec.dispatcher.clone()));
     let (mut tasks, stop) = Tasks::new();
     for s in udp_sockets {
-        let s = tokio::net::UdpSocket::from_std(s).map_err(|e| listen_err("udp", addr, e))?;
+        let s = ferrodns_pkg::udp::QuietUdpSocket::from_std(s)
+            .map_err(|e| listen_err("udp", addr, e))?;
         tasks
             .handles
             .push(tokio::spawn(udp::serve(s, dispatch.clone(), stop.clone())));

@@ -12,6 +12,10 @@
 //! silent upstream that holds thousands of misses must not stop the socket from answering cache
 //! hits on the fast path.
 //!
+//! The socket is registered for read events only ([`QuietUdpSocket`]): every reply sent would
+//! otherwise leave a write event behind that wakes the worker for nothing. A batch read that
+//! comes back short took everything there was, so the read that would only say so is skipped.
+//!
 //! [`FastHook`]: ferrodns_plugin::FastHook
 
 use std::io;
@@ -25,10 +29,9 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use socket2::{Domain, Protocol as SockProto, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, watch};
 
+use ferrodns_pkg::udp::QuietUdpSocket;
 use ferrodns_plugin::budget;
 use ferrodns_plugin::wire::WireHeader;
 use ferrodns_plugin::{FastAnswer, Metrics, Protocol, WireQuery};
@@ -123,7 +126,7 @@ impl Drop for Counted {
 
 /// What the receive loop and the backlog's task share of one socket.
 struct Front {
-    socket: Arc<UdpSocket>,
+    socket: Arc<QuietUdpSocket>,
     local: SocketAddr,
     in_flight: Arc<Semaphore>,
     /// Bytes waiting in the backlog (see [`BACKLOG_BYTES`]); nonzero while anything waits.
@@ -175,7 +178,7 @@ impl Front {
 
 /// Serve one socket until `stop` turns true.
 pub async fn serve(
-    socket: UdpSocket,
+    socket: QuietUdpSocket,
     dispatch: Arc<ArcSwap<Dispatcher>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -184,7 +187,7 @@ pub async fn serve(
         Ok(a) => a,
         Err(_) => return,
     };
-    let fd = socket.as_raw_fd();
+    let fd = socket.get_ref().as_raw_fd();
     let front = Arc::new(Front {
         socket: socket.clone(),
         local,
@@ -198,20 +201,28 @@ pub async fn serve(
     let mut name = String::with_capacity(256);
     let mut out = Vec::with_capacity(usize::from(u16::MAX));
     'serve: loop {
-        tokio::select! {
+        let mut guard = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            r = socket.readable() => if r.is_err() { break },
-        }
-        let n = match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
+            r = socket.readable() => match r {
+                Ok(g) => g,
+                Err(_) => break,
+            },
+        };
+        let n = match guard.try_io(|_| batch.recv(fd)) {
+            Ok(Ok(n)) => n,
+            Err(_would_block) => continue,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => {
                 tracing::error!(target: "server", "UDP receive on {local}: {e}");
                 continue;
             }
         };
+        if n < BATCH {
+            // The queue is empty: a datagram that lands after this is a new read event.
+            guard.clear_ready();
+        }
+        drop(guard);
         let current = dispatch.load_full();
         for i in 0..n {
             let Some((bytes, src)) = batch.get(i) else {
@@ -276,10 +287,10 @@ pub async fn serve(
 
 /// Send the datagrams queued in `ready` with `sendmmsg`, waiting for the socket when its
 /// buffer is full and passing over one the kernel refuses; `ready` is empty afterwards.
-pub async fn flush(ready: &mut SendBatch, socket: &UdpSocket) {
-    let fd = socket.as_raw_fd();
+pub async fn flush(ready: &mut SendBatch, socket: &QuietUdpSocket) {
+    let fd = socket.get_ref().as_raw_fd();
     while ready.pending() {
-        match socket.try_io(Interest::WRITABLE, || ready.send(fd)) {
+        match ready.send(fd) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

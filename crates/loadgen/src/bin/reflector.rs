@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, bail};
+use ferrodns_pkg::udp::QuietUdpSocket;
 use ferrodns_server::sys::{RecvBatch, SendBatch};
 use ferrodns_server::udp::flush;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const USAGE: &str = "\
 usage: ferrodns-reflector --listen ADDR:PORT [--threads N] [--batch N]
@@ -69,7 +70,7 @@ fn main() -> Result<()> {
                 if let Some(l) = tcp {
                     tokio::spawn(serve_tcp(TcpListener::from_std(l)?));
                 }
-                serve_udp(UdpSocket::from_std(s)?, batch).await
+                serve_udp(QuietUdpSocket::from_std(s)?, batch).await
             })
         }));
     }
@@ -82,18 +83,23 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-async fn serve_udp(socket: UdpSocket, batch: usize) -> Result<()> {
-    let fd = socket.as_raw_fd();
+async fn serve_udp(socket: QuietUdpSocket, batch: usize) -> Result<()> {
+    let fd = socket.get_ref().as_raw_fd();
     let mut rx = RecvBatch::new(batch);
     let mut out = SendBatch::default();
     loop {
-        socket.readable().await?;
-        let n = match socket.try_io(Interest::READABLE, || rx.recv(fd)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
+        // Read as the server's front reads (see `ferrodns_server::udp`).
+        let mut guard = socket.readable().await?;
+        let n = match guard.try_io(|_| rx.recv(fd)) {
+            Ok(Ok(n)) => n,
+            Err(_would_block) => continue,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => return Err(e.into()),
         };
+        if n < batch {
+            guard.clear_ready();
+        }
+        drop(guard);
         for i in 0..n {
             let Some((bytes, src)) = rx.get(i) else {
                 continue;

@@ -1,11 +1,12 @@
-//! Batched UDP syscalls: `recvmmsg` and `sendmmsg`; and taking ownership of the descriptors a
-//! hand-off receives by `SCM_RIGHTS` ([`adopt_received_fd`]).
+//! Batched UDP syscalls: `recvmmsg` and `sendmmsg`; taking ownership of the descriptors a
+//! hand-off receives by `SCM_RIGHTS` ([`adopt_received_fd`]); and registering a socket with
+//! tokio's reactor for the events we choose ([`watch`], for [`crate::udp::QuietUdpSocket`]).
 //!
-//! This is the only module of ferrodns with `unsafe` code. Each call hands the kernel arrays of
-//! `mmsghdr`/`iovec` that point into buffers owned by [`RecvBatch`] or [`SendBatch`];
-//! the pointers are rebuilt before every call and live only for its duration, so nothing the
-//! kernel writes through them can outlive or alias the Rust-owned memory. Both calls are
-//! non-blocking (`MSG_DONTWAIT`); readiness comes from tokio.
+//! This is the only module of ferrodns with `unsafe` code. Each batched call hands the kernel
+//! arrays of `mmsghdr`/`iovec` that point into buffers owned by [`RecvBatch`] or
+//! [`SendBatch`]; the pointers are rebuilt before every call and live only for its duration, so
+//! nothing the kernel writes through them can outlive or alias the Rust-owned memory. Both
+//! calls are non-blocking (`MSG_DONTWAIT`); readiness comes from tokio.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -224,12 +225,24 @@ fn header(
 }
 
 /// Own a descriptor that `recvmsg` just installed in this process from an `SCM_RIGHTS` message
-/// (a hand-off, see [`crate::handoff`]).
+/// (a hand-off, see `ferrodns_server::handoff`).
 pub fn adopt_received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: the kernel created `fd` in this process while receiving the message; no other
     // code has seen it, so the returned value is its only owner and closes it exactly once.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Register `socket` with the current runtime's reactor for `interest` only.
+pub fn watch(
+    socket: std::net::UdpSocket,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>> {
+    // SAFETY: the `AsyncFd` owns `socket`, and with it the descriptor it registers; nothing
+    // else can close or replace that descriptor while it is registered, and dropping the
+    // `AsyncFd` deregisters it before the socket closes it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
+        .map_err(|e| e.into_parts().1)
 }
 
 #[cfg(test)]
