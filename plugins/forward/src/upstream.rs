@@ -2,14 +2,15 @@
 //! state and prober.
 //!
 //! UDP: a few connected sockets, each with one reader task that hands replies to the waiting
-//! query by message ID. TCP: persistent connections with a writer task (fed through a bounded
-//! channel, so a slow upstream pushes back) and a reader task demultiplexing by ID; a new
-//! connection is opened while every open one has a query in flight, and queries are pipelined
-//! only once the per-upstream connection cap is reached. Every pending map is bounded; past the
-//! bounds a query fails at once instead of piling up.
+//! query by message ID. TCP: persistent connections that a query writes its frame to itself
+//! (a writer task takes what cannot be written at once, and every TLS frame), and a reader task
+//! demultiplexing by ID; a new connection is opened while every open one has a query in flight,
+//! and queries are pipelined only once the per-upstream connection cap is reached. Every
+//! pending map is bounded (so is what waits for the writer task, one frame per waiting query);
+//! past the bounds a query fails at once instead of piling up.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
+
+use ferrodns_pkg::udp::QuietUdpSocket;
 
 use crate::doh::Doh;
 use crate::metrics::{ConnProto, ForwardMetrics, UpstreamMetrics};
@@ -106,36 +109,125 @@ enum ConnError {
 }
 
 type Waiter = oneshot::Sender<Result<Bytes, ConnError>>;
+type Wait = oneshot::Receiver<Result<Bytes, ConnError>>;
 
 #[derive(Default)]
-struct Pending {
+struct Waiting {
     map: foldhash::HashMap<u16, Waiter>,
     dead: Option<ConnError>,
 }
 
+/// The queries waiting for their replies on one connection, by message ID, and why the
+/// connection died once it has. How many wait and whether it died are mirrored in atomics:
+/// choosing a connection looks at every one of them for each query, and takes no lock for it.
+#[derive(Default)]
+struct Pending {
+    waiting: Mutex<Waiting>,
+    len: AtomicUsize,
+    dead: AtomicBool,
+}
+
 impl Pending {
     /// Fail every waiter and refuse new ones.
-    fn kill(&mut self, e: ConnError) {
-        for (_, w) in self.map.drain() {
-            let _ = w.send(Err(e.clone()));
+    fn kill(&self, e: ConnError) {
+        let mut w = lock(&self.waiting);
+        for (_, tx) in w.map.drain() {
+            let _ = tx.send(Err(e.clone()));
         }
-        if self.dead.is_none() {
-            self.dead = Some(e);
+        if w.dead.is_none() {
+            w.dead = Some(e);
         }
+        self.dead.store(true, Ordering::Relaxed);
+        self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// Wait for the reply with a fresh random ID; fails when the connection is dead or `cap`
+    /// queries already wait on it.
+    fn register(&self, cap: usize) -> Result<(u16, Wait), Option<ConnError>> {
+        let mut w = lock(&self.waiting);
+        if let Some(e) = &w.dead {
+            return Err(Some(e.clone()));
+        }
+        if w.map.len() >= cap {
+            return Err(None);
+        }
+        let mut id: u16 = rand::random();
+        let mut tries = 0;
+        while w.map.contains_key(&id) {
+            id = rand::random();
+            tries += 1;
+            if tries > 64 {
+                return Err(None);
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        w.map.insert(id, tx);
+        self.len.store(w.map.len(), Ordering::Relaxed);
+        Ok((id, rx))
+    }
+
+    /// The waiter for `id`, no longer waiting.
+    fn take(&self, id: u16) -> Option<Waiter> {
+        let mut w = lock(&self.waiting);
+        let tx = w.map.remove(&id);
+        self.len.store(w.map.len(), Ordering::Relaxed);
+        tx
+    }
+}
+
+/// The sending side of a TCP (or TLS) connection. A query writes its own frame on a plain TCP
+/// connection, with one non-blocking write and no hand-off to another task. What cannot go at
+/// once (a full socket buffer, a partial write), and every frame of a TLS connection, goes to
+/// the connection's writer task, and later frames queue behind it until it is written, so that
+/// frames never interleave.
+struct TcpOut {
+    direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
+    queue: mpsc::UnboundedSender<Vec<u8>>,
+    /// Frames handed to the writer task and not yet written.
+    queued: Arc<AtomicUsize>,
+    order: Mutex<()>,
+}
+
+impl TcpOut {
+    /// Send one frame; an error means the connection is gone.
+    fn send(&self, mut frame: Vec<u8>) -> Result<(), ConnError> {
+        let _order = lock(&self.order);
+        if let Some(w) = &self.direct
+            && self.queued.load(Ordering::Acquire) == 0
+        {
+            match w.try_write(&frame) {
+                Ok(n) if n == frame.len() => return Ok(()),
+                Ok(n) => {
+                    frame.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(write_error(&e)),
+            }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queue.send(frame).map_err(|_| ConnError::Eof)
+    }
+}
+
+fn write_error(e: &std::io::Error) -> ConnError {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => ConnError::Eof,
+        _ => ConnError::Other(e.to_string()),
     }
 }
 
 enum Sender {
-    Udp(Arc<UdpSocket>),
-    Tcp(mpsc::Sender<Vec<u8>>),
+    Udp(Arc<QuietUdpSocket>),
+    Tcp(TcpOut),
 }
 
 /// One pooled connection.
 struct Conn {
     sender: Sender,
-    pending: Arc<Mutex<Pending>>,
+    pending: Arc<Pending>,
     created: Instant,
-    last_used: Mutex<Instant>,
+    /// When it was last given back, in nanoseconds after `created`.
+    last_used: AtomicU64,
     local: SocketAddr,
     tasks: Vec<AbortHandle>,
 }
@@ -150,29 +242,31 @@ impl Drop for Conn {
 
 impl Conn {
     fn in_flight(&self) -> usize {
-        lock(&self.pending).map.len()
+        self.pending.len.load(Ordering::Relaxed)
     }
     fn is_dead(&self) -> bool {
-        lock(&self.pending).dead.is_some()
+        self.pending.dead.load(Ordering::Relaxed)
     }
     fn idle_for(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(*lock(&self.last_used))
+        let used = self.created + Duration::from_nanos(self.last_used.load(Ordering::Relaxed));
+        now.saturating_duration_since(used)
     }
     fn touch(&self) {
-        *lock(&self.last_used) = Instant::now();
+        let nanos = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_used.store(nanos, Ordering::Relaxed);
     }
 }
 
 /// Removes a waiter when the query is done or abandoned (a cancelled request must not leave
 /// its ID behind).
 struct Registration {
-    pending: Arc<Mutex<Pending>>,
+    pending: Arc<Pending>,
     id: u16,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.pending).map.remove(&self.id);
+        self.pending.take(self.id);
     }
 }
 
@@ -336,13 +430,27 @@ impl Upstream {
             Proto::Tcp => (1, TCP_DEPTH, MAX_TCP_CONNS),
         };
         let choose = |conns: &mut Vec<Arc<Conn>>, extra: usize| {
-            conns.retain(|c| self.keep(c, now));
-            let best = conns
-                .iter()
-                .filter(|c| !self.too_old(c, now))
-                .map(|c| (c.in_flight(), c))
-                .min_by_key(|(n, _)| *n)
-                .map(|(n, c)| (n, c.clone()));
+            // One pass without locks; the rare connection to let go (dead, idle past `expire`,
+            // older than `max_age`) is removed only when there is one.
+            let mut best: Option<(usize, &Arc<Conn>)> = None;
+            let mut stale = false;
+            for c in conns.iter() {
+                if !self.keep(c, now) {
+                    stale = true;
+                    continue;
+                }
+                if self.too_old(c, now) {
+                    continue;
+                }
+                let n = c.in_flight();
+                if best.is_none_or(|(b, _)| n < b) {
+                    best = Some((n, c));
+                }
+            }
+            let best = best.map(|(n, c)| (n, c.clone()));
+            if stale {
+                conns.retain(|c| self.keep(c, now));
+            }
             let total = conns.len() + extra;
             match best {
                 Some((n, c)) if n < spread => Ok(Pick::Reuse(c)),
@@ -400,23 +508,22 @@ impl Upstream {
         let std = std::net::UdpSocket::bind(self.bind_addr(target))
             .and_then(|s| {
                 s.connect(target)?;
-                s.set_nonblocking(true)?;
                 Ok(s)
             })
             .map_err(|e| ExchangeError::Failed(format!("dial udp {target}: {e}")))?;
+        // Read events only: each query sent would otherwise wake the worker once more.
         let sock = Arc::new(
-            UdpSocket::from_std(std)
+            QuietUdpSocket::from_std(std)
                 .map_err(|e| ExchangeError::Failed(format!("dial udp {target}: {e}")))?,
         );
         let local = sock.local_addr().unwrap_or(target);
-        let pending: Arc<Mutex<Pending>> = Arc::default();
+        let pending: Arc<Pending> = Arc::default();
         let reader = tokio::spawn(udp_reader(sock.clone(), pending.clone()));
-        let now = Instant::now();
         let conn = Arc::new(Conn {
             sender: Sender::Udp(sock),
             pending,
-            created: now,
-            last_used: Mutex::new(now),
+            created: Instant::now(),
+            last_used: AtomicU64::new(0),
             local,
             tasks: vec![reader.abort_handle()],
         });
@@ -489,15 +596,23 @@ impl Upstream {
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(target);
-        let pending: Arc<Mutex<Pending>> = Arc::default();
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(TCP_DEPTH);
-        let (writer, reader) = match &self.tls {
+        let pending: Arc<Pending> = Arc::default();
+        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (writer, reader, direct) = match &self.tls {
             None => {
                 self.record_dial(start.elapsed());
                 let (rd, wr) = stream.into_split();
+                let wr = Arc::new(wr);
                 (
-                    tokio::spawn(tcp_writer(wr, rx, pending.clone())),
+                    tokio::spawn(tcp_writer(
+                        SharedWrite(wr.clone()),
+                        rx,
+                        queued.clone(),
+                        pending.clone(),
+                    )),
                     tokio::spawn(tcp_reader(rd, pending.clone())),
+                    Some(wr),
                 )
             }
             Some(tls) => {
@@ -524,17 +639,22 @@ impl Upstream {
                 self.record_dial(start.elapsed());
                 let (rd, wr) = tokio::io::split(s);
                 (
-                    tokio::spawn(tcp_writer(wr, rx, pending.clone())),
+                    tokio::spawn(tcp_writer(wr, rx, queued.clone(), pending.clone())),
                     tokio::spawn(tcp_reader(rd, pending.clone())),
+                    None,
                 )
             }
         };
-        let now = Instant::now();
         Ok(Arc::new(Conn {
-            sender: Sender::Tcp(tx),
+            sender: Sender::Tcp(TcpOut {
+                direct,
+                queue: tx,
+                queued,
+                order: Mutex::new(()),
+            }),
             pending,
-            created: now,
-            last_used: Mutex::new(now),
+            created: Instant::now(),
+            last_used: AtomicU64::new(0),
             local,
             tasks: vec![writer.abort_handle(), reader.abort_handle()],
         }))
@@ -616,43 +736,33 @@ impl Upstream {
                 }
             }
         };
-        let (id, rx, reg) = {
-            let mut p = lock(&conn.pending);
-            if let Some(e) = &p.dead {
-                let e = e.clone();
-                drop(p);
+        let cap = match proto {
+            Proto::Udp => UDP_DEPTH,
+            Proto::Tcp => TCP_DEPTH,
+        };
+        let (id, rx) = match conn.pending.register(cap) {
+            Ok(r) => r,
+            Err(Some(e)) => {
                 self.forget(&conn, proto);
                 return Err(self.conn_error(e, proto, &conn, cached));
             }
-            let mut id: u16 = rand::random();
-            let mut tries = 0;
-            while p.map.contains_key(&id) {
-                id = rand::random();
-                tries += 1;
-                if tries > 64 {
-                    return Err(ExchangeError::Failed(format!(
-                        "too many queries in flight to {}",
-                        self.addr
-                    )));
-                }
+            Err(None) => {
+                return Err(ExchangeError::Failed(format!(
+                    "too many queries in flight to {}",
+                    self.addr
+                )));
             }
-            let (tx, rx) = oneshot::channel();
-            p.map.insert(id, tx);
-            (
-                id,
-                rx,
-                Registration {
-                    pending: conn.pending.clone(),
-                    id,
-                },
-            )
+        };
+        let reg = Registration {
+            pending: conn.pending.clone(),
+            id,
         };
         let net = Self::proto_label(proto);
         match &conn.sender {
             Sender::Udp(sock) => {
                 let mut buf = query.to_vec();
                 buf[0..2].copy_from_slice(&id.to_be_bytes());
-                if let Err(e) = sock.try_send(&buf) {
+                if let Err(e) = sock.get_ref().send(&buf) {
                     let e = match e.kind() {
                         std::io::ErrorKind::WouldBlock => {
                             match tokio::time::timeout(WRITE_TIMEOUT, sock.send(&buf)).await {
@@ -673,7 +783,7 @@ impl Upstream {
                     }
                 }
             }
-            Sender::Tcp(tx) => {
+            Sender::Tcp(out) => {
                 let Ok(len) = u16::try_from(query.len()) else {
                     return Err(ExchangeError::Failed("dns: message too large".into()));
                 };
@@ -681,24 +791,19 @@ impl Upstream {
                 buf.extend_from_slice(&len.to_be_bytes());
                 buf.extend_from_slice(query);
                 buf[2..4].copy_from_slice(&id.to_be_bytes());
-                match tokio::time::timeout(WRITE_TIMEOUT, tx.send(buf)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
-                        self.forget(&conn, proto);
-                        return Err(if cached {
-                            ExchangeError::CachedClosed
-                        } else {
-                            ExchangeError::Failed("EOF".into())
-                        });
-                    }
-                    Err(_) => {
-                        self.forget(&conn, proto);
-                        return Err(ExchangeError::Failed(format!(
-                            "write tcp {}->{}: i/o timeout",
+                if let Err(e) = out.send(buf) {
+                    // The frame may be half written: nothing else can use this connection.
+                    conn.pending.kill(e.clone());
+                    self.forget(&conn, proto);
+                    return Err(match e {
+                        ConnError::Eof if cached => ExchangeError::CachedClosed,
+                        ConnError::Eof => ExchangeError::Failed("EOF".into()),
+                        ConnError::Other(s) => ExchangeError::Failed(format!(
+                            "write tcp {}->{}: {s}",
                             conn.local,
                             self.peer()
-                        )));
-                    }
+                        )),
+                    });
                 }
             }
         }
@@ -882,15 +987,14 @@ async fn probe_stream(mut s: impl AsyncRead + AsyncWrite + Unpin, q: &[u8]) -> R
     }
 }
 
-fn deliver(pending: &Mutex<Pending>, reply: &[u8]) {
+fn deliver(pending: &Pending, reply: &[u8]) {
     let id = u16::from_be_bytes([reply[0], reply[1]]);
-    let waiter = lock(pending).map.remove(&id);
-    if let Some(w) = waiter {
+    if let Some(w) = pending.take(id) {
         let _ = w.send(Ok(Bytes::copy_from_slice(reply)));
     }
 }
 
-async fn udp_reader(sock: Arc<UdpSocket>, pending: Arc<Mutex<Pending>>) {
+async fn udp_reader(sock: Arc<QuietUdpSocket>, pending: Arc<Pending>) {
     let mut buf = vec![0u8; 65535];
     loop {
         match sock.recv(&mut buf).await {
@@ -902,7 +1006,7 @@ async fn udp_reader(sock: Arc<UdpSocket>, pending: Arc<Mutex<Pending>>) {
                     std::io::ErrorKind::ConnectionRefused => "read: connection refused".to_string(),
                     _ => e.to_string(),
                 };
-                lock(&pending).kill(ConnError::Other(text));
+                pending.kill(ConnError::Other(text));
                 return;
             }
         }
@@ -913,43 +1017,82 @@ async fn udp_reader(sock: Arc<UdpSocket>, pending: Arc<Mutex<Pending>>) {
 /// and one syscall instead of one per query).
 const WRITE_BATCH: usize = 16 << 10;
 
+/// The write half of a plain TCP connection that the queries write to directly, as the writer
+/// task writes it.
+struct SharedWrite(Arc<tokio::net::tcp::OwnedWriteHalf>);
+
+impl AsyncWrite for SharedWrite {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                done => return std::task::Poll::Ready(done),
+            }
+            // Registers for the wake-up; ready again means try again.
+            let stream: &tokio::net::TcpStream = (*self.0).as_ref();
+            std::task::ready!(stream.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Write what the queries could not write themselves, in order (see [`TcpOut`]).
 async fn tcp_writer(
     mut wr: impl AsyncWrite + Unpin + Send + 'static,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    pending: Arc<Mutex<Pending>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    pending: Arc<Pending>,
 ) {
     let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     while let Some(frame) = rx.recv().await {
         // Every frame already queued joins this write.
         batch.clear();
         batch.extend_from_slice(&frame);
+        let mut frames = 1;
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.extend_from_slice(&next),
+                Ok(next) => {
+                    batch.extend_from_slice(&next);
+                    frames += 1;
+                }
                 Err(_) => break,
             }
         }
         match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&batch)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                // Only now may a query write its frame directly again.
+                queued.fetch_sub(frames, Ordering::AcqRel);
+            }
             Ok(Err(e)) => {
-                let e = match e.kind() {
-                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
-                        ConnError::Eof
-                    }
-                    _ => ConnError::Other(e.to_string()),
-                };
-                lock(&pending).kill(e);
+                pending.kill(write_error(&e));
                 return;
             }
             Err(_) => {
-                lock(&pending).kill(ConnError::Other("i/o timeout".into()));
+                pending.kill(ConnError::Other("i/o timeout".into()));
                 return;
             }
         }
     }
 }
 
-async fn tcp_reader(rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Mutex<Pending>>) {
+async fn tcp_reader(rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Pending>) {
     // Buffered: the replies to a pipelined burst arrive together and are taken with one read,
     // not two per reply (length, then body).
     let mut rd = tokio::io::BufReader::with_capacity(16 << 10, rd);
@@ -964,7 +1107,7 @@ async fn tcp_reader(rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Mu
                     }
                     _ => ConnError::Other(e.to_string()),
                 };
-                lock(&pending).kill(e);
+                pending.kill(e);
                 return;
             }
         };
@@ -974,14 +1117,100 @@ async fn tcp_reader(rd: impl AsyncRead + Unpin + Send + 'static, pending: Arc<Mu
                 std::io::ErrorKind::UnexpectedEof => ConnError::Eof,
                 _ => ConnError::Other(e.to_string()),
             };
-            lock(&pending).kill(e);
+            pending.kill(e);
             return;
         }
         if len < 12 {
             // A message without a header breaks the stream's framing for us: give up on it.
-            lock(&pending).kill(ConnError::Other("dns: short read".into()));
+            pending.kill(ConnError::Other("dns: short read".into()));
             return;
         }
         deliver(&pending, &body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(i: usize, body: usize) -> Vec<u8> {
+        let mut f = (body as u16).to_be_bytes().to_vec();
+        f.extend((0..body).map(|j| (i + j) as u8));
+        f
+    }
+
+    async fn read_frame(peer: &mut tokio::net::TcpStream, i: usize, body: usize) {
+        let len = peer.read_u16().await.unwrap();
+        assert_eq!(usize::from(len), body, "frame {i}: framing broken");
+        let mut got = vec![0u8; body];
+        peer.read_exact(&mut got).await.unwrap();
+        assert!(
+            got.iter().enumerate().all(|(j, b)| *b == (i + j) as u8),
+            "frame {i} out of order or torn"
+        );
+    }
+
+    /// Frames a plain TCP connection cannot take at once (the peer reads nothing for now, and
+    /// both buffers are small and fixed) wait for the writer task; later frames queue behind
+    /// them, also once the peer has made room, and the peer reads every frame whole and in
+    /// order.
+    #[tokio::test]
+    async fn frames_that_do_not_fit_wait_in_order() {
+        const FIRST: usize = 100;
+        const MORE: usize = 20;
+        const BODY: usize = 4000;
+        let server = TcpSocket::new_v4().unwrap();
+        server.set_recv_buffer_size(4096).unwrap();
+        server.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = server.local_addr().unwrap();
+        let listener = server.listen(8).unwrap();
+        let client = TcpSocket::new_v4().unwrap();
+        client.set_send_buffer_size(4096).unwrap();
+        let (stream, accepted) = tokio::join!(client.connect(addr), listener.accept());
+        let (_rd, wr) = stream.unwrap().into_split();
+        let (mut peer, _) = accepted.unwrap();
+
+        let pending: Arc<Pending> = Arc::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let wr = Arc::new(wr);
+        tokio::spawn(tcp_writer(
+            SharedWrite(wr.clone()),
+            rx,
+            queued.clone(),
+            pending.clone(),
+        ));
+        let out = TcpOut {
+            direct: Some(wr),
+            queue: tx,
+            queued: queued.clone(),
+            order: Mutex::new(()),
+        };
+        for i in 0..FIRST {
+            out.send(frame(i, BODY)).unwrap();
+        }
+        assert!(
+            queued.load(Ordering::Acquire) > 0,
+            "every frame fit: the test did not reach the writer task"
+        );
+        // Room in the socket again, while frames still wait for the writer task: new frames
+        // must not pass them.
+        for i in 0..10 {
+            read_frame(&mut peer, i, BODY).await;
+        }
+        for i in FIRST..FIRST + MORE {
+            out.send(frame(i, BODY)).unwrap();
+        }
+        for i in 10..FIRST + MORE {
+            read_frame(&mut peer, i, BODY).await;
+        }
+        // Everything was read, so the writer task has written all it held.
+        while queued.load(Ordering::Acquire) > 0 {
+            tokio::task::yield_now().await;
+        }
+        // The socket is written directly again.
+        out.send(frame(0, 12)).unwrap();
+        assert_eq!(queued.load(Ordering::Acquire), 0);
+        read_frame(&mut peer, 0, 12).await;
     }
 }
