@@ -427,7 +427,8 @@ impl Plugin for Forward {
         let mut failovers = 0usize;
         let mut i = 0usize;
         let mut last_err: Option<String> = None;
-        let tap_start = std::time::SystemTime::now();
+        // The wall clock is read only for dnstap, which records it.
+        let tap_start = (!self.taps.is_empty()).then(std::time::SystemTime::now);
 
         while Instant::now() < deadline && (max_attempts == 0 || attempts < max_attempts) {
             if i >= list.len() {
@@ -455,9 +456,9 @@ impl Plugin for Forward {
             let outcome = self
                 .connect(&up, &query, &question, client, size, deadline, &mut choice)
                 .await;
-            if !self.taps.is_empty() {
+            if let Some(start) = tap_start {
                 let reply = outcome.as_ref().ok().map(|(r, _)| r);
-                self.to_dnstap(req, &up, choice, &query, reply, tap_start);
+                self.to_dnstap(req, &up, choice, &query, reply, start);
             }
             let (reply, info) = match outcome {
                 Ok(r) => {
