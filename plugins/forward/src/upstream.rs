@@ -189,6 +189,39 @@ struct TcpOut {
 }
 
 impl TcpOut {
+    /// The sending side of a plain TCP connection, and its writer task.
+    fn plain(
+        wr: tokio::net::tcp::OwnedWriteHalf,
+        pending: &Arc<Pending>,
+    ) -> (TcpOut, tokio::task::JoinHandle<()>) {
+        let wr = Arc::new(wr);
+        let (out, writer) = Self::queued(SharedWrite(wr.clone()), pending);
+        (
+            TcpOut {
+                direct: Some(wr),
+                ..out
+            },
+            writer,
+        )
+    }
+
+    /// The sending side of a stream that only its writer task writes (TLS), and that task.
+    fn queued(
+        wr: impl AsyncWrite + Unpin + Send + 'static,
+        pending: &Arc<Pending>,
+    ) -> (TcpOut, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(tcp_writer(wr, rx, queued.clone(), pending.clone()));
+        let out = TcpOut {
+            direct: None,
+            queue: tx,
+            queued,
+            order: Mutex::new(()),
+        };
+        (out, writer)
+    }
+
     /// Send one frame; an error means the connection is gone.
     fn send(&self, mut frame: Vec<u8>) -> Result<(), ConnError> {
         let _order = lock(&self.order);
@@ -597,22 +630,13 @@ impl Upstream {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(target);
         let pending: Arc<Pending> = Arc::default();
-        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (writer, reader, direct) = match &self.tls {
+        let ((out, writer), reader) = match &self.tls {
             None => {
                 self.record_dial(start.elapsed());
                 let (rd, wr) = stream.into_split();
-                let wr = Arc::new(wr);
                 (
-                    tokio::spawn(tcp_writer(
-                        SharedWrite(wr.clone()),
-                        rx,
-                        queued.clone(),
-                        pending.clone(),
-                    )),
+                    TcpOut::plain(wr, &pending),
                     tokio::spawn(tcp_reader(rd, pending.clone())),
-                    Some(wr),
                 )
             }
             Some(tls) => {
@@ -639,19 +663,13 @@ impl Upstream {
                 self.record_dial(start.elapsed());
                 let (rd, wr) = tokio::io::split(s);
                 (
-                    tokio::spawn(tcp_writer(wr, rx, queued.clone(), pending.clone())),
+                    TcpOut::queued(wr, &pending),
                     tokio::spawn(tcp_reader(rd, pending.clone())),
-                    None,
                 )
             }
         };
         Ok(Arc::new(Conn {
-            sender: Sender::Tcp(TcpOut {
-                direct,
-                queue: tx,
-                queued,
-                order: Mutex::new(()),
-            }),
+            sender: Sender::Tcp(out),
             pending,
             created: Instant::now(),
             last_used: AtomicU64::new(0),
@@ -1171,21 +1189,8 @@ mod tests {
         let (mut peer, _) = accepted.unwrap();
 
         let pending: Arc<Pending> = Arc::default();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let wr = Arc::new(wr);
-        tokio::spawn(tcp_writer(
-            SharedWrite(wr.clone()),
-            rx,
-            queued.clone(),
-            pending.clone(),
-        ));
-        let out = TcpOut {
-            direct: Some(wr),
-            queue: tx,
-            queued: queued.clone(),
-            order: Mutex::new(()),
-        };
+        let (out, _writer) = TcpOut::plain(wr, &pending);
+        let queued = out.queued.clone();
         for i in 0..FIRST {
             out.send(frame(i, BODY)).unwrap();
         }
