@@ -10,6 +10,10 @@
 //! - [`response`] — the type and class of a reply (`Typify`, `Classify`);
 //! - [`vars`] — the server-wide DNS metric families (`coredns_dns_*`), on the API's
 //!   [`ferrodns_plugin::Metrics`] registry.
+//! - [`udp`] — a UDP socket the runtime watches for read events only, so that sending does
+//!   not wake the worker (the server's front and `forward`'s upstream sockets);
+//! - [`sys`] — the batched `recvmmsg`/`sendmmsg` calls and the reactor registration under it:
+//!   the one module of ferrodns with `unsafe` code.
 
 #![warn(missing_docs)]
 
