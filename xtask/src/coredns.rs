@@ -9,13 +9,18 @@ use anyhow::{Context, Result, bail};
 /// The CoreDNS release ferrodns is compared with. Change it here only.
 pub const VERSION: &str = "v1.14.7";
 
-/// `~/.cache/ferrodns/coredns-<version>` (or `$FERRODNS_CACHE/coredns-<version>`).
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("FERRODNS_CACHE")
+/// `~/.cache/ferrodns` (or `$FERRODNS_CACHE`): what is built once per machine, outside the
+/// clone.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("FERRODNS_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrodns")))
-        .unwrap_or_else(|| PathBuf::from("/tmp/ferrodns-cache"));
-    base.join(format!("coredns-{VERSION}"))
+        .unwrap_or_else(|| PathBuf::from("/tmp/ferrodns-cache"))
+}
+
+/// `~/.cache/ferrodns/coredns-<version>` (or `$FERRODNS_CACHE/coredns-<version>`).
+pub fn cache_dir() -> PathBuf {
+    cache_root().join(format!("coredns-{VERSION}"))
 }
 
 /// The path of the reference binary, building it first when it is missing.

@@ -13,12 +13,15 @@
 //! - `bench`: ferrodns side by side with the kernel floor, Unbound, dnsmasq and CoreDNS.
 //! - `reliability`: the fault tests, a soak with a flapping upstream, reloads and malformed
 //!   traffic, and `docs/reliability.md`.
+//! - `kube-apiserver [--dir DIR]`: a real Kubernetes API server (kube-apiserver on kine) on
+//!   loopback, built once per machine; prints a kubeconfig for it and runs until Ctrl-C.
 
 mod bench;
 mod ci;
 mod conformance;
 mod coredns;
 mod gen_registry;
+mod kube;
 mod plugin_build;
 mod plugin_cfg;
 mod plugin_example;
@@ -42,9 +45,10 @@ fn main() -> Result<()> {
         "conformance" => conformance::run(rest),
         "bench" => bench::run(rest),
         "reliability" => reliability::run(rest),
+        "kube-apiserver" => kube::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <gen [--check] | build --plugin-cfg FILE [--out PATH] | plugin-example | test | ci | conformance [--selftest] | bench [--help] | reliability [--help]>"
+                "usage: cargo xtask <gen [--check] | build --plugin-cfg FILE [--out PATH] | plugin-example | test | ci | conformance [--selftest] | bench [--help] | reliability [--help] | kube-apiserver [--dir DIR]>"
             );
             Ok(())
         }
