@@ -10,18 +10,18 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 use tokio::io::Interest;
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::unix::AsyncFd;
+
+use crate::sys::RecvBatch;
 
 /// A non-blocking UDP socket whose runtime registration asks for read events only.
 #[derive(Debug)]
 pub struct QuietUdpSocket {
     fd: AsyncFd<std::net::UdpSocket>,
 }
-
-/// Readiness to read, as [`QuietUdpSocket::readable`] returns it.
-pub type ReadGuard<'a> = AsyncFdReadyGuard<'a, std::net::UdpSocket>;
 
 impl QuietUdpSocket {
     /// Register `socket` (made non-blocking) with the current runtime.
@@ -42,12 +42,29 @@ impl QuietUdpSocket {
         self.fd.get_ref().local_addr()
     }
 
-    /// Wait until the socket may have something to read. Read through the guard's `try_io`,
-    /// which forgets the readiness when the read would block; a caller that knows it took
-    /// everything (a batch read that came back short) may forget it with `clear_ready` and
-    /// save the read that would fail.
-    pub async fn readable(&self) -> io::Result<ReadGuard<'_>> {
-        self.fd.readable().await
+    /// Wait for datagrams and read up to a batch of them with one `recvmmsg`. A read that
+    /// comes back short took everything there was, so the readiness is forgotten then instead
+    /// of being confirmed by a read that only says `EAGAIN`; with edge-triggered epoll a
+    /// datagram that lands afterwards is a new read event, and tokio does not forget a
+    /// readiness newer than the one this read saw.
+    ///
+    /// The outer error means the socket can no longer be waited on (the runtime is stopping);
+    /// the inner one is the read's. Cancel-safe: nothing is read until the socket is ready.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<io::Result<usize>> {
+        let fd = self.fd.get_ref().as_raw_fd();
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|_| batch.recv(fd)) {
+                Ok(Ok(n)) => {
+                    if n < batch.capacity() {
+                        guard.clear_ready();
+                    }
+                    return Ok(Ok(n));
+                }
+                Ok(Err(e)) => return Ok(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
     }
 
     /// Read one datagram from the connected peer.
@@ -133,24 +150,33 @@ mod tests {
             .unwrap();
     }
 
-    /// Forgetting the readiness after a read that took everything loses nothing: a datagram
-    /// that comes later is a new read event.
+    /// Forgetting the readiness after a batch read that came back short loses nothing: a
+    /// datagram that comes later is a new read event.
     #[tokio::test]
-    async fn cleared_readiness_wakes_for_the_next_datagram() {
+    async fn short_batch_reads_still_wake_for_the_next_datagram() {
         let (quiet, peer) = pair();
-        let mut buf = [0u8; 16];
+        let mut batch = RecvBatch::new(4);
         for round in 0..50u8 {
             peer.send(&[round]).unwrap();
-            let mut guard = tokio::time::timeout(Duration::from_secs(5), quiet.readable())
+            let n = tokio::time::timeout(Duration::from_secs(5), quiet.recv_batch(&mut batch))
                 .await
                 .expect("a read event for the datagram")
+                .unwrap()
                 .unwrap();
-            let n = match guard.try_io(|s| s.get_ref().recv(&mut buf)) {
-                Ok(r) => r.unwrap(),
-                Err(_) => continue,
-            };
-            assert_eq!(&buf[..n], &[round]);
-            guard.clear_ready();
+            assert_eq!(n, 1);
+            assert_eq!(batch.get(0).unwrap().0, &[round]);
+        }
+        // A full batch keeps the readiness: the rest is read after it.
+        for round in 0..6u8 {
+            peer.send(&[round]).unwrap();
+        }
+        for want in [4, 2] {
+            let n = tokio::time::timeout(Duration::from_secs(5), quiet.recv_batch(&mut batch))
+                .await
+                .expect("the datagrams left after a full batch")
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, want);
         }
     }
 }

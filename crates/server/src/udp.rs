@@ -13,8 +13,8 @@
 //! hits on the fast path.
 //!
 //! The socket is registered for read events only ([`QuietUdpSocket`]): every reply sent would
-//! otherwise leave a write event behind that wakes the worker for nothing. A batch read that
-//! comes back short took everything there was, so the read that would only say so is skipped.
+//! otherwise leave a write event behind that wakes the worker for nothing; and a batch read
+//! that comes back short is not followed by one that would only say `EAGAIN`.
 //!
 //! [`FastHook`]: ferrodns_plugin::FastHook
 
@@ -187,7 +187,6 @@ pub async fn serve(
         Ok(a) => a,
         Err(_) => return,
     };
-    let fd = socket.get_ref().as_raw_fd();
     let front = Arc::new(Front {
         socket: socket.clone(),
         local,
@@ -201,28 +200,22 @@ pub async fn serve(
     let mut name = String::with_capacity(256);
     let mut out = Vec::with_capacity(usize::from(u16::MAX));
     'serve: loop {
-        let mut guard = tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            r = socket.readable() => match r {
-                Ok(g) => g,
+            r = socket.recv_batch(&mut batch) => match r {
+                Ok(read) => read,
                 Err(_) => break,
             },
         };
-        let n = match guard.try_io(|_| batch.recv(fd)) {
-            Ok(Ok(n)) => n,
-            Err(_would_block) => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) => {
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
                 tracing::error!(target: "server", "UDP receive on {local}: {e}");
                 continue;
             }
         };
-        if n < BATCH {
-            // The queue is empty: a datagram that lands after this is a new read event.
-            guard.clear_ready();
-        }
-        drop(guard);
         let current = dispatch.load_full();
         for i in 0..n {
             let Some((bytes, src)) = batch.get(i) else {

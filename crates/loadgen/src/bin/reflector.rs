@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, bail};
 use ferrodns_pkg::udp::QuietUdpSocket;
@@ -84,22 +83,15 @@ fn main() -> Result<()> {
 }
 
 async fn serve_udp(socket: QuietUdpSocket, batch: usize) -> Result<()> {
-    let fd = socket.get_ref().as_raw_fd();
     let mut rx = RecvBatch::new(batch);
     let mut out = SendBatch::default();
     loop {
         // Read as the server's front reads (see `ferrodns_server::udp`).
-        let mut guard = socket.readable().await?;
-        let n = match guard.try_io(|_| rx.recv(fd)) {
-            Ok(Ok(n)) => n,
-            Err(_would_block) => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) => return Err(e.into()),
+        let n = match socket.recv_batch(&mut rx).await? {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
         };
-        if n < batch {
-            guard.clear_ready();
-        }
-        drop(guard);
         for i in 0..n {
             let Some((bytes, src)) = rx.get(i) else {
                 continue;
