@@ -1,7 +1,7 @@
 //! The reference CoreDNS: pinned here, built once per machine with `go install` into a cache
 //! outside the clone, and reused from there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -35,15 +35,11 @@ pub fn ensure() -> Result<PathBuf> {
         dir.display()
     );
     std::fs::create_dir_all(dir.join("bin"))?;
-    let status = Command::new("go")
-        .args(["install", &format!("github.com/coredns/coredns@{VERSION}")])
-        .env("GOBIN", dir.join("bin"))
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .context("running `go install` (is Go on PATH?)")?;
-    if !status.success() {
-        bail!("go install github.com/coredns/coredns@{VERSION} failed ({status})");
-    }
+    go_install(
+        &format!("github.com/coredns/coredns@{VERSION}"),
+        &[],
+        &dir.join("bin"),
+    )?;
     if !is_reference(&bin) {
         bail!(
             "{} is not CoreDNS {VERSION} after go install",
@@ -53,11 +49,37 @@ pub fn ensure() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn is_reference(bin: &std::path::Path) -> bool {
+fn is_reference(bin: &Path) -> bool {
     let want = format!("CoreDNS-{}", VERSION.trim_start_matches('v'));
+    version_output(bin, "-version").contains(&want)
+}
+
+/// `go install PACKAGE@VERSION` (with `flags` before it) into `gobin`, resolving modules as
+/// the pinned builds need (`GOFLAGS=-mod=mod`).
+pub fn go_install(package: &str, flags: &[&str], gobin: &Path) -> Result<()> {
+    let status = Command::new("go")
+        .arg("install")
+        .args(flags)
+        .arg(package)
+        .env("GOBIN", gobin)
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .context("running `go install` (is Go on PATH?)")?;
+    if !status.success() {
+        bail!("go install {package} failed ({status})");
+    }
+    Ok(())
+}
+
+/// What `bin arg` prints on stdout and stderr; empty when it does not run.
+pub fn version_output(bin: &Path, arg: &str) -> String {
     Command::new(bin)
-        .arg("-version")
+        .arg(arg)
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&want))
-        .unwrap_or(false)
+        .map(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text
+        })
+        .unwrap_or_default()
 }

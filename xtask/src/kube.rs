@@ -190,20 +190,14 @@ fn build_kine(dir: &Path, bin: &Path) -> Result<()> {
         dir.display()
     );
     let started = Instant::now();
-    let status = Command::new("go")
-        .args([
-            "install",
+    crate::coredns::go_install(
+        &format!("github.com/k3s-io/kine@{KINE_VERSION}"),
+        &[
             "-ldflags",
             &format!("-X github.com/k3s-io/kine/pkg/version.Version={KINE_VERSION}"),
-            &format!("github.com/k3s-io/kine@{KINE_VERSION}"),
-        ])
-        .env("GOBIN", dir.join("bin"))
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .context("running `go install` (is Go on PATH?)")?;
-    if !status.success() {
-        bail!("go install github.com/k3s-io/kine@{KINE_VERSION} failed ({status})");
-    }
+        ],
+        &dir.join("bin"),
+    )?;
     if !is_kine(bin) {
         bail!(
             "{} does not run as kine {KINE_VERSION} after go install",
@@ -239,28 +233,16 @@ fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn version_output(bin: &Path, arg: &str) -> String {
-    Command::new(bin)
-        .arg(arg)
-        .output()
-        .map(|o| {
-            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&o.stderr));
-            text
-        })
-        .unwrap_or_default()
-}
-
 /// `kube-apiserver --version` prints `Kubernetes v1.34.2`.
 fn is_apiserver(bin: &Path) -> bool {
-    version_output(bin, "--version")
+    crate::coredns::version_output(bin, "--version")
         .split_whitespace()
         .any(|w| w == VERSION)
 }
 
 /// `kine --version` prints `kine version v0.17.5 (HEAD)`: the binary starts and is this release.
 fn is_kine(bin: &Path) -> bool {
-    version_output(bin, "--version")
+    crate::coredns::version_output(bin, "--version")
         .split_whitespace()
         .any(|w| w == KINE_VERSION)
 }
