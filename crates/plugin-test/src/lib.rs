@@ -79,6 +79,9 @@ pub fn setup_with(
         let mut c = Setup::new(disp, &mut settings, shared);
         (descriptor.setup)(&mut c)?;
     }
+    settings
+        .handles
+        .set_plugins(settings.plugins.iter().map(|p| p.name()).collect());
     Ok(settings)
 }
 

@@ -15,7 +15,9 @@
 //!   from process start are registered by the descriptor's `metrics` hook);
 //! - report readiness to `ready` ([`Readiness`]); reach the process ([`Control`], [`Listening`]);
 //! - serve an HTTP path on a shared listener through [`HttpRegistry`] (health and prometheus on one
-//!   address share one listener).
+//!   address share one listener);
+//! - publish a typed handle for other plugins of its block ([`Handles`]: kubernetes offers
+//!   [`AutoPather`] to autopath and [`Externaler`] to k8s_external).
 //!
 //! The process's memory budget ([`budget`]) bounds cache entries and queries in flight; a plugin
 //! that keeps data per name (as `cache` does) claims its bytes there.
@@ -69,6 +71,7 @@ pub mod edns;
 mod expo;
 mod fast;
 pub mod fit;
+mod handle;
 mod http;
 mod lifecycle;
 mod lookup;
@@ -84,6 +87,7 @@ pub use async_trait::async_trait;
 pub use chain::{Chain, Next, Plugin, PluginError};
 pub use dispenser::Dispenser;
 pub use fast::{FastAnswer, FastHook, FastObserver, FastSeen, WireQuery};
+pub use handle::{AutoPather, Externaler, Handles, ServiceRecord};
 pub use http::{HttpHandler, HttpRegistry, HttpResponse, address_arg};
 pub use lifecycle::{Lifecycle, every};
 pub use lookup::Lookup;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use ferrodns_corefile::ZoneAddr;
 
 use crate::process::{Control, CorefileInput, Listening, Readiness, ReadinessSet};
-use crate::{Dispenser, HttpRegistry, Lifecycle, Metrics, Plugin};
+use crate::{Dispenser, Handles, HttpRegistry, Lifecycle, Metrics, Plugin};
 
 /// A setup failure. Its text is printed as is, so it carries CoreDNS's wording, usually
 /// `plugin/<name>: <file>:<line> - Error during parsing: ...`.
@@ -153,6 +153,8 @@ pub struct BlockSettings {
     /// Typed values one plugin's setup leaves for a later plugin of the same block (CoreDNS's
     /// `dnsserver.GetConfig(c).Handler(name)`: `forward` finds the block's `dnstap` taps).
     pub state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// The typed handles the block's plugins publish for each other (see [`Handles`]).
+    pub handles: Handles,
 }
 
 impl std::fmt::Debug for BlockSettings {
@@ -165,6 +167,7 @@ impl std::fmt::Debug for BlockSettings {
             .field("debug", &self.debug)
             .field("timeouts", &self.timeouts)
             .field("udp_size_cap", &self.udp_size_cap)
+            .field("handles", &self.handles)
             .field(
                 "plugins",
                 &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
@@ -335,6 +338,18 @@ impl<'a> Setup<'a> {
             .clone()
             .downcast::<T>()
             .ok()
+    }
+
+    /// Publish a handle that other plugins of this block find under `plugin`, this plugin's
+    /// directive name (see [`Handles`]).
+    pub fn publish_handle<T: Any + Send + Sync>(&self, plugin: &str, handle: T) {
+        self.block.handles.publish(plugin, handle);
+    }
+
+    /// The block's handles, to keep and look up once every plugin of the block is set up (at
+    /// startup or at the first query).
+    pub fn handles(&self) -> Handles {
+        self.block.handles.clone()
     }
 
     /// The block's settings as set so far.

@@ -273,6 +273,10 @@ fn set_up(
             }
         }
     }
+    for b in &settings {
+        b.handles
+            .set_plugins(b.plugins.iter().map(|p| p.name()).collect());
+    }
     (settings, errors)
 }
 
