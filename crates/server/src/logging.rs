@@ -282,6 +282,13 @@ impl<S> Filter<S> for DebugSwitch {
 /// switched by [`set_debug`] (`debug` starts them on), and dependencies' warnings and errors
 /// rate-limited ([`LibraryLog`]). `FERRODNS_LOG` (an `EnvFilter` directive) replaces the switch
 /// and the rate limit with a fixed filter, for debugging.
+/// Library events CoreDNS has no counterpart for, which would only add noise to its log: the
+/// Kubernetes client warns on every connection made with `insecure-skip-tls-verify`, which
+/// client-go accepts silently.
+fn quiet_library(meta: &Metadata<'_>) -> bool {
+    meta.target() == "kube_client::client::tls"
+}
+
 pub fn init(debug: bool) {
     set_debug(debug);
     let fmt = tracing_subscriber::fmt::layer()
@@ -299,7 +306,7 @@ pub fn init(debug: bool) {
                 .with(
                     LibraryLog::new(std::io::stdout, LIBRARY_LOG_EVERY).with_filter(
                         tracing_subscriber::filter::filter_fn(|m| {
-                            from_library(m) && *m.level() <= Level::WARN
+                            from_library(m) && *m.level() <= Level::WARN && !quiet_library(m)
                         }),
                     ),
                 )
