@@ -84,6 +84,31 @@ pub struct Endpoints {
     pub addresses: Vec<Address>,
     /// The ports (`[{port: -1}]` when there are none).
     pub ports: Vec<Port>,
+    /// The cluster a multi-cluster slice comes from (its
+    /// `multicluster.kubernetes.io/source-cluster` label); "" for the cluster's own slices.
+    pub cluster_id: String,
+}
+
+/// A multi-cluster ServiceImport (`multicluster.x-k8s.io/v1alpha1`), as answers need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImport {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// `spec.ips`.
+    pub cluster_ips: Vec<String>,
+    /// `spec.type`: `ClusterSetIP` or `Headless`.
+    pub kind: String,
+    /// `spec.ports`.
+    pub ports: Vec<Port>,
+}
+
+impl ServiceImport {
+    /// A headless import: its name resolves to the endpoints of every cluster.
+    pub fn headless(&self) -> bool {
+        self.kind == "Headless"
+    }
 }
 
 /// A pod, for `pods verified` and autopath.
@@ -110,6 +135,10 @@ pub struct Index {
     pods: HashMap<(String, String), Arc<Pod>>,
     pods_by_ip: HashMap<String, Vec<Arc<Pod>>>,
     namespaces: HashSet<String>,
+    imports: HashMap<(String, String), Arc<ServiceImport>>,
+    imports_by_key: HashMap<String, Vec<Arc<ServiceImport>>>,
+    mc_slices: HashMap<(String, String), Arc<Endpoints>>,
+    mc_eps_by_key: HashMap<String, Vec<Arc<Endpoints>>>,
 }
 
 const NONE: &[Arc<Service>] = &[];
@@ -136,6 +165,8 @@ pub enum Changed {
     Internal,
     /// Cluster-internal data and external addresses (k8s_external's serial).
     InternalAndExternal,
+    /// Multi-cluster data (the multicluster zones' serial).
+    MultiCluster,
 }
 
 impl Index {
@@ -311,6 +342,85 @@ impl Index {
         }
     }
 
+    /// ServiceImports named `name.namespace`.
+    pub fn svc_import_index(&self, key: &str) -> &[Arc<ServiceImport>] {
+        self.imports_by_key
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Multi-cluster endpoint slices of the import `name.namespace`.
+    pub fn mc_ep_index(&self, key: &str) -> &[Arc<Endpoints>] {
+        self.mc_eps_by_key
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Add or replace a ServiceImport.
+    pub fn put_import(&mut self, s: ServiceImport) -> Changed {
+        let id = (s.namespace.clone(), s.name.clone());
+        let key = format!("{}.{}", s.name, s.namespace);
+        if let Some(o) = self.imports.get(&id).cloned() {
+            if *o == s {
+                return Changed::No;
+            }
+            remove(&mut self.imports_by_key, &key, &o);
+        }
+        let s = Arc::new(s);
+        add(&mut self.imports_by_key, &key, &s);
+        self.imports.insert(id, s);
+        Changed::MultiCluster
+    }
+
+    /// Remove a ServiceImport.
+    pub fn delete_import(&mut self, namespace: &str, name: &str) -> Changed {
+        match self
+            .imports
+            .remove(&(namespace.to_string(), name.to_string()))
+        {
+            Some(o) => {
+                remove(
+                    &mut self.imports_by_key,
+                    &format!("{}.{}", o.name, o.namespace),
+                    &o,
+                );
+                Changed::MultiCluster
+            }
+            None => Changed::No,
+        }
+    }
+
+    /// Add or replace a multi-cluster endpoint slice.
+    pub fn put_mc_endpoints(&mut self, e: Endpoints) -> Changed {
+        let id = (e.namespace.clone(), e.name.clone());
+        if let Some(o) = self.mc_slices.get(&id).cloned() {
+            if *o == e {
+                return Changed::No;
+            }
+            remove(&mut self.mc_eps_by_key, &o.index, &o);
+        }
+        let e = Arc::new(e);
+        add(&mut self.mc_eps_by_key, &e.index, &e);
+        self.mc_slices.insert(id, e);
+        Changed::MultiCluster
+    }
+
+    /// Remove a multi-cluster endpoint slice.
+    pub fn delete_mc_endpoints(&mut self, namespace: &str, name: &str) -> Changed {
+        match self
+            .mc_slices
+            .remove(&(namespace.to_string(), name.to_string()))
+        {
+            Some(o) => {
+                remove(&mut self.mc_eps_by_key, &o.index, &o);
+                Changed::MultiCluster
+            }
+            None => Changed::No,
+        }
+    }
+
     /// Add a namespace.
     pub fn put_namespace(&mut self, name: String) -> Changed {
         if self.namespaces.insert(name) {
@@ -335,6 +445,8 @@ impl Index {
             Kind::Service => self.services.keys().cloned().collect(),
             Kind::EndpointSlice => self.slices.keys().cloned().collect(),
             Kind::Pod => self.pods.keys().cloned().collect(),
+            Kind::ServiceImport => self.imports.keys().cloned().collect(),
+            Kind::McEndpointSlice => self.mc_slices.keys().cloned().collect(),
             Kind::Namespace => self
                 .namespaces
                 .iter()
@@ -355,6 +467,10 @@ pub enum Kind {
     Pod,
     /// core/v1 Namespace.
     Namespace,
+    /// multicluster.x-k8s.io/v1alpha1 ServiceImport (`multicluster`).
+    ServiceImport,
+    /// EndpointSlices of multi-cluster services (`multicluster`).
+    McEndpointSlice,
 }
 
 impl Kind {
@@ -364,6 +480,8 @@ impl Kind {
             Kind::EndpointSlice => 1,
             Kind::Pod => 2,
             Kind::Namespace => 3,
+            Kind::ServiceImport => 4,
+            Kind::McEndpointSlice => 5,
         }
     }
 }
@@ -372,10 +490,11 @@ impl Kind {
 #[derive(Default)]
 pub struct Store {
     index: RwLock<Index>,
-    watched: [AtomicBool; 4],
-    synced: [AtomicBool; 4],
+    watched: [AtomicBool; 6],
+    synced: [AtomicBool; 6],
     modified: AtomicI64,
     ext_modified: AtomicI64,
+    mc_modified: AtomicI64,
 }
 
 impl Store {
@@ -417,6 +536,7 @@ impl Store {
                 self.modified.store(now, Ordering::Relaxed);
                 self.ext_modified.store(now, Ordering::Relaxed);
             }
+            Changed::MultiCluster => self.mc_modified.store(now, Ordering::Relaxed),
         }
     }
 
@@ -430,6 +550,11 @@ impl Store {
         self.ext_modified.load(Ordering::Relaxed)
     }
 
+    /// When multi-cluster data last changed (the multicluster zones' serial).
+    pub fn mc_modified(&self) -> i64 {
+        self.mc_modified.load(Ordering::Relaxed)
+    }
+
     /// Mark a kind's first list as done.
     pub fn set_synced(&self, kind: Kind) {
         self.synced[kind.bit()].store(true, Ordering::Release);
@@ -437,14 +562,11 @@ impl Store {
 
     /// Whether every watched kind finished its first list (CoreDNS's `HasSynced`).
     pub fn has_synced(&self) -> bool {
-        (0..4).all(|i| {
+        (0..6).all(|i| {
             !self.watched[i].load(Ordering::Relaxed) || self.synced[i].load(Ordering::Acquire)
         })
     }
 }
-
-/// `Arc<Service>` slices are returned for missing keys without allocating.
-pub type Services<'a> = &'a [Arc<Service>];
 
 #[cfg(test)]
 mod tests {

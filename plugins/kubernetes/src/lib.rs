@@ -419,13 +419,23 @@ impl Kubernetes {
             RData::SOA(SOA::new(
                 mname,
                 rname,
-                self.store.modified() as u32,
+                self.serial(zone),
                 7200,
                 1800,
                 86400,
                 self.cfg.ttl,
             )),
         )
+    }
+
+    /// CoreDNS's `Serial`: when the zone's data last changed.
+    fn serial(&self, zone: &str) -> u32 {
+        let z = zone.to_ascii_lowercase();
+        if names::zone_match(&self.cfg.multicluster, &z).is_some() {
+            self.store.mc_modified() as u32
+        } else {
+            self.store.modified() as u32
+        }
     }
 
     fn backend_error(&self, req: &Request, zone: &str, rcode: ResponseCode) -> Reply {
@@ -720,6 +730,10 @@ fn setup_fn(c: &mut Setup<'_>) -> Result<(), SetupError> {
     if cfg.pods == PodMode::Verified {
         kinds.push(Kind::Pod);
     }
+    if !cfg.multicluster.is_empty() {
+        kinds.push(Kind::ServiceImport);
+        kinds.push(Kind::McEndpointSlice);
+    }
     let programming = c.metrics().register(
         "coredns_kubernetes_dns_programming_duration_seconds",
         "Histogram of the time (in seconds) it took to program a dns instance.",
@@ -735,6 +749,7 @@ fn setup_fn(c: &mut Setup<'_>) -> Result<(), SetupError> {
         endpoints: !cfg.no_endpoints,
         pods: cfg.pods == PodMode::Verified,
         zones: cfg.zonal,
+        multicluster: !cfg.multicluster.is_empty(),
         programming,
     };
     let k = Arc::new(Kubernetes {

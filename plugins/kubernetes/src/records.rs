@@ -238,8 +238,7 @@ impl Lookup<'_> {
             return self.find_pods(&r, zone);
         }
         if mc {
-            // Multicluster zones answer from ServiceImports, which are not watched yet.
-            return Err(LookupError::NoItems);
+            return self.find_multicluster_services(&r, zone);
         }
         self.find_services(&r, zone)
     }
@@ -375,6 +374,87 @@ impl Lookup<'_> {
                 };
                 if add_for_zone(&r.topo_zone) == 0 && r.zone_prefer {
                     add_for_zone("");
+                }
+                continue;
+            }
+            for p in &svc.ports {
+                if !match_port_and_protocol(&r.port, &p.name, &r.protocol, &p.protocol) {
+                    continue;
+                }
+                found = true;
+                for ip in &svc.cluster_ips {
+                    out.push(Rec {
+                        host: ip.clone(),
+                        port: p.port,
+                        text: String::new(),
+                        ttl,
+                        target: svc_name.clone(),
+                    });
+                }
+            }
+        }
+        if found {
+            Ok(out)
+        } else {
+            Err(LookupError::NoItems)
+        }
+    }
+
+    /// CoreDNS's `findMultiClusterServices`: names in a multicluster zone answer from
+    /// ServiceImports and the slices of every cluster.
+    fn find_multicluster_services(
+        &self,
+        r: &RecordRequest,
+        zone: &str,
+    ) -> Result<Vec<Rec>, LookupError> {
+        if r.service.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = false;
+        let mut out = Vec::new();
+        let key = format!("{}.{}", r.service, r.namespace);
+        let eps = self.index.mc_ep_index(&key);
+        let zs = zone_suffix(zone);
+        let ttl = self.cfg.ttl;
+        for svc in self.index.svc_import_index(&key) {
+            if !eq_fold(&r.namespace, &svc.namespace) || !eq_fold(&r.service, &svc.name) {
+                continue;
+            }
+            if self.cfg.ignore_empty_service && !svc.headless() {
+                let count: usize = eps.iter().map(|e| e.addresses.len()).sum();
+                if count == 0 {
+                    continue;
+                }
+            }
+            let svc_name = format!("{}.{}.svc.{zs}", svc.name, svc.namespace);
+            if svc.headless() || !r.endpoint.is_empty() {
+                for ep in eps {
+                    if ep.index != key {
+                        continue;
+                    }
+                    for addr in &ep.addresses {
+                        let host = endpoint_hostname(addr, self.cfg.endpoint_pod_names);
+                        if !r.endpoint.is_empty()
+                            && (!eq_fold(&r.cluster, &ep.cluster_id)
+                                || !eq_fold(&r.endpoint, &host))
+                        {
+                            continue;
+                        }
+                        for p in &ep.ports {
+                            if !match_port_and_protocol(&r.port, &p.name, &r.protocol, &p.protocol)
+                            {
+                                continue;
+                            }
+                            out.push(Rec {
+                                host: addr.ip.clone(),
+                                port: p.port,
+                                text: String::new(),
+                                ttl,
+                                target: format!("{host}.{}.{svc_name}", ep.cluster_id),
+                            });
+                            found = true;
+                        }
+                    }
                 }
                 continue;
             }
@@ -586,5 +666,62 @@ mod tests {
         assert_eq!(endpoint_hostname(&a("10.0.0.1"), false), "10-0-0-1");
         assert_eq!(endpoint_hostname(&a("10.0.0.1"), true), "pod-1");
         assert_eq!(endpoint_hostname(&a("fd00::"), false), "fd00--0");
+    }
+}
+
+#[cfg(test)]
+mod multicluster_tests {
+    use super::*;
+    use crate::index::{Index, Port, ServiceImport};
+
+    #[test]
+    fn clusterset_ip_imports_answer_their_ips() {
+        let mut index = Index::default();
+        index.put_namespace("ns1".into());
+        index.put_import(ServiceImport {
+            name: "web".into(),
+            namespace: "ns1".into(),
+            cluster_ips: vec!["10.200.0.1".into()],
+            kind: "ClusterSetIP".into(),
+            ports: vec![Port {
+                name: "http".into(),
+                protocol: "TCP".into(),
+                port: 80,
+            }],
+        });
+        let cfg = crate::setup::Config {
+            multicluster: vec!["clusterset.local.".into()],
+            ..test_config()
+        };
+        let l = Lookup {
+            cfg: &cfg,
+            index: &index,
+            local_ips: &[],
+        };
+        let got = l.records("web.ns1.svc.clusterset.local.", "clusterset.local.");
+        assert_eq!(got.map(|r| r.len()), Ok(1));
+    }
+
+    fn test_config() -> crate::setup::Config {
+        crate::setup::Config {
+            zones: vec!["cluster.local.".into(), "clusterset.local.".into()],
+            primary_zone: 0,
+            source: crate::setup::ApiSource::InCluster,
+            namespaces: Default::default(),
+            labels: None,
+            namespace_labels: None,
+            pods: crate::setup::PodMode::Disabled,
+            endpoint_pod_names: false,
+            ttl: 5,
+            no_endpoints: false,
+            fall: Default::default(),
+            ignore_empty_service: false,
+            multicluster: vec![],
+            zonal: false,
+            startup_timeout: std::time::Duration::from_secs(5),
+            api_qps: 0.0,
+            api_burst: 0,
+            api_max_inflight: 0,
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! relisting after a lost watch), each event turned into our reduced objects and applied to the
 //! [`Store`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +11,7 @@ use ferrodns_plugin::prometheus_client::metrics::histogram::Histogram;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod as KPod, Service as KService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -18,7 +20,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch as tokio_watch;
 
 use crate::TARGET;
-use crate::index::{Address, Changed, Endpoints, Index, Kind, Pod, Port, Service, Store};
+use crate::index::{
+    Address, Changed, Endpoints, Index, Kind, Pod, Port, Service, ServiceImport, Store,
+};
 
 /// What the watchers need besides the client.
 #[derive(Clone)]
@@ -33,6 +37,8 @@ pub struct WatchSpec {
     pub pods: bool,
     /// Keep endpoint zones (`zonal`).
     pub zones: bool,
+    /// Watch ServiceImports and multi-cluster slices (`multicluster`).
+    pub multicluster: bool,
     /// `coredns_kubernetes_dns_programming_duration_seconds`.
     pub programming: Family<Vec<(String, String)>, Histogram>,
 }
@@ -144,6 +150,7 @@ pub fn to_endpoints(e: &EndpointSlice, zones: bool) -> Endpoints {
         name: e.name_any(),
         index: format!("{svc}.{ns}"),
         namespace: ns,
+        cluster_id: String::new(),
         addresses,
         ports: if ports.is_empty() {
             vec![Port {
@@ -157,13 +164,109 @@ pub fn to_endpoints(e: &EndpointSlice, zones: bool) -> Endpoints {
     }
 }
 
-/// How one kind is applied to the index.
-trait Watched:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
-{
-    const KIND: Kind;
-    /// Apply an added or changed object.
-    fn put(&self, index: &mut Index, spec: &WatchSpec) -> Changed;
+/// The label naming a multi-cluster slice's service.
+const MC_SERVICE_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+/// The label naming the cluster a multi-cluster slice comes from.
+const MC_SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
+
+/// A multi-cluster EndpointSlice reduced (keyed by its multi-cluster service).
+pub fn to_mc_endpoints(e: &EndpointSlice) -> Endpoints {
+    let mut out = to_endpoints(e, false);
+    let labels = e.labels();
+    out.index = format!(
+        "{}.{}",
+        labels
+            .get(MC_SERVICE_NAME_LABEL)
+            .cloned()
+            .unwrap_or_default(),
+        out.namespace
+    );
+    out.cluster_id = labels
+        .get(MC_SOURCE_CLUSTER_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    out
+}
+
+/// The Multi-Cluster Services API's ServiceImport, the fields answers need.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct McsServiceImport {
+    /// Standard metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: McsSpec,
+}
+
+/// `ServiceImport.spec`.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct McsSpec {
+    /// `ips`.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// `type`.
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    /// `ports`.
+    #[serde(default)]
+    pub ports: Vec<McsPort>,
+}
+
+/// `ServiceImport.spec.ports[]`.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct McsPort {
+    /// `name`.
+    #[serde(default)]
+    pub name: String,
+    /// `protocol`.
+    #[serde(default)]
+    pub protocol: String,
+    /// `port`.
+    #[serde(default)]
+    pub port: i32,
+}
+
+impl Resource for McsServiceImport {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> Cow<'_, str> {
+        "ServiceImport".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "multicluster.x-k8s.io".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1alpha1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "serviceimports".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A ServiceImport reduced.
+pub fn to_import(s: &McsServiceImport) -> ServiceImport {
+    ServiceImport {
+        name: s.name_any(),
+        namespace: s.namespace().unwrap_or_default(),
+        cluster_ips: s.spec.ips.clone(),
+        kind: s.spec.type_.clone(),
+        ports: s
+            .spec
+            .ports
+            .iter()
+            .map(|p| Port {
+                name: p.name.clone(),
+                protocol: p.protocol.clone(),
+                port: p.port,
+            })
+            .collect(),
+    }
 }
 
 fn id_of<K: Resource>(o: &K) -> (String, String) {
@@ -179,49 +282,31 @@ fn delete(index: &mut Index, kind: Kind, ns: &str, name: &str) -> Changed {
         Kind::EndpointSlice => index.delete_endpoints(ns, name),
         Kind::Pod => index.delete_pod(ns, name),
         Kind::Namespace => index.delete_namespace(name),
+        Kind::ServiceImport => index.delete_import(ns, name),
+        Kind::McEndpointSlice => index.delete_mc_endpoints(ns, name),
     }
 }
 
-impl Watched for KService {
-    const KIND: Kind = Kind::Service;
-    fn put(&self, index: &mut Index, _: &WatchSpec) -> Changed {
-        index.put_service(to_service(self))
-    }
-}
+/// Apply an added or changed object of one kind.
+type Put<K> = fn(&K, &mut Index, &WatchSpec) -> Changed;
 
-impl Watched for EndpointSlice {
-    const KIND: Kind = Kind::EndpointSlice;
-    fn put(&self, index: &mut Index, spec: &WatchSpec) -> Changed {
-        index.put_endpoints(to_endpoints(self, spec.zones))
+fn put_pod(p: &KPod, index: &mut Index, _: &WatchSpec) -> Changed {
+    let (ns, name) = id_of(p);
+    // CoreDNS skips the update of a pod that is terminating: the version it had before
+    // stays in its store (and answers) until the pod is deleted.
+    if p.meta().deletion_timestamp.is_some() {
+        return Changed::No;
     }
-}
-
-impl Watched for KPod {
-    const KIND: Kind = Kind::Pod;
-    fn put(&self, index: &mut Index, _: &WatchSpec) -> Changed {
-        let (ns, name) = id_of(self);
-        // A pod being deleted no longer answers (CoreDNS drops terminating pods).
-        if self.meta().deletion_timestamp.is_some() {
-            return index.delete_pod(&ns, &name);
-        }
-        let ip = self
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_default();
-        index.put_pod(Pod {
-            name,
-            namespace: ns,
-            ip,
-        })
-    }
-}
-
-impl Watched for Namespace {
-    const KIND: Kind = Kind::Namespace;
-    fn put(&self, index: &mut Index, _: &WatchSpec) -> Changed {
-        index.put_namespace(self.name_any())
-    }
+    let ip = p
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default();
+    index.put_pod(Pod {
+        name,
+        namespace: ns,
+        ip,
+    })
 }
 
 /// Start the watchers; they stop when `stop` turns true.
@@ -232,41 +317,69 @@ pub fn start(
     stop: tokio_watch::Receiver<bool>,
 ) {
     let labels = spec.labels.clone();
-    spawn::<KService>(
+    let w = Spawner {
+        store,
+        spec: spec.clone(),
+        stop,
+    };
+    w.spawn::<KService>(
         Api::all(client.clone()),
         config(labels.as_deref(), None),
-        store.clone(),
-        spec.clone(),
-        stop.clone(),
+        Kind::Service,
+        |o, i, _| i.put_service(to_service(o)),
     );
     if spec.endpoints {
-        spawn::<EndpointSlice>(
+        w.spawn::<EndpointSlice>(
             Api::all(client.clone()),
             config(labels.as_deref(), None),
-            store.clone(),
-            spec.clone(),
-            stop.clone(),
+            Kind::EndpointSlice,
+            |o, i, s| i.put_endpoints(to_endpoints(o, s.zones)),
         );
     }
     if spec.pods {
-        spawn::<KPod>(
+        w.spawn::<KPod>(
             Api::all(client.clone()),
             config(
                 labels.as_deref(),
                 Some("status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"),
             ),
-            store.clone(),
-            spec.clone(),
-            stop.clone(),
+            Kind::Pod,
+            put_pod,
         );
     }
-    spawn::<Namespace>(
+    if spec.multicluster {
+        // CoreDNS selects multi-cluster slices by `labels` plus the service-name label, and
+        // ServiceImports by `namespace_labels`.
+        let mc = match labels.as_deref() {
+            Some(l) => format!("{l},{MC_SERVICE_NAME_LABEL}"),
+            None => MC_SERVICE_NAME_LABEL.to_string(),
+        };
+        w.spawn::<EndpointSlice>(
+            Api::all(client.clone()),
+            config(Some(&mc), None),
+            Kind::McEndpointSlice,
+            |o, i, _| i.put_mc_endpoints(to_mc_endpoints(o)),
+        );
+        w.spawn::<McsServiceImport>(
+            Api::all(client.clone()),
+            config(spec.namespace_labels.as_deref(), None),
+            Kind::ServiceImport,
+            |o, i, _| i.put_import(to_import(o)),
+        );
+    }
+    w.spawn::<Namespace>(
         Api::all(client),
         config(spec.namespace_labels.as_deref(), None),
-        store,
-        spec,
-        stop,
+        Kind::Namespace,
+        |o, i, _| i.put_namespace(o.name_any()),
     );
+}
+
+/// What every watcher shares.
+struct Spawner {
+    store: Arc<Store>,
+    spec: WatchSpec,
+    stop: tokio_watch::Receiver<bool>,
 }
 
 fn config(labels: Option<&str>, fields: Option<&str>) -> watcher::Config {
@@ -280,88 +393,121 @@ fn config(labels: Option<&str>, fields: Option<&str>) -> watcher::Config {
     c
 }
 
-fn spawn<K: Watched>(
-    api: Api<K>,
-    cfg: watcher::Config,
-    store: Arc<Store>,
-    spec: WatchSpec,
-    mut stop: tokio_watch::Receiver<bool>,
-) {
-    tokio::spawn(async move {
-        let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
-        // Objects seen during a (re)list; what the index has and the list does not is gone.
-        let mut listed: Option<Vec<(String, String)>> = None;
-        let mut last_error: Option<String> = None;
-        loop {
-            let ev = tokio::select! {
-                _ = stop.changed() => return,
-                ev = stream.next() => ev,
-            };
-            let Some(ev) = ev else { return };
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(e) => {
-                    let text = e.to_string();
-                    if last_error.as_deref() != Some(text.as_str()) {
-                        tracing::error!(target: TARGET, "Failed to watch {}: {text}", K::kind(&()));
-                        last_error = Some(text);
+impl Spawner {
+    fn spawn<K>(&self, api: Api<K>, cfg: watcher::Config, kind: Kind, put: Put<K>)
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let store = self.store.clone();
+        let spec = self.spec.clone();
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+            // Objects seen during a (re)list; what the index has and the list does not is gone.
+            let mut listed: Option<Vec<(String, String)>> = None;
+            let mut last_error: Option<String> = None;
+            loop {
+                let ev = tokio::select! {
+                    _ = stop.changed() => return,
+                    ev = stream.next() => ev,
+                };
+                let Some(ev) = ev else { return };
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        let text = e.to_string();
+                        if last_error.as_deref() != Some(text.as_str()) {
+                            tracing::error!(target: TARGET, "Failed to watch {}: {text}", K::kind(&()));
+                            last_error = Some(text);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
-            last_error = None;
-            match ev {
-                Event::Init => listed = Some(Vec::new()),
-                Event::InitApply(o) => {
-                    let id = if K::KIND == Kind::Namespace {
-                        (String::new(), id_of(&o).1)
-                    } else {
-                        id_of(&o)
-                    };
-                    let c = o.put(&mut store.write(), &spec);
-                    store.changed(c);
-                    if let Some(l) = listed.as_mut() {
-                        l.push(id);
+                };
+                last_error = None;
+                match ev {
+                    Event::Init => listed = Some(Vec::new()),
+                    Event::InitApply(o) => {
+                        let id = if kind == Kind::Namespace {
+                            (String::new(), id_of(&o).1)
+                        } else {
+                            id_of(&o)
+                        };
+                        let latency = programming_kind(&o, kind, &store);
+                        let c = put(&o, &mut store.write(), &spec);
+                        store.changed(c);
+                        record_programming(&o, latency, &spec);
+                        if let Some(l) = listed.as_mut() {
+                            l.push(id);
+                        }
                     }
-                }
-                Event::InitDone => {
-                    if let Some(seen) = listed.take() {
-                        let seen: std::collections::HashSet<_> = seen.into_iter().collect();
-                        let mut index = store.write();
-                        let mut changed = Changed::No;
-                        for (ns, name) in index.ids(K::KIND) {
-                            if !seen.contains(&(ns.clone(), name.clone())) {
-                                let c = delete(&mut index, K::KIND, &ns, &name);
-                                if c != Changed::No {
-                                    changed = c;
+                    Event::InitDone => {
+                        if let Some(seen) = listed.take() {
+                            let seen: std::collections::HashSet<_> = seen.into_iter().collect();
+                            let mut index = store.write();
+                            let mut changed = Changed::No;
+                            for (ns, name) in index.ids(kind) {
+                                if !seen.contains(&(ns.clone(), name.clone())) {
+                                    let c = delete(&mut index, kind, &ns, &name);
+                                    if c != Changed::No {
+                                        changed = c;
+                                    }
                                 }
                             }
+                            drop(index);
+                            store.changed(changed);
                         }
-                        drop(index);
-                        store.changed(changed);
+                        store.set_synced(kind);
                     }
-                    store.set_synced(K::KIND);
-                }
-                Event::Apply(o) => {
-                    let c = o.put(&mut store.write(), &spec);
-                    store.changed(c);
-                    if K::KIND == Kind::EndpointSlice && c != Changed::No {
-                        record_programming(&o, &store, &spec);
+                    Event::Apply(o) => {
+                        let latency = programming_kind(&o, kind, &store);
+                        let c = put(&o, &mut store.write(), &spec);
+                        store.changed(c);
+                        record_programming(&o, latency, &spec);
                     }
-                }
-                Event::Delete(o) => {
-                    let (ns, name) = id_of(&o);
-                    let c = delete(&mut store.write(), K::KIND, &ns, &name);
-                    store.changed(c);
+                    Event::Delete(o) => {
+                        let (ns, name) = id_of(&o);
+                        let c = delete(&mut store.write(), kind, &ns, &name);
+                        store.changed(c);
+                    }
                 }
             }
-        }
-    });
+        });
+    }
 }
 
-/// `coredns_kubernetes_dns_programming_duration_seconds`: from the change the endpoint
-/// controller stamped on the slice to the index having it, for a slice of exactly one service.
-fn record_programming<K: Resource>(o: &K, store: &Store, spec: &WatchSpec) {
+/// For `coredns_kubernetes_dns_programming_duration_seconds`: the kind of the one service an
+/// EndpointSlice belongs to, looked up before the slice is applied (as CoreDNS's recorder
+/// does); `None` for other objects and for slices of no or several services.
+fn programming_kind<K: Resource>(o: &K, kind: Kind, store: &Store) -> Option<&'static str> {
+    if kind != Kind::EndpointSlice && kind != Kind::McEndpointSlice {
+        return None;
+    }
+    let svc = o
+        .meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    let key = format!("{svc}.{}", o.meta().namespace.clone().unwrap_or_default());
+    let index = store.read();
+    match index.svc_index(&key) {
+        [one] if one.headless() => Some("headless_with_selector"),
+        [_] => Some("cluster_ip"),
+        _ => None,
+    }
+}
+
+/// Observe the time from the change the endpoint controller stamped on the slice
+/// (`endpoints.kubernetes.io/last-change-trigger-time`) to now, the slice being applied.
+fn record_programming<K: Resource>(o: &K, kind: Option<&'static str>, spec: &WatchSpec) {
+    let Some(kind) = kind else { return };
     let Some(tt) = o
         .meta()
         .annotations
@@ -374,26 +520,6 @@ fn record_programming<K: Resource>(o: &K, store: &Store, spec: &WatchSpec) {
         tracing::warn!(target: TARGET, "DnsProgrammingLatency cannot be calculated for Endpoints '{}/{}'; invalid \"{TRIGGER_TIME}\" annotation RFC3339 value of \"{tt}\"",
             o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default());
         return;
-    };
-    let svc = o
-        .meta()
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .cloned()
-        .unwrap_or_default();
-    let key = format!("{svc}.{}", o.meta().namespace.clone().unwrap_or_default());
-    let kind = {
-        let index = store.read();
-        let svcs = index.svc_index(&key);
-        if svcs.len() != 1 {
-            return;
-        }
-        if svcs[0].headless() {
-            "headless_with_selector"
-        } else {
-            "cluster_ip"
-        }
     };
     let secs = SystemTime::now()
         .duration_since(at)
@@ -413,4 +539,25 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         return None;
     }
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_imports_read_from_the_api_json() {
+        let j = r#"{"apiVersion":"multicluster.x-k8s.io/v1alpha1","kind":"ServiceImport",
+            "metadata":{"name":"web","namespace":"ns1"},
+            "spec":{"type":"ClusterSetIP","ips":["10.200.0.1"],
+                    "ports":[{"name":"http","port":80,"protocol":"TCP"}]}}"#;
+        let s: McsServiceImport = match serde_json::from_str(j) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let i = to_import(&s);
+        assert_eq!(i.cluster_ips, ["10.200.0.1"]);
+        assert!(!i.headless());
+        assert_eq!(i.ports[0].port, 80);
+    }
 }
