@@ -286,7 +286,7 @@ impl<S> Filter<S> for DebugSwitch {
 /// Kubernetes client warns on every connection made with `insecure-skip-tls-verify`, which
 /// client-go accepts silently.
 fn quiet_library(meta: &Metadata<'_>) -> bool {
-    meta.target() == "kube_client::client::tls"
+    meta.target().starts_with("kube_client::client::tls")
 }
 
 pub fn init(debug: bool) {
