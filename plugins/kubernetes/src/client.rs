@@ -24,6 +24,10 @@ pub enum Prepared {
 pub fn prepare(source: &ApiSource) -> Result<Prepared, ClientError> {
     match source {
         ApiSource::Kubeconfig { path, context } => {
+            // clientcmd stats the explicit path first; its error is what CoreDNS prints.
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(ClientError(ferrodns_go::os::io_error("stat", path, &e)));
+            }
             let kc = Kubeconfig::read_from(path).map_err(|e| ClientError(e.to_string()))?;
             if let Some(ctx) = context
                 && !kc.contexts.iter().any(|c| &c.name == ctx)

@@ -163,6 +163,8 @@ pub enum Changed {
     No,
     /// Cluster-internal data.
     Internal,
+    /// External addresses only (k8s_external's serial).
+    External,
     /// Cluster-internal data and external addresses (k8s_external's serial).
     InternalAndExternal,
     /// Multi-cluster data (the multicluster zones' serial).
@@ -244,7 +246,7 @@ impl Index {
         {
             Some(o) => {
                 self.unindex_service(&o);
-                Changed::InternalAndExternal
+                Changed::Internal
             }
             None => Changed::No,
         }
@@ -319,16 +321,20 @@ impl Index {
     /// Add or replace a pod.
     pub fn put_pod(&mut self, p: Pod) -> Changed {
         let id = (p.namespace.clone(), p.name.clone());
+        let mut changed = Changed::Internal;
         if let Some(o) = self.pods.get(&id).cloned() {
             if *o == p {
                 return Changed::No;
+            }
+            if o.ip == p.ip {
+                changed = Changed::No;
             }
             remove(&mut self.pods_by_ip, &o.ip, &o);
         }
         let p = Arc::new(p);
         add(&mut self.pods_by_ip, &p.ip, &p);
         self.pods.insert(id, p);
-        Changed::Internal
+        changed
     }
 
     /// Remove a pod.
@@ -362,16 +368,20 @@ impl Index {
     pub fn put_import(&mut self, s: ServiceImport) -> Changed {
         let id = (s.namespace.clone(), s.name.clone());
         let key = format!("{}.{}", s.name, s.namespace);
+        // As CoreDNS: an added import moves the internal serial, an updated one the
+        // multicluster zones' serial.
+        let mut changed = Changed::Internal;
         if let Some(o) = self.imports.get(&id).cloned() {
             if *o == s {
                 return Changed::No;
             }
+            changed = Changed::MultiCluster;
             remove(&mut self.imports_by_key, &key, &o);
         }
         let s = Arc::new(s);
         add(&mut self.imports_by_key, &key, &s);
         self.imports.insert(id, s);
-        Changed::MultiCluster
+        changed
     }
 
     /// Remove a ServiceImport.
@@ -395,16 +405,18 @@ impl Index {
     /// Add or replace a multi-cluster endpoint slice.
     pub fn put_mc_endpoints(&mut self, e: Endpoints) -> Changed {
         let id = (e.namespace.clone(), e.name.clone());
+        let mut changed = Changed::Internal;
         if let Some(o) = self.mc_slices.get(&id).cloned() {
             if *o == e {
                 return Changed::No;
             }
+            changed = Changed::MultiCluster;
             remove(&mut self.mc_eps_by_key, &o.index, &o);
         }
         let e = Arc::new(e);
         add(&mut self.mc_eps_by_key, &e.index, &e);
         self.mc_slices.insert(id, e);
-        Changed::MultiCluster
+        changed
     }
 
     /// Remove a multi-cluster endpoint slice.
@@ -415,28 +427,23 @@ impl Index {
         {
             Some(o) => {
                 remove(&mut self.mc_eps_by_key, &o.index, &o);
-                Changed::MultiCluster
+                Changed::Internal
             }
             None => Changed::No,
         }
     }
 
     /// Add a namespace.
+    /// (Namespaces never move a serial: CoreDNS's namespace informer has no handlers.)
     pub fn put_namespace(&mut self, name: String) -> Changed {
-        if self.namespaces.insert(name) {
-            Changed::Internal
-        } else {
-            Changed::No
-        }
+        self.namespaces.insert(name);
+        Changed::No
     }
 
     /// Remove a namespace.
     pub fn delete_namespace(&mut self, name: &str) -> Changed {
-        if self.namespaces.remove(name) {
-            Changed::Internal
-        } else {
-            Changed::No
-        }
+        self.namespaces.remove(name);
+        Changed::No
     }
 
     /// The ids of every object of a kind, for a relist to drop what is gone.
@@ -495,6 +502,7 @@ pub struct Store {
     modified: AtomicI64,
     ext_modified: AtomicI64,
     mc_modified: AtomicI64,
+    started: AtomicBool,
 }
 
 impl Store {
@@ -536,6 +544,7 @@ impl Store {
                 self.modified.store(now, Ordering::Relaxed);
                 self.ext_modified.store(now, Ordering::Relaxed);
             }
+            Changed::External => self.ext_modified.store(now, Ordering::Relaxed),
             Changed::MultiCluster => self.mc_modified.store(now, Ordering::Relaxed),
         }
     }
@@ -553,6 +562,16 @@ impl Store {
     /// When multi-cluster data last changed (the multicluster zones' serial).
     pub fn mc_modified(&self) -> i64 {
         self.mc_modified.load(Ordering::Relaxed)
+    }
+
+    /// The server finished its startup wait: from now on watch errors are logged.
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the startup wait is over.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Mark a kind's first list as done.
@@ -596,7 +615,7 @@ mod tests {
         assert!(i.svc_index_reverse("10.0.0.1").is_empty());
         assert_eq!(i.svc_index_reverse("10.0.0.2").len(), 1);
         assert_eq!(i.svc_index("web.ns").len(), 1);
-        assert_eq!(i.delete_service("ns", "web"), Changed::InternalAndExternal);
+        assert_eq!(i.delete_service("ns", "web"), Changed::Internal);
         assert!(i.svc_index("web.ns").is_empty());
         assert!(i.svc_by_ip.is_empty() && i.svc_by_key.is_empty());
     }

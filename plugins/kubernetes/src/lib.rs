@@ -678,11 +678,13 @@ impl Lifecycle for Watchers {
         let mut log_at = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
         loop {
             if self.k.store.has_synced() {
+                self.k.store.set_started();
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 tracing::warn!(target: TARGET, "starting server with unsynced Kubernetes API");
+                self.k.store.set_started();
                 return Ok(());
             }
             if now >= log_at {

@@ -6,16 +6,38 @@
 //! requirements separated by commas, each `key`, `!key`, `key=value`, `key==value`,
 //! `key!=value`, `key in (v1, v2)` or `key notin (v1, v2)`.
 
-/// Why a selector does not parse.
+/// Why a selector is refused, in `metav1.ParseToLabelSelector`'s words: a syntax error, or an
+/// operator a LabelSelector cannot hold (`!=`, `>`, `<`).
 pub fn validate(sel: &str) -> Result<(), String> {
+    match parse(sel) {
+        Ok(ops) => {
+            for op in ops {
+                match op {
+                    "!=" => return Err("\"!=\" is not a valid label selector operator".into()),
+                    ">" => return Err("\"gt\" isn't supported in label selectors".into()),
+                    "<" => return Err("\"lt\" isn't supported in label selectors".into()),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("couldn't parse the selector string \"{sel}\": {e}")),
+    }
+}
+
+/// Parse; the operators used.
+fn parse(sel: &str) -> Result<Vec<&'static str>, String> {
+    let mut ops = Vec::new();
     let mut rest = sel.trim();
     if rest.is_empty() {
-        return Ok(());
+        return Ok(ops);
     }
     loop {
-        rest = requirement(rest)?.trim_start();
+        let (r, op) = requirement(rest)?;
+        ops.extend(op);
+        rest = r.trim_start();
         if rest.is_empty() {
-            return Ok(());
+            return Ok(ops);
         }
         match rest.strip_prefix(',') {
             Some(r) => rest = r.trim_start(),
@@ -84,7 +106,7 @@ fn check_value(v: &str) -> Result<(), String> {
     check_name(v).map_err(|e| format!("invalid label value: \"{v}\": {e}"))
 }
 
-fn requirement(s: &str) -> Result<&str, String> {
+fn requirement(s: &str) -> Result<(&str, Option<&'static str>), String> {
     let (negated, s) = match s.strip_prefix('!') {
         Some(r) => (true, r.trim_start()),
         None => (false, s),
@@ -96,14 +118,14 @@ fn requirement(s: &str) -> Result<&str, String> {
     check_key(key)?;
     let rest_t = rest.trim_start();
     if negated || rest_t.is_empty() || rest_t.starts_with(',') {
-        return Ok(rest_t);
+        return Ok((rest_t, None));
     }
-    for op in ["==", "!=", "="] {
+    for op in ["==", "!=", "=", ">", "<"] {
         if let Some(r) = rest_t.strip_prefix(op) {
             let r = r.trim_start();
             let (value, after) = ident(r);
             check_value(value)?;
-            return Ok(after);
+            return Ok((after, Some(op)));
         }
     }
     let (word, after) = ident(rest_t);
@@ -119,7 +141,7 @@ fn requirement(s: &str) -> Result<&str, String> {
                 check_value(value)?;
                 let a = a.trim_start();
                 if let Some(a) = a.strip_prefix(')') {
-                    return Ok(a);
+                    return Ok((a, None));
                 }
                 match a.strip_prefix(',') {
                     Some(a) => r = a,
@@ -142,7 +164,7 @@ mod tests {
     fn selectors_kubernetes_accepts() {
         for s in [
             "app=web",
-            "app==web, tier!=db",
+            "app==web, tier=db",
             "environment in (production, qa)",
             "tier notin (frontend,backend),!canary",
             "example.com/owner",

@@ -421,8 +421,11 @@ impl Spawner {
                 let ev = match ev {
                     Ok(ev) => ev,
                     Err(e) => {
+                        // Logged once per distinct error, and only after the startup wait:
+                        // during it the server says "waiting for Kubernetes API" (then that it
+                        // starts unsynced), as CoreDNS does.
                         let text = e.to_string();
-                        if last_error.as_deref() != Some(text.as_str()) {
+                        if store.started() && last_error.as_deref() != Some(text.as_str()) {
                             tracing::error!(target: TARGET, "Failed to watch {}: {text}", K::kind(&()));
                             last_error = Some(text);
                         }
