@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use ferrodns_conformance::{case, runner};
 
 const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH \
-[--cases DIR] [--selftest] [--jobs N] [--quiet] [FILTER...]
+[--cases DIR] [--selftest] [--jobs N] [--quiet] [--kube-apiserver PATH --kine PATH] [FILTER...]
 
   --coredns PATH   the reference CoreDNS (default: $FERRODNS_COREDNS)
   --ferrodns PATH  the ferrodns binary (default: $FERRODNS_BIN, else target/release/ferrodns)
@@ -17,6 +17,10 @@ const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH 
   --jobs N         cases run at once (default 4)
   --verbose        print both replies of every query
   --quiet          no progress lines
+  --kube-apiserver PATH, --kine PATH
+                   the Kubernetes API server and its storage, for kubernetes cases (default:
+                   $FERRODNS_KUBE_APISERVER, $FERRODNS_KINE; `cargo xtask conformance` builds
+                   and passes them)
   FILTER           only cases whose id (area/name) contains one of these";
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn run() -> Result<bool> {
     let mut progress = true;
     let mut verbose = false;
     let mut filters = Vec::new();
+    let mut kube_apiserver = std::env::var_os("FERRODNS_KUBE_APISERVER").map(PathBuf::from);
+    let mut kine = std::env::var_os("FERRODNS_KINE").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -51,6 +57,10 @@ fn run() -> Result<bool> {
             "--selftest" => selftest = true,
             "--jobs" => jobs = args.next().context("--jobs needs a number")?.parse()?,
             "--quiet" => progress = false,
+            "--kube-apiserver" => {
+                kube_apiserver = Some(args.next().context("--kube-apiserver needs a path")?.into())
+            }
+            "--kine" => kine = Some(args.next().context("--kine needs a path")?.into()),
             "--verbose" => verbose = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -68,6 +78,18 @@ fn run() -> Result<bool> {
             bail!("{what} binary {} does not exist", p.display());
         }
     }
+    let kube = match (kube_apiserver, kine) {
+        (Some(apiserver), Some(kine)) => {
+            for (what, p) in [("kube-apiserver", &apiserver), ("kine", &kine)] {
+                if !p.is_file() {
+                    bail!("{what} binary {} does not exist", p.display());
+                }
+            }
+            Some(ferrodns_kube_testenv::Bins { apiserver, kine })
+        }
+        (None, None) => None,
+        _ => bail!("--kube-apiserver and --kine go together\n{USAGE}"),
+    };
     let dir = cases_dir.unwrap_or_else(|| here.join(if selftest { "selftest" } else { "cases" }));
     let mut cases = case::load_dir(&dir)?;
     if !filters.is_empty() {
@@ -90,6 +112,7 @@ fn run() -> Result<bool> {
         progress,
         selftest,
         verbose,
+        kube,
     };
     let started = std::time::Instant::now();
     let results = runner::run_all(&cases, &settings)?;
