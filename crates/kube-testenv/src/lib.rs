@@ -119,6 +119,9 @@ impl ApiServer {
             format!("--token-auth-file={}", dir.join("tokens.csv").display()),
             format!("--service-cluster-ip-range={SERVICE_RANGES}"),
             "--enable-priority-and-fairness=false".to_string(),
+            // It refuses Pods in a namespace without a `default` ServiceAccount, which only the
+            // controller manager (not run here) creates.
+            "--disable-admission-plugins=ServiceAccount".to_string(),
         ]);
         let apiserver = Proc::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"))?;
 
