@@ -9,6 +9,7 @@
 //! subresource, since no kubelet or controller runs.
 
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -66,20 +67,54 @@ pub fn needed(case: &Case) -> bool {
         || case.files.values().any(|f| f.contains("{KUBE"))
 }
 
+/// How many kubernetes cases run at once: an API server takes a core to start, and CoreDNS
+/// gives up waiting for its first sync after 5 s (`startup_timeout`), which a loaded 2-core
+/// machine can exceed.
+const AT_ONCE: usize = 2;
+
+static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A place among the kubernetes cases allowed to run at once; given back on drop.
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let (lock, cv) = &RUNNING;
+        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= AT_ONCE {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (lock, cv) = &RUNNING;
+        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        cv.notify_one();
+    }
+}
+
 /// The API server of one case, its directory removed after it is stopped.
 pub struct Cluster {
-    // Field order is drop order: the processes die before their directory goes.
+    // Field order is drop order: the processes die before their directory goes, and the slot
+    // is given back last.
     server: ApiServer,
     client: Client,
     /// When the API server was started (seconds since the epoch): no SOA serial of a
     /// kubernetes zone can be older.
     pub started_unix: u64,
     dir: TempDir,
+    _slot: Slot,
 }
 
 impl Cluster {
     /// Start the API server and create the case's objects, in order.
     pub fn start(bins: &Bins, case: &Case) -> Result<Cluster> {
+        let slot = Slot::take();
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -93,6 +128,7 @@ impl Cluster {
             client,
             started_unix,
             dir,
+            _slot: slot,
         };
         let changes = case
             .kube
@@ -116,8 +152,8 @@ impl Cluster {
     /// The placeholders of a kubernetes case: `{KUBECONFIG}` (a kubeconfig file with the
     /// server's URL, its certificate not checked, and a bearer token; context
     /// `ferrodns-test`), `{KUBE_URL}` (`https://127.0.0.1:PORT`), `{KUBE_CERTS}` (the
-    /// directory with the server's self-signed `apiserver.crt`, which holds its CA too, and
-    /// `apiserver.key`).
+    /// directory with the server's self-signed `apiserver.crt`, which holds its CA too, and a
+    /// client certificate `client.crt` / `client.key` it accepts as `system:masters`).
     pub fn vars(&self) -> Vec<(String, String)> {
         let certs: PathBuf = self.dir.path().join("certs");
         vec![

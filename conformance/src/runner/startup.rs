@@ -20,7 +20,7 @@ pub(super) fn startup(case: &Case, a: &Side, b: &Side, d: &mut Vec<String>) -> b
             let banner = |side: &Side, lines: &[String]| -> Vec<String> {
                 lines
                     .iter()
-                    .filter(|l| !is_go_noise(l))
+                    .filter(|l| !is_go_noise(l) && !is_sync_progress(l))
                     .map(|l| side.normalize(l))
                     .collect()
             };
@@ -95,6 +95,13 @@ pub(super) fn startup(case: &Case, a: &Side, b: &Side, d: &mut Vec<String>) -> b
 pub(super) fn is_go_noise(line: &str) -> bool {
     let line = line.trim_start_matches("stderr: ");
     line.starts_with("maxprocs: ") || line.contains("plugin/trace: Datadog Tracer v")
+}
+
+/// `kubernetes` prints this every 500 ms while its first sync with the API server lasts
+/// (CoreDNS: at most `startup_timeout`); how many times depends on the machine's load, so the
+/// lines are not compared (see DIFFERENCES.md). The final warning when it gives up is.
+pub(super) fn is_sync_progress(line: &str) -> bool {
+    line.ends_with("plugin/kubernetes: waiting for Kubernetes API before starting server")
 }
 
 /// The error message of a failed start: its last line that is not Go runtime noise.

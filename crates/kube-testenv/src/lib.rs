@@ -79,6 +79,7 @@ impl ApiServer {
             dir.join("tokens.csv"),
             format!("{TOKEN},admin,admin,system:masters\n"),
         )?;
+        client_certificate(&dir.join("certs"))?;
 
         let kine_port = free_tcp_port()?;
         let mut kine_cmd = Command::new(&bins.kine);
@@ -117,6 +118,10 @@ impl ApiServer {
             format!("--secure-port={port}"),
             "--authorization-mode=AlwaysAllow".to_string(),
             format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+            format!(
+                "--client-ca-file={}",
+                dir.join("certs/client-ca.crt").display()
+            ),
             format!("--service-cluster-ip-range={SERVICE_RANGES}"),
             "--enable-priority-and-fairness=false".to_string(),
             // It refuses Pods in a namespace without a `default` ServiceAccount, which only the
@@ -178,6 +183,36 @@ impl ApiServer {
             });
         result.with_context(|| format!("the last answer to GET /readyz was {last}"))
     }
+}
+
+/// A client certificate the API server accepts (user `admin` in `system:masters`), for clients
+/// configured with files instead of a kubeconfig (CoreDNS's `tls CERT KEY CACERT`): in `certs`,
+/// `client.crt` and `client.key`, and the CA that signed it, `client-ca.crt`, which the server
+/// is given. Beside them the server writes its own self-signed `apiserver.crt` (with its CA)
+/// and `apiserver.key`.
+fn client_certificate(certs: &Path) -> Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    fs::create_dir_all(certs).with_context(|| format!("creating {}", certs.display()))?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "ferrodns-test-client-ca");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client.distinguished_name.push(DnType::CommonName, "admin");
+    client
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = client.signed_by(&key, &ca_cert, &ca_key)?;
+    fs::write(certs.join("client-ca.crt"), ca_cert.pem())?;
+    fs::write(certs.join("client.crt"), cert.pem())?;
+    fs::write(certs.join("client.key"), key.serialize_pem())?;
+    Ok(())
 }
 
 fn kubeconfig_yaml(port: u16) -> String {
