@@ -79,16 +79,16 @@ fn watch_summary(results: &[CaseResult], out: &mut impl Write) -> std::io::Resul
         .iter()
         .enumerate()
     {
-        let mut ms: Vec<u128> = all
+        let mut ms: Vec<f64> = all
             .iter()
-            .filter_map(|(_, w)| w.latency[side].map(|d| d.as_millis()))
+            .filter_map(|(_, w)| w.latency[side].map(|d| d.as_secs_f64() * 1000.0))
             .collect();
-        ms.sort_unstable();
+        ms.sort_by(f64::total_cmp);
         let missed = all.len() - ms.len();
         match (ms.get(ms.len() / 2), ms.last()) {
             (Some(median), Some(max)) => writeln!(
                 out,
-                "  {name}: {} changes, median {median} ms, max {max} ms, {missed} not seen",
+                "  {name}: {} changes, median {median:.1} ms, max {max:.1} ms, {missed} not seen",
                 all.len()
             )?,
             _ => writeln!(out, "  {name}: none of {} changes seen", all.len())?,
