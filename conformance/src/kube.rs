@@ -139,14 +139,17 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Apply changes in order.
-    pub fn apply(&self, changes: &[Change]) -> Result<()> {
+    /// Apply changes in order; when the last request was sent (the moment a watch latency is
+    /// measured from: the change is made between it and the answer).
+    pub fn apply(&self, changes: &[Change]) -> Result<Instant> {
+        let mut last = Instant::now();
         for c in changes {
-            self.client
+            last = self
+                .client
                 .apply(c.action, &c.object)
                 .with_context(|| c.describe())?;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// The placeholders of a kubernetes case: `{KUBECONFIG}` (a kubeconfig file with the

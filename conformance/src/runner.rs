@@ -345,7 +345,7 @@ pub fn run_case(case: &Case, s: &Settings, watch: &mut Vec<Watch>) -> Result<Vec
 
 /// Apply query `i`'s kubernetes changes; unless the query says `wait_change = false`, first
 /// note each server's answer to it, then poll both until their answers differ from that (the
-/// watch latency, from the moment the API server accepted the last change). A server whose
+/// watch latency, from the moment the last change was sent to the API server). A server whose
 /// answer does not change in time is a difference.
 fn kube_change(
     i: usize,
@@ -390,8 +390,7 @@ fn kube_change(
         }
     };
     let before = [answer(0), answer(1)];
-    cluster.apply(&changes)?;
-    let from = Instant::now();
+    let from = cluster.apply(&changes)?;
     let latency = kube::wait_changes(from, Duration::from_millis(q.watch_timeout_ms), |side| {
         answer(side) != before[side]
     });

@@ -105,46 +105,55 @@ fn describe(obj: &Value) -> String {
 const SETTLE: Duration = Duration::from_secs(20);
 
 impl Client {
-    /// Do `action` with `obj`.
-    pub fn apply(&self, action: Action, obj: &Value) -> Result<()> {
+    /// Do `action` with `obj`; when the last request it took was sent (the change happened
+    /// between then and the return: a watcher may see it before this returns).
+    pub fn apply(&self, action: Action, obj: &Value) -> Result<Instant> {
         let (collection, name) = resource_path(obj)?;
         let item = format!("{collection}/{name}");
         let what = describe(obj);
         let status = obj.get("status").filter(|s| !s.is_null());
-        match action {
+        let sent = match action {
             Action::Create => {
                 let mut body = obj.clone();
                 if let Some(map) = body.as_object_mut() {
                     map.remove("status");
                 }
-                self.expect_ok("POST", &collection, Some(&body), &what)?;
+                self.expect_ok("POST", &collection, Some(&body), &what)
             }
-            Action::Patch => {
-                self.expect_ok("PATCH", &item, Some(obj), &what)?;
-            }
+            Action::Patch => self.expect_ok("PATCH", &item, Some(obj), &what),
             Action::Delete => {
                 let path = format!("{item}?gracePeriodSeconds=0");
                 return self.expect_ok("DELETE", &path, None, &what);
             }
+        }?;
+        match status {
+            Some(s) => {
+                let patch = json!({ "status": s });
+                self.expect_ok("PATCH", &format!("{item}/status"), Some(&patch), &what)
+            }
+            None => Ok(sent),
         }
-        if let Some(s) = status {
-            let patch = json!({ "status": s });
-            self.expect_ok("PATCH", &format!("{item}/status"), Some(&patch), &what)?;
-        }
-        Ok(())
     }
 
     /// Send the request until it answers 2xx; 404 (a resource not served yet) and 409 (a
-    /// namespace still terminating) are retried for a while.
-    fn expect_ok(&self, method: &str, path: &str, body: Option<&Value>, what: &str) -> Result<()> {
+    /// namespace still terminating) are retried for a while. When the request that succeeded
+    /// was sent.
+    fn expect_ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Instant> {
         let bytes = body.map(serde_json::to_vec).transpose()?;
         let started = Instant::now();
         loop {
+            let sent = Instant::now();
             let (status, text) = self
                 .request(method, path, bytes.as_deref())
                 .with_context(|| format!("{method} {path} ({what})"))?;
             if (200..300).contains(&status) {
-                return Ok(());
+                return Ok(sent);
             }
             let transient = status == 404 && method != "DELETE"
                 || status == 409 && text.contains("being terminated");
