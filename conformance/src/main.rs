@@ -17,6 +17,8 @@ const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH 
   --jobs N         cases run at once (default 4)
   --verbose        print both replies of every query
   --quiet          no progress lines
+  --needs-kube     only print `yes` when a selected case needs a Kubernetes API server, else
+                   `no` (how `cargo xtask conformance` knows to build and pass the binaries)
   --kube-apiserver PATH, --kine PATH
                    the Kubernetes API server and its storage, for kubernetes cases (default:
                    $FERRODNS_KUBE_APISERVER, $FERRODNS_KINE; `cargo xtask conformance` builds
@@ -44,6 +46,7 @@ fn run() -> Result<bool> {
     let mut progress = true;
     let mut verbose = false;
     let mut filters = Vec::new();
+    let mut needs_kube = false;
     let mut kube_apiserver = std::env::var_os("FERRODNS_KUBE_APISERVER").map(PathBuf::from);
     let mut kine = std::env::var_os("FERRODNS_KINE").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
@@ -57,6 +60,7 @@ fn run() -> Result<bool> {
             "--selftest" => selftest = true,
             "--jobs" => jobs = args.next().context("--jobs needs a number")?.parse()?,
             "--quiet" => progress = false,
+            "--needs-kube" => needs_kube = true,
             "--kube-apiserver" => {
                 kube_apiserver = Some(args.next().context("--kube-apiserver needs a path")?.into())
             }
@@ -97,6 +101,13 @@ fn run() -> Result<bool> {
     }
     if cases.is_empty() {
         bail!("no cases under {}", dir.display());
+    }
+    if needs_kube {
+        let any = cases
+            .iter()
+            .any(|c| ferrodns_conformance::kube::needed(&c.case));
+        println!("{}", if any { "yes" } else { "no" });
+        return Ok(true);
     }
     println!(
         "conformance: {} cases from {}, {} vs {}",

@@ -8,7 +8,7 @@
 
 mod http;
 mod objects;
-mod proc;
+pub mod proc;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 
 pub use http::Client;
 pub use objects::{Action, resource_path};
-use proc::Proc;
+pub use proc::Proc;
 
 /// The bearer token that the API server accepts, as a member of `system:masters`.
 pub const TOKEN: &str = "testtoken";
@@ -89,7 +89,7 @@ impl ApiServer {
             // Its metrics listener would otherwise take :8080 on every interface.
             "--metrics-bind-address=0".to_string(),
         ]);
-        let mut kine = Proc::spawn("kine", kine_cmd, &dir.join("kine.log"))?;
+        let mut kine = Proc::spawn_tied("kine", kine_cmd, &dir.join("kine.log"))?;
         let kine_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, kine_port));
         kine.wait_until("listen", Duration::from_secs(60), || {
             if TcpStream::connect_timeout(&kine_addr, Duration::from_millis(200)).is_ok() {
@@ -128,7 +128,7 @@ impl ApiServer {
             // controller manager (not run here) creates.
             "--disable-admission-plugins=ServiceAccount".to_string(),
         ]);
-        let apiserver = Proc::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"))?;
+        let apiserver = Proc::spawn_tied("kube-apiserver", cmd, &dir.join("kube-apiserver.log"))?;
 
         let kubeconfig = dir.join("kubeconfig");
         fs::write(&kubeconfig, kubeconfig_yaml(port))?;
