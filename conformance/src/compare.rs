@@ -346,6 +346,43 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_soa_serials_compare_as_times_in_the_window() {
+        let soa = |serial: u32| wire::Reply {
+            id: 1,
+            flags: 0x8500,
+            questions: Vec::new(),
+            sections: [
+                Vec::new(),
+                vec![wire::Rr {
+                    name: "cluster.local.".into(),
+                    ttl: 5,
+                    class: 1,
+                    rtype: 6,
+                    rdata: format!(
+                        "ns.dns.cluster.local. hostmaster.cluster.local. {serial} 7200 1800 86400 5"
+                    ),
+                }],
+                Vec::new(),
+            ],
+            opts: Vec::new(),
+            trailing: 0,
+            len: 0,
+        };
+        let window = 1_796_545_000..=1_796_545_100;
+        let (mut a, mut b) = (soa(1_796_545_010), soa(1_796_545_011));
+        soa_serials(&mut a, &window);
+        soa_serials(&mut b, &window);
+        assert_eq!(a, b);
+        assert!(a.sections[1][0].rdata.contains(" {SERIAL} 7200 "));
+        // 0 (not synced, multicluster) and times outside the run stay numbers.
+        let (mut a, mut b) = (soa(0), soa(1_796_546_000));
+        soa_serials(&mut a, &window);
+        soa_serials(&mut b, &window);
+        assert!(a.sections[1][0].rdata.contains(" 0 7200 "));
+        assert!(b.sections[1][0].rdata.contains(" 1796546000 "));
+    }
+
+    #[test]
     fn identical_replies_have_no_diff() {
         let r = Outcome::Reply(reply(0, true, &["192.0.2.1"], Some(1232)));
         assert!(outcomes(&query(), &r, &r.clone()).is_empty());

@@ -174,6 +174,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reload_hash_and_sync_progress() {
+        let l = "[INFO] plugin/reload: Running configuration SHA512 = 3be5554302e5";
+        assert_eq!(
+            reload_hash(l),
+            "[INFO] plugin/reload: Running configuration SHA512 = {SHA512}"
+        );
+        assert_eq!(reload_hash("[INFO] other"), "[INFO] other");
+        assert!(is_sync_progress(
+            "[INFO] plugin/kubernetes: waiting for Kubernetes API before starting server"
+        ));
+        assert!(!is_sync_progress(
+            "[WARNING] plugin/kubernetes: starting server with unsynced Kubernetes API"
+        ));
+    }
+
+    #[test]
     fn error_locations_and_kinds() {
         let m = "plugin/errors: Corefile:2 - Error during parsing: invalid log file: bar";
         assert_eq!(location(m).as_deref(), Some("Corefile:2"));
