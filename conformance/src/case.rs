@@ -65,6 +65,10 @@ pub struct Case {
     /// started (`loop` finding a loop): their exit statuses and everything they printed are
     /// compared instead of replies.
     pub exit_within_ms: Option<u64>,
+    /// Kubernetes objects (TOML tables mirroring the API's JSON objects), created in this order
+    /// in an API server of the case's own before both servers start; see `crate::kube`.
+    #[serde(default)]
+    pub kube: Vec<toml::Table>,
     /// Self-test only: a different Corefile for ferrodns, to prove that differences are caught.
     pub selftest_ferrodns_corefile: Option<String>,
     /// Self-test only: text the case's diff must contain.
@@ -256,6 +260,15 @@ pub struct Query {
     /// How long to wait for a reply.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Kubernetes objects to create, patch or delete before the query (`action` key).
+    #[serde(default)]
+    pub kube: Vec<toml::Table>,
+    /// After `kube`: wait until each server's answer to this query differs from its answer
+    /// before the change (the watch latency), then compare. Default: true when `kube` is set.
+    pub wait_change: Option<bool>,
+    /// How long to wait for the answers to change.
+    #[serde(default = "default_watch_timeout")]
+    pub watch_timeout_ms: u64,
 }
 
 fn default_name() -> String {
@@ -278,6 +291,9 @@ fn default_flags() -> Vec<String> {
 }
 fn default_timeout() -> u64 {
     800
+}
+fn default_watch_timeout() -> u64 {
+    10_000
 }
 
 impl Query {
@@ -522,6 +538,22 @@ pub fn load(path: &Path, root: &Path) -> Result<Loaded> {
             wire::parse_rcode(rc)
                 .with_context(|| format!("{}: query {}", path.display(), i + 1))?;
         }
+    }
+    for (i, t) in case.kube.iter().enumerate() {
+        crate::kube::Change::from_table(t)
+            .with_context(|| format!("{}: kube object {}", path.display(), i + 1))?;
+    }
+    for (i, q) in case.query.iter().enumerate() {
+        for t in &q.kube {
+            crate::kube::Change::from_table(t)
+                .with_context(|| format!("{}: query {}: kube object", path.display(), i + 1))?;
+        }
+    }
+    if crate::kube::needed(&case) && !case.netns.is_empty() {
+        bail!(
+            "{}: a kubernetes case cannot use netns (its API server is on the host's loopback)",
+            path.display()
+        );
     }
     if case.startup == Startup::Reject && !case.query.is_empty() {
         bail!(

@@ -2,6 +2,7 @@
 //! CoreDNS is the reference: "missing in ferrodns" is what CoreDNS had and ferrodns did not.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use crate::case::{Part, Query};
 use crate::client::Outcome;
@@ -25,6 +26,17 @@ pub fn describe(o: &Outcome) -> String {
 
 /// The differences between two outcomes of one query; empty when they agree.
 pub fn outcomes(q: &Query, a: &Outcome, b: &Outcome) -> Vec<String> {
+    outcomes_in(q, a, b, None)
+}
+
+/// As [`outcomes`]; with `serials`, the serial of every SOA record that lies in that window is
+/// read as `{SERIAL}` (kubernetes cases: see [`soa_serials`]).
+pub fn outcomes_in(
+    q: &Query,
+    a: &Outcome,
+    b: &Outcome,
+    serials: Option<&RangeInclusive<u32>>,
+) -> Vec<String> {
     match (a, b) {
         (Outcome::NoReply(_), Outcome::NoReply(_)) => Vec::new(),
         (Outcome::Reply(_), Outcome::NoReply(_)) | (Outcome::NoReply(_), Outcome::Reply(_)) => {
@@ -34,11 +46,11 @@ pub fn outcomes(q: &Query, a: &Outcome, b: &Outcome) -> Vec<String> {
                 describe(b)
             )]
         }
-        (Outcome::Reply(x), Outcome::Reply(y)) => replies(q, x, y),
+        (Outcome::Reply(x), Outcome::Reply(y)) => replies(q, x, y, serials),
     }
 }
 
-fn replies(q: &Query, x: &[u8], y: &[u8]) -> Vec<String> {
+fn replies(q: &Query, x: &[u8], y: &[u8], serials: Option<&RangeInclusive<u32>>) -> Vec<String> {
     let mut d = Vec::new();
     if q.bytes && x != y {
         d.push("bytes differ:".to_string());
@@ -70,8 +82,34 @@ fn replies(q: &Query, x: &[u8], y: &[u8]) -> Vec<String> {
             return d;
         }
     };
+    let (mut ra, mut rb) = (ra, rb);
+    if let Some(w) = serials {
+        soa_serials(&mut ra, w);
+        soa_serials(&mut rb, w);
+    }
     parsed(q, &ra, &rb, &mut d);
     d
+}
+
+/// Write `{SERIAL}` for the serial of each SOA record that lies in `window`. The kubernetes
+/// plugin's serial is the Unix time of the last change its process saw, so two processes
+/// watching the same API server may differ by a second or two; what is checked is that each is
+/// such a time (between the API server's start and now), not which second it is. See
+/// DIFFERENCES.md.
+pub fn soa_serials(r: &mut Reply, window: &RangeInclusive<u32>) {
+    const SOA: u16 = 6;
+    for rr in r.sections.iter_mut().flatten() {
+        if rr.rtype != SOA {
+            continue;
+        }
+        let mut fields: Vec<String> = rr.rdata.split_whitespace().map(String::from).collect();
+        if let Some(serial) = fields.get_mut(2)
+            && serial.parse::<u32>().is_ok_and(|n| window.contains(&n))
+        {
+            *serial = "{SERIAL}".to_string();
+            rr.rdata = fields.join(" ");
+        }
+    }
 }
 
 fn field(d: &mut Vec<String>, name: &str, a: impl std::fmt::Display, b: impl std::fmt::Display) {
@@ -305,6 +343,43 @@ mod tests {
             m[11] = 1;
         }
         m
+    }
+
+    #[test]
+    fn kubernetes_soa_serials_compare_as_times_in_the_window() {
+        let soa = |serial: u32| wire::Reply {
+            id: 1,
+            flags: 0x8500,
+            questions: Vec::new(),
+            sections: [
+                Vec::new(),
+                vec![wire::Rr {
+                    name: "cluster.local.".into(),
+                    ttl: 5,
+                    class: 1,
+                    rtype: 6,
+                    rdata: format!(
+                        "ns.dns.cluster.local. hostmaster.cluster.local. {serial} 7200 1800 86400 5"
+                    ),
+                }],
+                Vec::new(),
+            ],
+            opts: Vec::new(),
+            trailing: 0,
+            len: 0,
+        };
+        let window = 1_796_545_000..=1_796_545_100;
+        let (mut a, mut b) = (soa(1_796_545_010), soa(1_796_545_011));
+        soa_serials(&mut a, &window);
+        soa_serials(&mut b, &window);
+        assert_eq!(a, b);
+        assert!(a.sections[1][0].rdata.contains(" {SERIAL} 7200 "));
+        // 0 (not synced, multicluster) and times outside the run stay numbers.
+        let (mut a, mut b) = (soa(0), soa(1_796_546_000));
+        soa_serials(&mut a, &window);
+        soa_serials(&mut b, &window);
+        assert!(a.sections[1][0].rdata.contains(" 0 7200 "));
+        assert!(b.sections[1][0].rdata.contains(" 1796546000 "));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod case;
 pub mod client;
 pub mod compare;
 pub mod dnstap;
+pub mod kube;
 pub mod netns;
 pub mod process;
 pub mod runner;

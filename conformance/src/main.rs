@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use ferrodns_conformance::{case, runner};
 
 const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH \
-[--cases DIR] [--selftest] [--jobs N] [--quiet] [FILTER...]
+[--cases DIR] [--selftest] [--jobs N] [--quiet] [--kube-apiserver PATH --kine PATH] [FILTER...]
 
   --coredns PATH   the reference CoreDNS (default: $FERRODNS_COREDNS)
   --ferrodns PATH  the ferrodns binary (default: $FERRODNS_BIN, else target/release/ferrodns)
@@ -17,6 +17,12 @@ const USAGE: &str = "usage: ferrodns-conformance --coredns PATH --ferrodns PATH 
   --jobs N         cases run at once (default 4)
   --verbose        print both replies of every query
   --quiet          no progress lines
+  --needs-kube     only print `yes` when a selected case needs a Kubernetes API server, else
+                   `no` (how `cargo xtask conformance` knows to build and pass the binaries)
+  --kube-apiserver PATH, --kine PATH
+                   the Kubernetes API server and its storage, for kubernetes cases (default:
+                   $FERRODNS_KUBE_APISERVER, $FERRODNS_KINE; `cargo xtask conformance` builds
+                   and passes them)
   FILTER           only cases whose id (area/name) contains one of these";
 
 fn main() -> ExitCode {
@@ -40,6 +46,9 @@ fn run() -> Result<bool> {
     let mut progress = true;
     let mut verbose = false;
     let mut filters = Vec::new();
+    let mut needs_kube = false;
+    let mut kube_apiserver = std::env::var_os("FERRODNS_KUBE_APISERVER").map(PathBuf::from);
+    let mut kine = std::env::var_os("FERRODNS_KINE").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -51,6 +60,11 @@ fn run() -> Result<bool> {
             "--selftest" => selftest = true,
             "--jobs" => jobs = args.next().context("--jobs needs a number")?.parse()?,
             "--quiet" => progress = false,
+            "--needs-kube" => needs_kube = true,
+            "--kube-apiserver" => {
+                kube_apiserver = Some(args.next().context("--kube-apiserver needs a path")?.into())
+            }
+            "--kine" => kine = Some(args.next().context("--kine needs a path")?.into()),
             "--verbose" => verbose = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -68,6 +82,18 @@ fn run() -> Result<bool> {
             bail!("{what} binary {} does not exist", p.display());
         }
     }
+    let kube = match (kube_apiserver, kine) {
+        (Some(apiserver), Some(kine)) => {
+            for (what, p) in [("kube-apiserver", &apiserver), ("kine", &kine)] {
+                if !p.is_file() {
+                    bail!("{what} binary {} does not exist", p.display());
+                }
+            }
+            Some(ferrodns_kube_testenv::Bins { apiserver, kine })
+        }
+        (None, None) => None,
+        _ => bail!("--kube-apiserver and --kine go together\n{USAGE}"),
+    };
     let dir = cases_dir.unwrap_or_else(|| here.join(if selftest { "selftest" } else { "cases" }));
     let mut cases = case::load_dir(&dir)?;
     if !filters.is_empty() {
@@ -75,6 +101,13 @@ fn run() -> Result<bool> {
     }
     if cases.is_empty() {
         bail!("no cases under {}", dir.display());
+    }
+    if needs_kube {
+        let any = cases
+            .iter()
+            .any(|c| ferrodns_conformance::kube::needed(&c.case));
+        println!("{}", if any { "yes" } else { "no" });
+        return Ok(true);
     }
     println!(
         "conformance: {} cases from {}, {} vs {}",
@@ -90,6 +123,7 @@ fn run() -> Result<bool> {
         progress,
         selftest,
         verbose,
+        kube,
     };
     let started = std::time::Instant::now();
     let results = runner::run_all(&cases, &settings)?;

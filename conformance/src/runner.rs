@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use crate::case::{Case, Loaded, Logs};
 use crate::client;
 use crate::compare::{self, REF, SUT};
+use crate::kube::{self, Cluster, Watch};
 use crate::process::Started;
 use crate::upstream::FakeUpstream;
 
@@ -44,6 +45,8 @@ pub struct Settings {
     pub selftest: bool,
     /// Print both outcomes of every query.
     pub verbose: bool,
+    /// kube-apiserver and kine, for kubernetes cases.
+    pub kube: Option<ferrodns_kube_testenv::Bins>,
 }
 
 /// How one case ended.
@@ -66,6 +69,8 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Wall time.
     pub elapsed: Duration,
+    /// Watch latencies of the kubernetes changes the case made.
+    pub watch: Vec<Watch>,
 }
 
 /// The plugins a ferrodns binary ships (`-plugins`).
@@ -101,12 +106,12 @@ pub fn run_all(cases: &[Loaded], s: &Settings) -> Result<Vec<CaseResult>> {
                     let r = run_one(l, s, &plugins);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if s.progress {
+                        let mut out = std::io::stdout().lock();
                         let word = match &r.verdict {
                             Verdict::Pass => "ok".to_string(),
                             Verdict::Fail(d) => format!("FAILED ({} differences)", d.len()),
                             Verdict::Skip(why) => format!("skipped ({why})"),
                         };
-                        let mut out = std::io::stdout().lock();
                         let _ = writeln!(
                             out,
                             "[{n:>width$}/{}] {} ... {} ({:.1}s)",
@@ -115,6 +120,9 @@ pub fn run_all(cases: &[Loaded], s: &Settings) -> Result<Vec<CaseResult>> {
                             word,
                             r.elapsed.as_secs_f64()
                         );
+                        for w in &r.watch {
+                            let _ = writeln!(out, "    {}", w.line());
+                        }
                     }
                     if let Ok(mut v) = results.lock() {
                         v[i] = Some(r);
@@ -130,6 +138,7 @@ pub fn run_all(cases: &[Loaded], s: &Settings) -> Result<Vec<CaseResult>> {
 /// Run one case.
 pub fn run_one(l: &Loaded, s: &Settings, plugins: &[String]) -> CaseResult {
     let started = Instant::now();
+    let mut watch = Vec::new();
     let missing: Vec<&String> = l
         .case
         .requires
@@ -153,7 +162,7 @@ pub fn run_one(l: &Loaded, s: &Settings, plugins: &[String]) -> CaseResult {
             "selftest_* fields are only allowed in conformance/selftest/".to_string(),
         ])
     } else {
-        match run_case(&l.case, s) {
+        match run_case(&l.case, s, &mut watch) {
             Ok(d) if d.is_empty() => Verdict::Pass,
             Ok(d) => Verdict::Fail(d),
             Err(e) => Verdict::Fail(vec![format!("harness error: {e:#}")]),
@@ -163,19 +172,32 @@ pub fn run_one(l: &Loaded, s: &Settings, plugins: &[String]) -> CaseResult {
         id: l.id.clone(),
         verdict,
         elapsed: started.elapsed(),
+        watch,
     }
 }
 
-/// Run one case and return its differences.
-pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
+/// Run one case and return its differences; the watch latencies of its kubernetes changes
+/// go to `watch`.
+pub fn run_case(case: &Case, s: &Settings, watch: &mut Vec<Watch>) -> Result<Vec<String>> {
     let sut_corefile = case
         .selftest_ferrodns_corefile
         .as_deref()
         .unwrap_or(&case.corefile);
+    // A kubernetes case's API server, with its objects, before either DNS server starts (it
+    // outlives both: declared first, dropped last).
+    let cluster = if kube::needed(case) {
+        let bins = s.kube.as_ref().context(
+            "a kubernetes case needs --kube-apiserver PATH --kine PATH (cargo xtask conformance passes them)",
+        )?;
+        Some(Cluster::start(bins, case)?)
+    } else {
+        None
+    };
+    let kube_vars = cluster.as_ref().map(Cluster::vars).unwrap_or_default();
     // Both are spawned from this thread, which outlives them (see PR_SET_PDEATHSIG in
     // process.rs).
-    let mut a = side::start_side(REF, &s.coredns, case, &case.corefile)?;
-    let mut b = side::start_side(SUT, &s.ferrodns, case, sut_corefile)?;
+    let mut a = side::start_side(REF, &s.coredns, case, &case.corefile, &kube_vars)?;
+    let mut b = side::start_side(SUT, &s.ferrodns, case, sut_corefile, &kube_vars)?;
     let mut d = Vec::new();
     if s.verbose {
         for side in [&a, &b] {
@@ -211,6 +233,18 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
                     .with_context(|| format!("query {}: no port {port_key}", i + 1))?;
                 targets.push(SocketAddr::new(ip, port));
             }
+            if !q.kube.is_empty() {
+                let cluster = cluster
+                    .as_ref()
+                    .context("kube changes without an API server")?;
+                if let Some(w) = kube_change(i, q, &msg, &targets, cluster, &mut d)? {
+                    if s.verbose {
+                        println!("  {}", w.line());
+                    }
+                    watch.push(w);
+                }
+            }
+            let serials = cluster.as_ref().map(Cluster::serial_window);
             for proto in q.transport.each() {
                 let timeout = Duration::from_millis(q.timeout_ms);
                 let send = |targets: &[SocketAddr]| match proto {
@@ -236,7 +270,7 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
                         verbose_outcome(ob)
                     );
                 }
-                let mut qd = compare::outcomes(q, oa, ob);
+                let mut qd = compare::outcomes_in(q, oa, ob, serials.as_ref());
                 qd.extend(compare::expectations(q, REF, oa));
                 qd.extend(compare::expectations(q, SUT, ob));
                 if !qd.is_empty() {
@@ -307,6 +341,75 @@ pub fn run_case(case: &Case, s: &Settings) -> Result<Vec<String>> {
         }
     }
     Ok(d)
+}
+
+/// Apply query `i`'s kubernetes changes; unless the query says `wait_change = false`, first
+/// note each server's answer to it, then poll both until their answers differ from that (the
+/// watch latency, from the moment the last change was sent to the API server). A server whose
+/// answer does not change in time is a difference.
+fn kube_change(
+    i: usize,
+    q: &crate::case::Query,
+    msg: &[u8],
+    targets: &[SocketAddr],
+    cluster: &Cluster,
+    d: &mut Vec<String>,
+) -> Result<Option<Watch>> {
+    let changes = q
+        .kube
+        .iter()
+        .map(kube::Change::from_table)
+        .collect::<Result<Vec<_>>>()?;
+    let what = changes
+        .iter()
+        .map(kube::Change::describe)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !q.wait_change.unwrap_or(true) {
+        cluster.apply(&changes)?;
+        return Ok(None);
+    }
+    // The answer as compared (TTLs and the kubernetes SOA serial aside): rcode and sections.
+    let answer = |side: usize| -> String {
+        let out = client::udp(msg, &targets[side..=side], Duration::from_millis(500));
+        match &out[0] {
+            client::Outcome::Reply(b) => match crate::wire::parse_reply(b) {
+                Ok(mut r) => {
+                    compare::soa_serials(&mut r, &cluster.serial_window());
+                    let mut t = vec![crate::wire::rcode_name(r.rcode())];
+                    for sec in &r.sections {
+                        let mut rrs: Vec<String> = sec.iter().map(|rr| rr.text(false)).collect();
+                        rrs.sort();
+                        t.push(rrs.join(" | "));
+                    }
+                    t.join(" / ")
+                }
+                Err(e) => format!("unparsable: {e}"),
+            },
+            client::Outcome::NoReply(why) => format!("no reply: {why}"),
+        }
+    };
+    let before = [answer(0), answer(1)];
+    let from = cluster.apply(&changes)?;
+    let latency = kube::wait_changes(from, Duration::from_millis(q.watch_timeout_ms), |side| {
+        answer(side) != before[side]
+    });
+    for (side, l) in [REF, SUT].iter().zip(latency) {
+        if l.is_none() {
+            d.push(format!(
+                "query {} ({}): {side}'s answer did not change within {} ms of: {what}; it stayed {}",
+                i + 1,
+                q.label(),
+                q.watch_timeout_ms,
+                before[if *side == REF { 0 } else { 1 }]
+            ));
+        }
+    }
+    Ok(Some(Watch {
+        query: i + 1,
+        what,
+        latency,
+    }))
 }
 
 /// The dnstap messages both servers sent, once both receivers are quiet, as multisets of

@@ -129,6 +129,7 @@ fn deliberately_wrong_cases_fail_with_readable_diffs() {
         progress: false,
         selftest: true,
         verbose: false,
+        kube: None,
     };
     let results = runner::run_all(&cases, &settings).expect("harness runs");
     let mut report = Vec::new();
@@ -152,6 +153,7 @@ fn selftest_fields_are_refused_among_real_cases() {
         progress: false,
         selftest: false,
         verbose: false,
+        kube: None,
     };
     let one = &cases[..1];
     let results = runner::run_all(one, &settings).expect("harness runs");

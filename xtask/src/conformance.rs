@@ -2,7 +2,9 @@
 //! built, build ferrodns and the harness in release mode, and run the conformance cases
 //! (`conformance/cases`, or with `--selftest` the deliberately wrong cases of
 //! `conformance/selftest`). Other arguments go to the harness (`--jobs N`, `--verbose`,
-//! case filters such as `parser/` or `edns/badvers`).
+//! case filters such as `parser/` or `edns/badvers`). When a selected case needs a Kubernetes
+//! API server (the harness says, `--needs-kube`), kube-apiserver and kine are built first (once
+//! per machine, `kube.rs`) and passed to the harness.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,13 +30,40 @@ pub fn run(args: &[String]) -> Result<()> {
         None => root.join("target"),
     };
     let release = target.join("release");
-    let status = Command::new(release.join("ferrodns-conformance"))
-        .arg("--coredns")
-        .arg(&coredns)
-        .arg("--ferrodns")
-        .arg(release.join("ferrodns"))
+    let harness_cmd = |args: &[String]| {
+        let mut cmd = Command::new(release.join("ferrodns-conformance"));
+        cmd.arg("--coredns")
+            .arg(&coredns)
+            .arg("--ferrodns")
+            .arg(release.join("ferrodns"))
+            .args(args)
+            .current_dir(&root);
+        cmd
+    };
+    // The harness says whether a case it would run needs an API server (same selection).
+    let mut ask = args.to_vec();
+    ask.push("--needs-kube".to_string());
+    let out = harness_cmd(&ask)
+        .output()
+        .context("asking the conformance harness about kubernetes cases")?;
+    if !out.status.success() {
+        bail!(
+            "the conformance harness failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut harness = harness_cmd(&[]);
+    if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
+        let bins = crate::kube::ensure()?;
+        harness
+            .arg("--kube-apiserver")
+            .arg(&bins.apiserver)
+            .arg("--kine")
+            .arg(&bins.kine);
+    }
+    let status = harness
         .args(args)
-        .current_dir(&root)
         .status()
         .context("running the conformance harness")?;
     if !status.success() {

@@ -9,16 +9,12 @@
 //! their published versions instead, builds.
 
 use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-
-use crate::bench::procs::Proc;
+use ferrodns_kube_testenv::{ApiServer, Bins, TOKEN};
 
 /// The Kubernetes release whose API server the tests run. Change it here only.
 pub const VERSION: &str = "v1.34.2";
@@ -27,28 +23,15 @@ pub const VERSION: &str = "v1.34.2";
 const STAGING_VERSION: &str = "v0.34.2";
 /// The kine release that stores the API server's objects in SQLite.
 pub const KINE_VERSION: &str = "v0.17.5";
-/// The bearer token that the API server accepts, as a member of `system:masters`.
-pub const TOKEN: &str = "testtoken";
-
-/// How long the API server may take to become ready (measured: 2.5 s on 2 idle cores; about
-/// 10 s when they are busy).
-const READY_LIMIT: Duration = Duration::from_secs(180);
-
-/// The built binaries.
-pub struct KubeBins {
-    pub apiserver: PathBuf,
-    pub kine: PathBuf,
-}
-
 /// `~/.cache/ferrodns/kubernetes-<version>` (or `$FERRODNS_CACHE/kubernetes-<version>`).
 pub fn cache_dir() -> PathBuf {
     crate::coredns::cache_root().join(format!("kubernetes-{VERSION}"))
 }
 
 /// The paths of `kube-apiserver` and `kine`, building whichever is missing first.
-pub fn ensure() -> Result<KubeBins> {
+pub fn ensure() -> Result<Bins> {
     let dir = cache_dir();
-    let bins = KubeBins {
+    let bins = Bins {
         apiserver: dir.join("bin/kube-apiserver"),
         kine: dir.join("bin/kine"),
     };
@@ -247,253 +230,10 @@ fn is_kine(bin: &Path) -> bool {
         .any(|w| w == KINE_VERSION)
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the process that binds it comes soon after).
-fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// kube-apiserver and kine running on loopback with their state, certificates and logs in one
-/// directory; both killed when dropped.
-pub struct ApiServer {
-    // Declared first so that it is dropped (killed) first, before its storage.
-    apiserver: Proc,
-    kine: Proc,
-    port: u16,
-    kubeconfig: PathBuf,
-}
-
-impl ApiServer {
-    /// Start kine and kube-apiserver with everything in `dir` (created when missing: the SQLite
-    /// state, the service-account keys, the serving certificate, `kubeconfig` and the logs
-    /// `kine.log` and `kube-apiserver.log`), and wait until `/readyz` answers 200.
-    pub fn start(dir: &Path) -> Result<ApiServer> {
-        let bins = ensure()?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolving {}", dir.display()))?;
-
-        // The service-account token signing key: ECDSA P-256 (which kube-apiserver accepts
-        // beside RSA), made by rcgen instead of `openssl genrsa`.
-        let key = rcgen::KeyPair::generate().context("generating the service-account key")?;
-        fs::write(dir.join("sa.key"), key.serialize_pem())?;
-        fs::write(dir.join("sa.pub"), key.public_key_pem())?;
-        fs::write(
-            dir.join("tokens.csv"),
-            format!("{TOKEN},admin,admin,system:masters\n"),
-        )?;
-
-        let kine_port = free_tcp_port()?;
-        let mut kine_cmd = Command::new(&bins.kine);
-        kine_cmd.args([
-            format!("--listen-address=127.0.0.1:{kine_port}"),
-            format!("--endpoint=sqlite://{}", dir.join("state.db").display()),
-            // Its metrics listener would otherwise take :8080 on every interface.
-            "--metrics-bind-address=0".to_string(),
-        ]);
-        let mut kine = Proc::spawn("kine", kine_cmd, &dir.join("kine.log"))?;
-        let kine_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, kine_port));
-        kine.wait_until("listen", Duration::from_secs(60), || {
-            if TcpStream::connect_timeout(&kine_addr, Duration::from_millis(200)).is_ok() {
-                return Ok(true);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            Ok(false)
-        })?;
-
-        let port = free_tcp_port()?;
-        let mut cmd = Command::new(&bins.apiserver);
-        cmd.args([
-            format!("--etcd-servers=http://127.0.0.1:{kine_port}"),
-            "--storage-media-type=application/json".to_string(),
-            "--service-account-issuer=https://kubernetes.default.svc".to_string(),
-            format!(
-                "--service-account-key-file={}",
-                dir.join("sa.pub").display()
-            ),
-            format!(
-                "--service-account-signing-key-file={}",
-                dir.join("sa.key").display()
-            ),
-            format!("--cert-dir={}", dir.join("certs").display()),
-            "--bind-address=127.0.0.1".to_string(),
-            format!("--secure-port={port}"),
-            "--authorization-mode=AlwaysAllow".to_string(),
-            format!("--token-auth-file={}", dir.join("tokens.csv").display()),
-            "--service-cluster-ip-range=10.96.0.0/16".to_string(),
-            "--enable-priority-and-fairness=false".to_string(),
-        ]);
-        let apiserver = Proc::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"))?;
-
-        let kubeconfig = dir.join("kubeconfig");
-        fs::write(&kubeconfig, kubeconfig_yaml(port))?;
-        let mut server = ApiServer {
-            apiserver,
-            kine,
-            port,
-            kubeconfig,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    /// `https://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    /// A kubeconfig for the server: its URL, its certificate not checked, the bearer token.
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
-    /// Fail with the end of its log when either process has exited.
-    pub fn alive(&mut self) -> Result<()> {
-        self.kine.alive()?;
-        self.apiserver.alive()
-    }
-
-    /// Poll `GET /readyz` with the token until it answers 200 (every check, storage and
-    /// post-start hook of the server passed).
-    fn wait_ready(&mut self) -> Result<()> {
-        let tls = Arc::new(tls_config()?);
-        let port = self.port;
-        let mut last = String::from("no answer");
-        let kine = &mut self.kine;
-        let result = self
-            .apiserver
-            .wait_until("answer 200 to /readyz", READY_LIMIT, || {
-                kine.alive()?;
-                match get(&tls, port, "/readyz?verbose") {
-                    Ok((200, _)) => return Ok(true),
-                    Ok((status, body)) => last = format!("{status}: {body}"),
-                    Err(e) => last = format!("{e:#}"),
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                Ok(false)
-            });
-        result.with_context(|| format!("the last answer to GET /readyz was {last}"))
-    }
-}
-
-fn kubeconfig_yaml(port: u16) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: ferrodns-test
-  cluster:
-    server: https://127.0.0.1:{port}
-    insecure-skip-tls-verify: true
-users:
-- name: admin
-  user:
-    token: {TOKEN}
-contexts:
-- name: ferrodns-test
-  context:
-    cluster: ferrodns-test
-    user: admin
-current-context: ferrodns-test
-"
-    )
-}
-
-/// A TLS client that accepts any certificate: the server's is one it made itself at startup
-/// (in `certs/` of its directory), and nothing but this loopback test server is reached.
-/// Handshake signatures are still checked.
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth(),
-    )
-}
-
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `GET path` with the bearer token over HTTPS to 127.0.0.1:`port`: the status code and the
-/// body (as sent, not decoded: enough for a message).
-fn get(tls: &Arc<rustls::ClientConfig>, port: u16, path: &str) -> Result<(u16, String)> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let name =
-        rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST).into());
-    let conn = rustls::ClientConnection::new(tls.clone(), name)?;
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
-    )?;
-    stream.flush()?;
-    let mut response = Vec::new();
-    match stream.read_to_end(&mut response) {
-        Ok(_) => {}
-        // The connection closed without a TLS close_notify: what came before is complete.
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !response.is_empty() => {}
-        Err(e) => return Err(e.into()),
-    }
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("not an HTTP/1.1 response: {:?}", text.lines().next()))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
-    Ok((status, body.to_string()))
+/// Start an API server (see `ferrodns-kube-testenv`) with the cached binaries, building them
+/// first when missing.
+pub fn start(dir: &Path) -> Result<ApiServer> {
+    ApiServer::start(&ensure()?, dir, ferrodns_kube_testenv::READY_LIMIT)
 }
 
 /// `cargo xtask kube-apiserver [--dir DIR]`: an API server for a developer, until SIGINT or
@@ -533,7 +273,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .context("blocking SIGINT and SIGTERM")?;
 
     let started = Instant::now();
-    let mut server = ApiServer::start(&dir)?;
+    let mut server = start(&dir)?;
     println!(
         "kube: {} ready in {:.1}s; logs in {}",
         server.url(),

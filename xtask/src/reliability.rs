@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::procs::{Proc, free_port, json_num, stdout_of, wait_dns};
+use crate::bench::procs::{Measure, Proc, free_port, json_num, stdout_of, wait_dns};
 
 const USAGE: &str = "\
 usage: cargo xtask reliability [--duration DUR] [--rate Q] [--out FILE] [--no-tests]

@@ -46,6 +46,7 @@ pub fn report(
         };
         writeln!(out, "{:<w$} | {:<6} | {}", r.id, word, diff)?;
     }
+    watch_summary(results, out)?;
     // The full diffs come last, next to the closing line, so that a log cut to its tail
     // still shows which case failed and how.
     for r in results {
@@ -58,6 +59,42 @@ pub fn report(
     }
     writeln!(out)?;
     Ok((passed, failed, skipped))
+}
+
+/// Every watch latency of the run, and per server its median and maximum (changes a server
+/// never showed are counted apart).
+fn watch_summary(results: &[CaseResult], out: &mut impl Write) -> std::io::Result<()> {
+    let all: Vec<(&str, &crate::kube::Watch)> = results
+        .iter()
+        .flat_map(|r| r.watch.iter().map(|w| (r.id.as_str(), w)))
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nwatch latency (kubernetes change -> new answer):")?;
+    for (id, w) in &all {
+        writeln!(out, "  {id}: {}", w.line())?;
+    }
+    for (side, name) in [crate::compare::REF, crate::compare::SUT]
+        .iter()
+        .enumerate()
+    {
+        let mut ms: Vec<f64> = all
+            .iter()
+            .filter_map(|(_, w)| w.latency[side].map(|d| d.as_secs_f64() * 1000.0))
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let missed = all.len() - ms.len();
+        match (ms.get(ms.len() / 2), ms.last()) {
+            (Some(median), Some(max)) => writeln!(
+                out,
+                "  {name}: {} changes, median {median:.1} ms, max {max:.1} ms, {missed} not seen",
+                all.len()
+            )?,
+            _ => writeln!(out, "  {name}: none of {} changes seen", all.len())?,
+        }
+    }
+    Ok(())
 }
 
 /// The closing line: `N passed, M failed` (`, K skipped` when some were).
@@ -82,11 +119,13 @@ mod tests {
                 id: "a/x".into(),
                 verdict: Verdict::Pass,
                 elapsed: Duration::ZERO,
+                watch: Vec::new(),
             },
             CaseResult {
                 id: "a/y".into(),
                 verdict: Verdict::Fail(vec!["rcode: coredns NOERROR, ferrodns SERVFAIL".into()]),
                 elapsed: Duration::ZERO,
+                watch: Vec::new(),
             },
         ];
         let mut out = Vec::new();

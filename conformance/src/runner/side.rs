@@ -105,12 +105,14 @@ pub(super) fn start_side(
     bin: &Path,
     case: &Case,
     corefile: &str,
+    extra_vars: &[(String, String)],
 ) -> Result<Side> {
     let mut last_text = String::new();
     for _attempt in 0..4 {
         let dir = TempDir::new(name)?;
         let mut vars: Vec<(String, String)> =
             vec![("DIR".into(), dir.path().display().to_string())];
+        vars.extend(extra_vars.iter().cloned());
         for p in port_placeholders(case) {
             vars.push((p, free_port()?.to_string()));
         }

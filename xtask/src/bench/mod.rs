@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use procs::{Proc, free_port, json_num, stdout_of, wait_dns};
+use procs::{Measure, Proc, free_port, json_num, stdout_of, wait_dns};
 pub use report::{Measured, Results};
 
 /// Debian packages the bench needs, by the command that shows each is there.

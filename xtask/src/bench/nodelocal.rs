@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::procs::{Proc, cpu_seconds, json_num, stdout_of};
+use super::procs::{Measure, Proc, cpu_seconds, json_num, stdout_of};
 use super::{Kind, Opts, Tools, pinned, progress};
 
 const LOCAL: &str = "169.254.20.10";

@@ -1,10 +1,8 @@
-//! Processes under measurement: started with their output in a log file, their CPU time and
-//! memory read from `/proc`, stopped when dropped; and the DNS probe that says a server answers.
+//! Processes under measurement (`Proc`, shared with the test API server): their CPU time and
+//! memory read from `/proc`; and the DNS probe that says a server answers.
 
-use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,97 +11,25 @@ use anyhow::{Context, Result, bail};
 /// this runs on).
 const TICKS: f64 = 100.0;
 
-/// A running process; killed (SIGKILL) and reaped when dropped.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    log: PathBuf,
+/// A running process, killed when dropped: the type the test API server uses too.
+pub use ferrodns_kube_testenv::Proc;
+
+/// What the benchmarks measure of a process, and where it may run.
+pub trait Measure {
+    /// CPU time (user + system, all threads) so far, in seconds.
+    fn cpu_seconds(&self) -> Result<f64>;
+    /// (VmRSS, VmHWM) in KiB: resident memory now and at its peak.
+    fn rss_kib(&self) -> Result<(u64, u64)>;
+    /// Bind every thread of the process to the CPUs `cpus` (a taskset list, "0" or "0,1").
+    fn pin(&self, cpus: &str) -> Result<()>;
 }
 
-impl Proc {
-    /// Start `cmd` with stdout and stderr in `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("starting {name}: {cmd:?}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            log: log.to_path_buf(),
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Fail with the end of its log when the process has exited.
-    pub fn alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} exited ({status}); the end of its log:\n{}",
-                self.name,
-                self.log_tail()
-            );
-        }
-        Ok(())
-    }
-
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    /// Wait until `ready` says yes (each call may itself wait a little), failing when the
-    /// process exits or after `limit`; `what` completes "did not ..." in the error.
-    pub fn wait_until(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        mut ready: impl FnMut() -> Result<bool>,
-    ) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            if ready()? {
-                return Ok(());
-            }
-            self.alive()?;
-            if start.elapsed() > limit {
-                bail!(
-                    "{} did not {what} within {limit:?}:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-        }
-    }
-
-    /// Wait until its log contains `needle` (a readiness line).
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
-        let log = self.log.clone();
-        self.wait_until(&format!("print {needle:?}"), limit, || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(needle) {
-                return Ok(true);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            Ok(false)
-        })
-    }
-
-    /// CPU time (user + system, all threads) so far, in seconds.
-    pub fn cpu_seconds(&self) -> Result<f64> {
+impl Measure for Proc {
+    fn cpu_seconds(&self) -> Result<f64> {
         cpu_seconds(self.pid())
     }
 
-    /// (VmRSS, VmHWM) in KiB: resident memory now and at its peak.
-    pub fn rss_kib(&self) -> Result<(u64, u64)> {
+    fn rss_kib(&self) -> Result<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
         let field = |key: &str| -> Result<u64> {
             let line = status
@@ -120,20 +46,12 @@ impl Proc {
         Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
 
-    /// Bind every thread of the process to the CPUs `cpus` (a taskset list, "0" or "0,1").
-    pub fn pin(&self, cpus: &str) -> Result<()> {
+    fn pin(&self, cpus: &str) -> Result<()> {
         stdout_of(
             Command::new("taskset").args(["-a", "-p", "-c", cpus, &self.pid().to_string()]),
             &format!("taskset {cpus} {}", self.name),
         )?;
         Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
