@@ -283,10 +283,11 @@ impl<S> Filter<S> for DebugSwitch {
 /// rate-limited ([`LibraryLog`]). `FERRODNS_LOG` (an `EnvFilter` directive) replaces the switch
 /// and the rate limit with a fixed filter, for debugging.
 /// Library events CoreDNS has no counterpart for, which would only add noise to its log: the
-/// Kubernetes client warns on every connection made with `insecure-skip-tls-verify`, which
-/// client-go accepts silently.
+/// Kubernetes client's own request log (one error per failed request, which the kubernetes
+/// plugin reports once as "Failed to watch ...") and its warning on every connection made
+/// with `insecure-skip-tls-verify`, which client-go accepts silently.
 fn quiet_library(meta: &Metadata<'_>) -> bool {
-    meta.target().starts_with("kube_client::client::tls")
+    meta.target().starts_with("kube_client::client")
 }
 
 pub fn init(debug: bool) {
