@@ -69,6 +69,14 @@ pub fn run(args: &[String]) -> Result<()> {
     install_packages(PACKAGES)?;
     let coredns = crate::coredns::ensure()?;
     println!("==> reference CoreDNS: {}", coredns.display());
+    // The kubernetes conformance cases run against a real API server: built once per machine
+    // (about 5 minutes) and cached beside CoreDNS.
+    let kube = crate::kube::ensure()?;
+    println!(
+        "==> Kubernetes API server: {} (on {})",
+        kube.apiserver.display(),
+        kube.kine.display()
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let in_root = |args: &[&str]| {
         let mut c = Command::new(&cargo);
