@@ -88,20 +88,19 @@ pub fn records(
         }
         _ => return (Vec::new(), ResponseCode::NXDomain),
     }
-    let idx = format!("{service}.{namespace}");
     let mut out = Vec::new();
     let mut rcode = ResponseCode::NXDomain;
     let port_ok = |name: &str, proto: &str| {
         (port.is_empty() || eq_fold(port, name))
             && (protocol.is_empty() || eq_fold(protocol, proto))
     };
-    for svc in l.index.svc_index(&idx) {
+    for svc in l.index.svc_index(service, namespace) {
         if svc.namespace != *namespace || svc.name != service {
             continue;
         }
         if headless && svc.external_ips.is_empty() && (svc.headless() || !endpoint.is_empty()) {
-            for ep in l.index.ep_index(&idx) {
-                if ep.index != idx {
+            for ep in l.index.ep_index(service, namespace) {
+                if ep.service != svc.name || ep.namespace != svc.namespace {
                     continue;
                 }
                 for a in &ep.addresses {

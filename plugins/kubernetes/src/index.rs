@@ -5,6 +5,7 @@
 //! it returns. Watch events take the write lock briefly to swap one object and its index
 //! entries.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -52,7 +53,7 @@ impl Service {
 
     /// `name.namespace`, the key services and their endpoints share.
     pub fn key(&self) -> String {
-        format!("{}.{}", self.name, self.namespace)
+        key_of(&self.name, &self.namespace)
     }
 }
 
@@ -78,8 +79,9 @@ pub struct Endpoints {
     pub name: String,
     /// Its namespace.
     pub namespace: String,
-    /// `<service>.<namespace>`, from the `kubernetes.io/service-name` label.
-    pub index: String,
+    /// The service it belongs to: its `kubernetes.io/service-name` label (for a multi-cluster
+    /// slice, `multicluster.kubernetes.io/service-name`).
+    pub service: String,
     /// The ready addresses.
     pub addresses: Vec<Address>,
     /// The ports (`[{port: -1}]` when there are none).
@@ -141,7 +143,27 @@ pub struct Index {
     mc_eps_by_key: HashMap<String, Vec<Arc<Endpoints>>>,
 }
 
-const NONE: &[Arc<Service>] = &[];
+thread_local! {
+    /// The `name.namespace` key of a lookup, built here so that a query allocates nothing to
+    /// find its objects.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The objects under the key `name.namespace`.
+fn by_key<'a, T>(map: &'a HashMap<String, Vec<Arc<T>>>, name: &str, ns: &str) -> &'a [Arc<T>] {
+    KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        k.clear();
+        k.push_str(name);
+        k.push('.');
+        k.push_str(ns);
+        map.get(k.as_str()).map(Vec::as_slice).unwrap_or(&[])
+    })
+}
+
+fn key_of(name: &str, ns: &str) -> String {
+    format!("{name}.{ns}")
+}
 
 fn add<T>(map: &mut HashMap<String, Vec<Arc<T>>>, key: &str, v: &Arc<T>) {
     map.entry(key.to_string()).or_default().push(v.clone());
@@ -172,22 +194,19 @@ pub enum Changed {
 }
 
 impl Index {
-    /// Services named `name.namespace`.
-    pub fn svc_index(&self, key: &str) -> &[Arc<Service>] {
-        self.svc_by_key.get(key).map(Vec::as_slice).unwrap_or(NONE)
+    /// Services named `name` in `namespace`.
+    pub fn svc_index(&self, name: &str, namespace: &str) -> &[Arc<Service>] {
+        by_key(&self.svc_by_key, name, namespace)
     }
 
     /// Services with this cluster IP.
     pub fn svc_index_reverse(&self, ip: &str) -> &[Arc<Service>] {
-        self.svc_by_ip.get(ip).map(Vec::as_slice).unwrap_or(NONE)
+        self.svc_by_ip.get(ip).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Services with this external IP.
     pub fn svc_ext_index_reverse(&self, ip: &str) -> &[Arc<Service>] {
-        self.svc_by_ext_ip
-            .get(ip)
-            .map(Vec::as_slice)
-            .unwrap_or(NONE)
+        self.svc_by_ext_ip.get(ip).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Every service.
@@ -195,9 +214,9 @@ impl Index {
         self.services.values()
     }
 
-    /// Endpoint slices of the service `name.namespace`.
-    pub fn ep_index(&self, key: &str) -> &[Arc<Endpoints>] {
-        self.eps_by_key.get(key).map(Vec::as_slice).unwrap_or(&[])
+    /// Endpoint slices of the service `name` in `namespace`.
+    pub fn ep_index(&self, name: &str, namespace: &str) -> &[Arc<Endpoints>] {
+        by_key(&self.eps_by_key, name, namespace)
     }
 
     /// Endpoint slices with this address.
@@ -302,7 +321,7 @@ impl Index {
     }
 
     fn index_endpoints(&mut self, e: &Arc<Endpoints>) {
-        add(&mut self.eps_by_key, &e.index, e);
+        add(&mut self.eps_by_key, &key_of(&e.service, &e.namespace), e);
         let mut seen = HashSet::new();
         for a in &e.addresses {
             if seen.insert(a.ip.as_str()) {
@@ -312,7 +331,7 @@ impl Index {
     }
 
     fn unindex_endpoints(&mut self, e: &Arc<Endpoints>) {
-        remove(&mut self.eps_by_key, &e.index, e);
+        remove(&mut self.eps_by_key, &key_of(&e.service, &e.namespace), e);
         for a in &e.addresses {
             remove(&mut self.eps_by_ip, &a.ip, e);
         }
@@ -348,26 +367,20 @@ impl Index {
         }
     }
 
-    /// ServiceImports named `name.namespace`.
-    pub fn svc_import_index(&self, key: &str) -> &[Arc<ServiceImport>] {
-        self.imports_by_key
-            .get(key)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+    /// ServiceImports named `name` in `namespace`.
+    pub fn svc_import_index(&self, name: &str, namespace: &str) -> &[Arc<ServiceImport>] {
+        by_key(&self.imports_by_key, name, namespace)
     }
 
-    /// Multi-cluster endpoint slices of the import `name.namespace`.
-    pub fn mc_ep_index(&self, key: &str) -> &[Arc<Endpoints>] {
-        self.mc_eps_by_key
-            .get(key)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+    /// Multi-cluster endpoint slices of the import `name` in `namespace`.
+    pub fn mc_ep_index(&self, name: &str, namespace: &str) -> &[Arc<Endpoints>] {
+        by_key(&self.mc_eps_by_key, name, namespace)
     }
 
     /// Add or replace a ServiceImport.
     pub fn put_import(&mut self, s: ServiceImport) -> Changed {
         let id = (s.namespace.clone(), s.name.clone());
-        let key = format!("{}.{}", s.name, s.namespace);
+        let key = key_of(&s.name, &s.namespace);
         // As CoreDNS: an added import moves the internal serial, an updated one the
         // multicluster zones' serial.
         let mut changed = Changed::Internal;
@@ -411,10 +424,18 @@ impl Index {
                 return Changed::No;
             }
             changed = Changed::MultiCluster;
-            remove(&mut self.mc_eps_by_key, &o.index, &o);
+            remove(
+                &mut self.mc_eps_by_key,
+                &key_of(&o.service, &o.namespace),
+                &o,
+            );
         }
         let e = Arc::new(e);
-        add(&mut self.mc_eps_by_key, &e.index, &e);
+        add(
+            &mut self.mc_eps_by_key,
+            &key_of(&e.service, &e.namespace),
+            &e,
+        );
         self.mc_slices.insert(id, e);
         changed
     }
@@ -426,7 +447,11 @@ impl Index {
             .remove(&(namespace.to_string(), name.to_string()))
         {
             Some(o) => {
-                remove(&mut self.mc_eps_by_key, &o.index, &o);
+                remove(
+                    &mut self.mc_eps_by_key,
+                    &key_of(&o.service, &o.namespace),
+                    &o,
+                );
                 Changed::Internal
             }
             None => Changed::No,
@@ -614,9 +639,9 @@ mod tests {
         assert_eq!(i.put_service(svc("web", "10.0.0.2")), Changed::Internal);
         assert!(i.svc_index_reverse("10.0.0.1").is_empty());
         assert_eq!(i.svc_index_reverse("10.0.0.2").len(), 1);
-        assert_eq!(i.svc_index("web.ns").len(), 1);
+        assert_eq!(i.svc_index("web", "ns").len(), 1);
         assert_eq!(i.delete_service("ns", "web"), Changed::Internal);
-        assert!(i.svc_index("web.ns").is_empty());
+        assert!(i.svc_index("web", "ns").is_empty());
         assert!(i.svc_by_ip.is_empty() && i.svc_by_key.is_empty());
     }
 

@@ -71,27 +71,27 @@ impl LookupError {
     }
 }
 
-/// A query name taken apart (CoreDNS's `recordRequest`).
+/// A query name taken apart (CoreDNS's `recordRequest`), borrowing from the name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordRequest {
+pub struct RecordRequest<'a> {
     /// The port of an SRV name, without its underscore.
-    pub port: String,
+    pub port: &'a str,
     /// The protocol of an SRV name, without its underscore.
-    pub protocol: String,
+    pub protocol: &'a str,
     /// An endpoint's host name.
-    pub endpoint: String,
+    pub endpoint: &'a str,
     /// The cluster id (multicluster).
-    pub cluster: String,
-    /// The topology zone (zonal names).
+    pub cluster: &'a str,
+    /// The topology zone (zonal names; labels joined, so owned).
     pub topo_zone: String,
     /// `prefer` rather than `pin` (zonal names).
     pub zone_prefer: bool,
     /// The service (or pod) name.
-    pub service: String,
+    pub service: &'a str,
     /// The namespace.
-    pub namespace: String,
+    pub namespace: &'a str,
     /// `svc`, `pod` or "" (apex-like names).
-    pub pod_or_svc: String,
+    pub pod_or_svc: &'a str,
 }
 
 /// The labels of `name` below `zone` (both lowercase, fully qualified), or `None` when it is
@@ -108,19 +108,19 @@ fn base_labels<'a>(name: &'a str, zone: &str) -> Vec<&'a str> {
 }
 
 /// CoreDNS's `parseRequest`.
-pub fn parse_request(
-    name: &str,
+pub fn parse_request<'a>(
+    name: &'a str,
     zone: &str,
     multicluster: bool,
     zonal: bool,
-) -> Result<RecordRequest, LookupError> {
+) -> Result<RecordRequest<'a>, LookupError> {
     let mut r = RecordRequest::default();
     let segs = base_labels(name, zone);
     if segs.is_empty() || (segs.len() == 1 && (segs[0] == "svc" || segs[0] == "pod")) {
         return Ok(r);
     }
     let mut last = segs.len() as isize - 1;
-    r.pod_or_svc = segs[last as usize].to_string();
+    r.pod_or_svc = segs[last as usize];
     if r.pod_or_svc != "pod" && r.pod_or_svc != "svc" {
         return Err(LookupError::Invalid);
     }
@@ -128,26 +128,26 @@ pub fn parse_request(
     if last < 0 {
         return Ok(r);
     }
-    r.namespace = segs[last as usize].to_string();
+    r.namespace = segs[last as usize];
     last -= 1;
     if last < 0 {
         return Ok(r);
     }
-    r.service = segs[last as usize].to_string();
+    r.service = segs[last as usize];
     last -= 1;
     if last < 0 {
         return Ok(r);
     }
     let l = last as usize;
     match last {
-        0 => r.endpoint = segs[0].to_string(),
+        0 => r.endpoint = segs[0],
         1 => {
             if !multicluster || segs[1].starts_with('_') || segs[0].starts_with('_') {
-                r.protocol = strip_underscore(segs[1]).to_string();
-                r.port = strip_underscore(segs[0]).to_string();
+                r.protocol = strip_underscore(segs[1]);
+                r.port = strip_underscore(segs[0]);
             } else {
-                r.cluster = segs[1].to_string();
-                r.endpoint = segs[0].to_string();
+                r.cluster = segs[1];
+                r.endpoint = segs[0];
             }
         }
         _ => {
@@ -231,7 +231,7 @@ impl Lookup<'_> {
         if crate::setup::is_reverse(name) {
             return Err(LookupError::NoItems);
         }
-        if !self.namespace_exposed(&r.namespace) {
+        if !self.namespace_exposed(r.namespace) {
             return Err(LookupError::NsNotExposed);
         }
         if r.pod_or_svc == "pod" {
@@ -243,14 +243,14 @@ impl Lookup<'_> {
         self.find_services(&r, zone)
     }
 
-    fn find_pods(&self, r: &RecordRequest, zone: &str) -> Result<Vec<Rec>, LookupError> {
+    fn find_pods(&self, r: &RecordRequest<'_>, zone: &str) -> Result<Vec<Rec>, LookupError> {
         if self.cfg.pods == PodMode::Disabled {
             return Err(LookupError::NoItems);
         }
-        if !self.namespace_exposed(&r.namespace) {
+        if !self.namespace_exposed(r.namespace) {
             return Err(LookupError::NoItems);
         }
-        let podname = &r.service;
+        let podname = r.service;
         if podname.is_empty() {
             return Ok(Vec::new());
         }
@@ -274,7 +274,7 @@ impl Lookup<'_> {
         }
         let mut out = Vec::new();
         for p in self.index.pod_index(&ip) {
-            if ip == p.ip && eq_fold(&r.namespace, &p.namespace) {
+            if ip == p.ip && eq_fold(r.namespace, &p.namespace) {
                 out.push(Rec {
                     host: ip.clone(),
                     port: 0,
@@ -290,18 +290,17 @@ impl Lookup<'_> {
         Ok(out)
     }
 
-    fn find_services(&self, r: &RecordRequest, zone: &str) -> Result<Vec<Rec>, LookupError> {
+    fn find_services(&self, r: &RecordRequest<'_>, zone: &str) -> Result<Vec<Rec>, LookupError> {
         if r.service.is_empty() {
             return Ok(Vec::new());
         }
         let mut found = false;
         let mut out = Vec::new();
-        let key = format!("{}.{}", r.service, r.namespace);
-        let eps = self.index.ep_index(&key);
+        let eps = self.index.ep_index(r.service, r.namespace);
         let zs = zone_suffix(zone);
         let ttl = self.cfg.ttl;
-        for svc in self.index.svc_index(&key) {
-            if !eq_fold(&r.namespace, &svc.namespace) || !eq_fold(&r.service, &svc.name) {
+        for svc in self.index.svc_index(r.service, r.namespace) {
+            if !eq_fold(r.namespace, &svc.namespace) || !eq_fold(r.service, &svc.name) {
                 continue;
             }
             if self.cfg.ignore_empty_service && !svc.is_external_name() && !svc.headless() {
@@ -338,7 +337,7 @@ impl Lookup<'_> {
                 let mut add_for_zone = |topo: &str| -> usize {
                     let mut added = 0;
                     for ep in eps {
-                        if ep.index != key {
+                        if ep.service != svc.name || ep.namespace != svc.namespace {
                             continue;
                         }
                         for addr in &ep.addresses {
@@ -346,14 +345,14 @@ impl Lookup<'_> {
                                 continue;
                             }
                             let host = endpoint_hostname(addr, self.cfg.endpoint_pod_names);
-                            if !r.endpoint.is_empty() && !eq_fold(&r.endpoint, &host) {
+                            if !r.endpoint.is_empty() && !eq_fold(r.endpoint, &host) {
                                 continue;
                             }
                             for p in &ep.ports {
                                 if !match_port_and_protocol(
-                                    &r.port,
+                                    r.port,
                                     &p.name,
-                                    &r.protocol,
+                                    r.protocol,
                                     &p.protocol,
                                 ) {
                                     continue;
@@ -378,7 +377,7 @@ impl Lookup<'_> {
                 continue;
             }
             for p in &svc.ports {
-                if !match_port_and_protocol(&r.port, &p.name, &r.protocol, &p.protocol) {
+                if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
                     continue;
                 }
                 found = true;
@@ -404,7 +403,7 @@ impl Lookup<'_> {
     /// ServiceImports and the slices of every cluster.
     fn find_multicluster_services(
         &self,
-        r: &RecordRequest,
+        r: &RecordRequest<'_>,
         zone: &str,
     ) -> Result<Vec<Rec>, LookupError> {
         if r.service.is_empty() {
@@ -412,12 +411,11 @@ impl Lookup<'_> {
         }
         let mut found = false;
         let mut out = Vec::new();
-        let key = format!("{}.{}", r.service, r.namespace);
-        let eps = self.index.mc_ep_index(&key);
+        let eps = self.index.mc_ep_index(r.service, r.namespace);
         let zs = zone_suffix(zone);
         let ttl = self.cfg.ttl;
-        for svc in self.index.svc_import_index(&key) {
-            if !eq_fold(&r.namespace, &svc.namespace) || !eq_fold(&r.service, &svc.name) {
+        for svc in self.index.svc_import_index(r.service, r.namespace) {
+            if !eq_fold(r.namespace, &svc.namespace) || !eq_fold(r.service, &svc.name) {
                 continue;
             }
             if self.cfg.ignore_empty_service && !svc.headless() {
@@ -429,20 +427,18 @@ impl Lookup<'_> {
             let svc_name = format!("{}.{}.svc.{zs}", svc.name, svc.namespace);
             if svc.headless() || !r.endpoint.is_empty() {
                 for ep in eps {
-                    if ep.index != key {
+                    if ep.service != svc.name || ep.namespace != svc.namespace {
                         continue;
                     }
                     for addr in &ep.addresses {
                         let host = endpoint_hostname(addr, self.cfg.endpoint_pod_names);
                         if !r.endpoint.is_empty()
-                            && (!eq_fold(&r.cluster, &ep.cluster_id)
-                                || !eq_fold(&r.endpoint, &host))
+                            && (!eq_fold(r.cluster, &ep.cluster_id) || !eq_fold(r.endpoint, &host))
                         {
                             continue;
                         }
                         for p in &ep.ports {
-                            if !match_port_and_protocol(&r.port, &p.name, &r.protocol, &p.protocol)
-                            {
+                            if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
                                 continue;
                             }
                             out.push(Rec {
@@ -459,7 +455,7 @@ impl Lookup<'_> {
                 continue;
             }
             for p in &svc.ports {
-                if !match_port_and_protocol(&r.port, &p.name, &r.protocol, &p.protocol) {
+                if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
                     continue;
                 }
                 found = true;
@@ -511,9 +507,10 @@ impl Lookup<'_> {
                 if a.ip == ip {
                     out.push(Rec {
                         host: format!(
-                            "{}.{}.svc.{}",
+                            "{}.{}.{}.svc.{}",
                             endpoint_hostname(a, self.cfg.endpoint_pod_names),
-                            ep.index,
+                            ep.service,
+                            ep.namespace,
                             zone_suffix(primary)
                         ),
                         port: 0,
@@ -536,7 +533,7 @@ impl Lookup<'_> {
             let local = local.to_string();
             for ep in self.index.ep_index_reverse(&local) {
                 found_endpoint = true;
-                for svc in self.index.svc_index(&ep.index) {
+                for svc in self.index.svc_index(&ep.service, &ep.namespace) {
                     if external {
                         let svc_name = format!("{}.{}.{zs}", svc.name, svc.namespace);
                         if headless && svc.headless() {
@@ -619,12 +616,11 @@ mod tests {
         let z = "cluster.local.";
         let r = parse_request("_http._tcp.web.ns.svc.cluster.local.", z, false, false);
         assert_eq!(
-            r.as_ref()
-                .map(|r| (r.port.as_str(), r.protocol.as_str(), r.service.as_str())),
+            r.as_ref().map(|r| (r.port, r.protocol, r.service)),
             Ok(("http", "tcp", "web"))
         );
         let r = parse_request("ep1.web.ns.svc.cluster.local.", z, false, false);
-        assert_eq!(r.map(|r| r.endpoint), Ok("ep1".to_string()));
+        assert_eq!(r.map(|r| r.endpoint), Ok("ep1"));
         assert_eq!(
             parse_request("x.cluster.local.", z, false, false),
             Err(LookupError::Invalid)
@@ -638,10 +634,7 @@ mod tests {
             Ok(RecordRequest::default())
         );
         let r = parse_request("ep.c1.web.ns.svc.cluster.local.", z, true, false);
-        assert_eq!(
-            r.map(|r| (r.endpoint, r.cluster)),
-            Ok(("ep".to_string(), "c1".to_string()))
-        );
+        assert_eq!(r.map(|r| (r.endpoint, r.cluster)), Ok(("ep", "c1")));
         let r = parse_request(
             "zone-a.prefer._zone.web.ns.svc.cluster.local.",
             z,

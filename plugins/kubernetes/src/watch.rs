@@ -148,7 +148,7 @@ pub fn to_endpoints(e: &EndpointSlice, zones: bool) -> Endpoints {
     }
     Endpoints {
         name: e.name_any(),
-        index: format!("{svc}.{ns}"),
+        service: svc,
         namespace: ns,
         cluster_id: String::new(),
         addresses,
@@ -173,14 +173,10 @@ const MC_SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster
 pub fn to_mc_endpoints(e: &EndpointSlice) -> Endpoints {
     let mut out = to_endpoints(e, false);
     let labels = e.labels();
-    out.index = format!(
-        "{}.{}",
-        labels
-            .get(MC_SERVICE_NAME_LABEL)
-            .cloned()
-            .unwrap_or_default(),
-        out.namespace
-    );
+    out.service = labels
+        .get(MC_SERVICE_NAME_LABEL)
+        .cloned()
+        .unwrap_or_default();
     out.cluster_id = labels
         .get(MC_SOURCE_CLUSTER_LABEL)
         .cloned()
@@ -498,9 +494,9 @@ fn programming_kind<K: Resource>(o: &K, kind: Kind, store: &Store) -> Option<&'s
         .and_then(|l| l.get(SERVICE_NAME_LABEL))
         .cloned()
         .unwrap_or_default();
-    let key = format!("{svc}.{}", o.meta().namespace.clone().unwrap_or_default());
+    let ns = o.meta().namespace.clone().unwrap_or_default();
     let index = store.read();
-    match index.svc_index(&key) {
+    match index.svc_index(&svc, &ns) {
         [one] if one.headless() => Some("headless_with_selector"),
         [_] => Some("cluster_ip"),
         _ => None,
