@@ -73,7 +73,7 @@ impl Handles {
         self.inner
             .plugins
             .get()
-            .map(|names| names.iter().any(|n| *n == plugin))
+            .map(|names| names.contains(&plugin))
     }
 }
 
