@@ -25,6 +25,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
     r.add(ferrodns_plugin_rewrite::DESCRIPTOR);
+    r.add(ferrodns_plugin_autopath::DESCRIPTOR);
     r.add(ferrodns_plugin_acl::DESCRIPTOR);
     r.add(ferrodns_plugin_cache::DESCRIPTOR);
     r.add(ferrodns_plugin_template::DESCRIPTOR);
