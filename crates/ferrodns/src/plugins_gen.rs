@@ -30,6 +30,7 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_cache::DESCRIPTOR);
     r.add(ferrodns_plugin_template::DESCRIPTOR);
     r.add(ferrodns_plugin_hosts::DESCRIPTOR);
+    r.add(ferrodns_plugin_k8s_external::DESCRIPTOR);
     r.add(ferrodns_plugin_file::DESCRIPTOR);
     r.add(ferrodns_plugin_loop::DESCRIPTOR);
     r.add(ferrodns_plugin_forward::DESCRIPTOR);
