@@ -16,7 +16,7 @@
 mod resolvconf;
 mod setup;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ferrodns_pkg::names::{is_subdomain, trim_zone, zone_match};
 use ferrodns_plugin::proto::op::{Message, ResponseCode};
@@ -24,8 +24,8 @@ use ferrodns_plugin::proto::rr::rdata::CNAME;
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, Record};
 use ferrodns_plugin::wire::client_write;
 use ferrodns_plugin::{
-    AutoPather, Descriptor, Handles, Metrics, Next, Plugin, PluginError, Reply, Request,
-    async_trait, presentation,
+    AutoPather, BlockHandle, Descriptor, Metrics, Missing, Next, Plugin, PluginError, Reply,
+    Request, async_trait, presentation,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -49,24 +49,9 @@ pub fn success_family(m: &Metrics) -> Family<Labels, Counter> {
     )
 }
 
-/// Where the search path of a query comes from: a plugin of the block named by `@PLUGIN`,
-/// found once every plugin of the block is set up.
-#[derive(Default)]
-pub struct Source {
-    /// The plugin named after `@` (empty when the line named a file, or just `@`).
-    pub plugin: String,
-    handles: Handles,
-    found: OnceLock<Option<Arc<dyn AutoPather>>>,
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("plugin", &self.plugin)
-            .field("found", &self.found.get().map(Option::is_some))
-            .finish()
-    }
-}
+/// Where the search path of a query comes from with `@PLUGIN`: that plugin's [`AutoPather`]
+/// handle (the plugin name is empty for a resolv.conf line).
+pub type Source = BlockHandle<Arc<dyn AutoPather>>;
 
 /// Why the plugin named by `@PLUGIN` cannot give search paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,44 +65,13 @@ impl std::fmt::Display for NotAnAutoPather {
 
 impl std::error::Error for NotAnAutoPather {}
 
-impl Source {
-    /// A source looking `plugin` up among `handles`.
-    pub fn new(plugin: String, handles: Handles) -> Self {
-        Source {
-            plugin,
-            handles,
-            found: OnceLock::new(),
-        }
-    }
-
-    /// Look the plugin up, as CoreDNS does at startup: a plugin the block does not have is no
-    /// source (the resolv.conf path, if any, is used), one that offers no search paths is an
-    /// error.
-    pub fn lookup(&self) -> Result<Option<Arc<dyn AutoPather>>, NotAnAutoPather> {
-        if self.plugin.is_empty() {
-            return Ok(None);
-        }
-        if let Some(p) = self.handles.get::<Arc<dyn AutoPather>>(&self.plugin) {
-            return Ok(Some(p));
-        }
-        match self.handles.has_plugin(&self.plugin) {
-            Some(true) => Err(NotAnAutoPather(self.plugin.clone())),
-            _ => Ok(None),
-        }
-    }
-
-    /// Resolve once (at startup); later calls keep the first outcome.
-    pub fn resolve(&self) -> Result<(), NotAnAutoPather> {
-        let found = self.lookup()?;
-        let _ = self.found.set(found);
-        Ok(())
-    }
-
-    /// The plugin giving search paths, if any (looked up at first use when startup did not).
-    fn get(&self) -> Option<&Arc<dyn AutoPather>> {
-        self.found
-            .get_or_init(|| self.lookup().ok().flatten())
-            .as_ref()
+/// Find the `@PLUGIN` source at startup, as CoreDNS does: a plugin the block does not have is
+/// no source (the resolv.conf path, if any, is used); one that offers no search paths is an
+/// error.
+pub fn resolve(source: &Source) -> Result<(), NotAnAutoPather> {
+    match source.resolve() {
+        Err(Missing::NoHandle) => Err(NotAnAutoPather(source.plugin().to_string())),
+        Ok(()) | Err(Missing::NotInBlock) => Ok(()),
     }
 }
 

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use ferrodns_pkg::names::origins;
-use ferrodns_plugin::{Lifecycle, Setup, SetupError, async_trait};
+use ferrodns_plugin::{Setup, SetupError, on_startup};
 
-use crate::{AutoPath, NAME, Source, search_from_file};
+use crate::{AutoPath, NAME, Source, resolve, search_from_file};
 
 /// What the directive's lines say.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,19 +53,12 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
 /// Set up the directive (the registry calls it through [`crate::DESCRIPTOR`]).
 pub(crate) fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let config = parse(c)?;
-    let source = Arc::new(Source::new(config.plugin, c.handles()));
-    c.add_lifecycle(Arc::new(Startup(source.clone())));
+    let source = Arc::new(Source::new(c.handles(), config.plugin));
+    let check = source.clone();
+    c.add_lifecycle(on_startup(move || {
+        resolve(&check).map_err(|e| SetupError::plugin(NAME, e))
+    }));
     let handler = AutoPath::new(config.zones, config.search, source, c.metrics());
     c.add_plugin(Arc::new(handler));
     Ok(())
-}
-
-/// Finds the `@PLUGIN` source once every plugin of the block is set up.
-struct Startup(Arc<Source>);
-
-#[async_trait]
-impl Lifecycle for Startup {
-    async fn on_startup(&self) -> Result<(), SetupError> {
-        self.0.resolve().map_err(|e| SetupError::plugin(NAME, e))
-    }
 }

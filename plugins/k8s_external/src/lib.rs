@@ -11,7 +11,7 @@
 mod records;
 mod setup;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ferrodns_pkg::names::{count_label, is_subdomain, join, next_label, trim_zone, zone_match};
 use ferrodns_pkg::text::name_from_presentation;
@@ -19,8 +19,8 @@ use ferrodns_plugin::proto::op::{Message, ResponseCode};
 use ferrodns_plugin::proto::rr::rdata::{NS, SOA};
 use ferrodns_plugin::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use ferrodns_plugin::{
-    Descriptor, Externaler, Handles, Next, Plugin, PluginError, Reply, Request, async_trait,
-    presentation,
+    BlockHandle, Descriptor, Externaler, Missing, Next, Plugin, PluginError, Reply, Request,
+    async_trait, presentation,
 };
 
 pub use setup::Config;
@@ -57,54 +57,19 @@ impl std::fmt::Display for NoExternaler {
 impl std::error::Error for NoExternaler {}
 
 /// The block's kubernetes, found once every plugin of the block is set up.
-pub struct Source {
-    handles: Handles,
-    found: OnceLock<Arc<dyn Externaler>>,
+pub type Source = BlockHandle<Arc<dyn Externaler>>;
+
+/// Find kubernetes at startup, with CoreDNS's errors.
+pub fn resolve(source: &Source) -> Result<(), NoExternaler> {
+    source.resolve().map_err(NoExternaler::from)
 }
 
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("found", &self.found.get().is_some())
-            .finish()
-    }
-}
-
-impl Source {
-    /// A source looking kubernetes up among `handles`.
-    pub fn new(handles: Handles) -> Self {
-        Source {
-            handles,
-            found: OnceLock::new(),
+impl From<Missing> for NoExternaler {
+    fn from(m: Missing) -> Self {
+        match m {
+            Missing::NotInBlock => NoExternaler::NotLoaded,
+            Missing::NoHandle => NoExternaler::NotImplemented,
         }
-    }
-
-    /// Look kubernetes up, with CoreDNS's startup errors.
-    pub fn lookup(&self) -> Result<Arc<dyn Externaler>, NoExternaler> {
-        if let Some(k) = self.handles.get::<Arc<dyn Externaler>>("kubernetes") {
-            return Ok(k);
-        }
-        match self.handles.has_plugin("kubernetes") {
-            Some(true) => Err(NoExternaler::NotImplemented),
-            _ => Err(NoExternaler::NotLoaded),
-        }
-    }
-
-    /// Resolve at startup.
-    pub fn resolve(&self) -> Result<(), NoExternaler> {
-        let k = self.lookup()?;
-        let _ = self.found.set(k);
-        Ok(())
-    }
-
-    fn get(&self) -> Result<&Arc<dyn Externaler>, PluginError> {
-        if let Some(k) = self.found.get() {
-            return Ok(k);
-        }
-        let k = self
-            .lookup()
-            .map_err(|e| PluginError::servfail(format!("plugin/{NAME}: {e}")))?;
-        Ok(self.found.get_or_init(|| k))
     }
 }
 
@@ -233,7 +198,11 @@ impl Plugin for External {
         let Some(zone) = zone_match(&self.config.zones, &name).map(str::to_string) else {
             return next.serve(req).await;
         };
-        let k = self.source.get()?.clone();
+        let Some(k) = self.source.get().cloned() else {
+            let why = self.source.lookup().err().map(NoExternaler::from);
+            let why = why.unwrap_or(NoExternaler::NotLoaded);
+            return Err(PluginError::servfail(format!("plugin/{NAME}: {why}")));
+        };
         for z in &self.config.zones {
             if name == *z {
                 return Ok(self.serve_apex(req, k.as_ref(), &zone));

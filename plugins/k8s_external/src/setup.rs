@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use ferrodns_pkg::names::{Fall, origins};
-use ferrodns_plugin::{Lifecycle, Setup, SetupError, async_trait};
+use ferrodns_plugin::{Setup, SetupError, on_startup};
 
-use crate::{External, NAME, Source};
+use crate::{External, NAME, Source, resolve};
 
 /// What the directive's lines say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,18 +82,11 @@ pub fn parse(c: &mut Setup<'_>) -> Result<Config, SetupError> {
 /// Set up the directive (the registry calls it through [`crate::DESCRIPTOR`]).
 pub(crate) fn setup(c: &mut Setup<'_>) -> Result<(), SetupError> {
     let config = parse(c)?;
-    let source = Arc::new(Source::new(c.handles()));
-    c.add_lifecycle(Arc::new(Startup(source.clone())));
+    let source = Arc::new(Source::new(c.handles(), "kubernetes"));
+    let check = source.clone();
+    c.add_lifecycle(on_startup(move || {
+        resolve(&check).map_err(|e| SetupError::plugin(NAME, e))
+    }));
     c.add_plugin(Arc::new(External::new(config, source)));
     Ok(())
-}
-
-/// Finds kubernetes once every plugin of the block is set up.
-struct Startup(Arc<Source>);
-
-#[async_trait]
-impl Lifecycle for Startup {
-    async fn on_startup(&self) -> Result<(), SetupError> {
-        self.0.resolve().map_err(|e| SetupError::plugin(NAME, e))
-    }
 }
