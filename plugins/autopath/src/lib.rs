@@ -172,11 +172,9 @@ impl Plugin for AutoPath {
                         q.set_name(n);
                     }
                 }
-                None => {
-                    return Err(PluginError::servfail(format!(
-                        "plugin/{NAME}: bad search name {expanded}"
-                    )));
-                }
+                // Not a name (`web..` from the element `.`, which kubernetes gives for the
+                // root zone): CoreDNS hands it on, and no plugin finds it; skip it.
+                None => continue,
             }
             let mut reply = next.clone().serve(&mut sub).await?;
             let wrote = match &reply {

@@ -221,3 +221,19 @@ async fn a_missing_plugin_leaves_the_query_alone() {
     serve(&chain, "web.a.example.").await;
     assert_eq!(next.asked(), ["web.a.example."]);
 }
+
+#[tokio::test]
+async fn an_element_that_makes_no_name_is_skipped() {
+    // kubernetes' path for the root zone has the element ".": `host..` is no name.
+    let (ap, _, _dir, handles) = autopath("autopath @kubernetes", "");
+    let k8s: Arc<dyn AutoPather> = Arc::new(FakeKubernetes {
+        path: vec!["ns.svc.".into(), "svc.".into(), ".".into(), String::new()],
+        only: None,
+    });
+    handles.publish("kubernetes", k8s);
+    let next = answerer();
+    let chain: Vec<Arc<dyn Plugin>> = vec![ap, next.clone()];
+    let m = serve(&chain, "host.ns.svc.").await;
+    assert_eq!(next.asked(), ["host.ns.svc.", "host.svc.", "host."]);
+    assert_eq!(m.answers.len(), 2);
+}
