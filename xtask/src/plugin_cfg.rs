@@ -213,13 +213,20 @@ fn package_name(manifest: &str) -> Option<String> {
     None
 }
 
-/// `plugins/<dir>` of a workspace plugin crate.
+/// `plugins/<dir>` of a workspace plugin crate: the crate name after `ferrodns-plugin-`, or
+/// the directive spelled with underscores (`plugins/k8s_external` holds
+/// `ferrodns-plugin-k8s-external`).
 fn workspace_plugin(root: &Path, krate: &str) -> Option<PathBuf> {
-    let dir = root
-        .join("plugins")
-        .join(krate.strip_prefix("ferrodns-plugin-")?);
-    let text = fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-    (package_name(&text)? == krate).then_some(dir)
+    let suffix = krate.strip_prefix("ferrodns-plugin-")?;
+    [suffix.to_string(), suffix.replace('-', "_")]
+        .into_iter()
+        .map(|d| root.join("plugins").join(d))
+        .find(|dir| {
+            fs::read_to_string(dir.join("Cargo.toml"))
+                .ok()
+                .and_then(|text| package_name(&text))
+                .is_some_and(|name| name == krate)
+        })
 }
 
 /// `to` as a path from the directory `from` (both absolute).

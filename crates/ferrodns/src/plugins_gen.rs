@@ -25,10 +25,12 @@ pub fn registry() -> Registry {
     r.add(ferrodns_plugin_any::DESCRIPTOR);
     r.add(ferrodns_plugin_loadbalance::DESCRIPTOR);
     r.add(ferrodns_plugin_rewrite::DESCRIPTOR);
+    r.add(ferrodns_plugin_autopath::DESCRIPTOR);
     r.add(ferrodns_plugin_acl::DESCRIPTOR);
     r.add(ferrodns_plugin_cache::DESCRIPTOR);
     r.add(ferrodns_plugin_template::DESCRIPTOR);
     r.add(ferrodns_plugin_hosts::DESCRIPTOR);
+    r.add(ferrodns_plugin_k8s_external::DESCRIPTOR);
     r.add(ferrodns_plugin_kubernetes::DESCRIPTOR);
     r.add(ferrodns_plugin_file::DESCRIPTOR);
     r.add(ferrodns_plugin_loop::DESCRIPTOR);

@@ -147,9 +147,133 @@ pub fn origins(args: &[String], block_zones: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether the dot at byte `i` of `s` is escaped (an odd run of backslashes before it).
+fn escaped(s: &[u8], i: usize) -> bool {
+    s[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+/// miekg/dns `NextLabel(s, offset)`: the byte index where the label after the one at `offset`
+/// starts, and whether the end of `s` was reached instead.
+pub fn next_label(s: &str, offset: usize) -> (usize, bool) {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return (0, true);
+    }
+    let mut i = offset;
+    while i + 1 < b.len() {
+        if b[i] == b'.' && !escaped(b, i) {
+            return (i + 1, false);
+        }
+        i += 1;
+    }
+    (i + 1, true)
+}
+
+/// miekg/dns `CountLabel(s)`: how many labels `s` has (the root has none).
+pub fn count_label(s: &str) -> usize {
+    if s == "." {
+        return 0;
+    }
+    let mut labels = 0;
+    let mut off = 0;
+    loop {
+        let (next, end) = next_label(s, off);
+        off = next;
+        labels += 1;
+        if end {
+            return labels;
+        }
+    }
+}
+
+/// miekg/dns `PrevLabel(s, n)`: the byte index of the label `n` labels from the right of
+/// `s`, and whether the start of `s` was overshot.
+pub fn prev_label(s: &str, n: usize) -> (usize, bool) {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return (0, true);
+    }
+    if n == 0 {
+        return (b.len(), false);
+    }
+    let mut n = n;
+    let mut l = b.len() - 1;
+    if b[l] == b'.' {
+        if l == 0 {
+            return (0, true);
+        }
+        l -= 1;
+    }
+    loop {
+        if b[l] == b'.' && !escaped(b, l) {
+            n -= 1;
+            if n == 0 {
+                return (l + 1, false);
+            }
+        }
+        if l == 0 {
+            return (0, true);
+        }
+        l -= 1;
+    }
+}
+
+/// CoreDNS's `dnsutil.TrimZone(q, z)`: `q` without the labels of the zone `z` and the dot
+/// before them (`www.example.org.` in `example.org.` is `www`); `None` when `q` has no label
+/// left of the zone's.
+pub fn trim_zone<'a>(q: &'a str, z: &str) -> Option<&'a str> {
+    let (i, overshot) = prev_label(q, count_label(z));
+    if overshot || i == 0 {
+        return None;
+    }
+    q.get(..i - 1)
+}
+
+/// CoreDNS's `dnsutil.Join(labels...)`: the labels joined with dots and fully qualified (a
+/// last element `.` is the root, not an extra label).
+pub fn join(labels: &[&str]) -> String {
+    match labels.split_last() {
+        None => ".".to_string(),
+        Some((&".", rest)) => format!("{}.", rest.join(".")),
+        Some(_) => fqdn(&labels.join(".")),
+    }
+}
+
+/// miekg/dns `Fqdn(s)`: `s` with a final dot, unless it ends in an unescaped one already.
+pub fn fqdn(s: &str) -> String {
+    let b = s.as_bytes();
+    if b.last() == Some(&b'.') && !escaped(b, b.len() - 1) {
+        s.to_string()
+    } else {
+        format!("{s}.")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn miekg_label_walks() {
+        assert_eq!(count_label("."), 0);
+        assert_eq!(count_label("www.example.org."), 3);
+        assert_eq!(count_label("a\\.b.org."), 2);
+        assert_eq!(next_label("www.example.org.", 0), (4, false));
+        assert_eq!(prev_label("www.example.org.", 2), (4, false));
+        assert_eq!(prev_label("www.example.org.", 0), (16, false));
+        assert_eq!(prev_label("www.example.org.", 3), (0, true));
+        assert_eq!(trim_zone("Www.Example.org.", "example.org."), Some("Www"));
+        assert_eq!(trim_zone("a.b.svc.", "b.svc."), Some("a"));
+        assert_eq!(trim_zone("example.org.", "example.org."), None);
+        assert_eq!(trim_zone("x.example.org.", "."), Some("x.example.org"));
+        assert_eq!(
+            join(&["ns1", "dns", "example.org."]),
+            "ns1.dns.example.org."
+        );
+        assert_eq!(join(&["hostmaster", "dns", "."]), "hostmaster.dns.");
+        assert_eq!(join(&["a", "b"]), "a.b.");
+        assert_eq!(fqdn("a\\."), "a\\..");
+    }
 
     #[test]
     fn subdomains() {

@@ -142,6 +142,75 @@ pub trait Externaler: Send + Sync {
     fn external_serial(&self, zone: &str) -> u32;
 }
 
+/// Why a [`BlockHandle`] found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// The block has no handler of that name (CoreDNS: `Handler(name)` is nil).
+    NotInBlock,
+    /// The block has the plugin, but it published no handle of that type (CoreDNS: the
+    /// interface assertion fails).
+    NoHandle,
+}
+
+/// A handle of type `T` that the plugin `plugin` of the block publishes, looked up once every
+/// setup of the block ran: at startup ([`BlockHandle::resolve`]), or else at first use
+/// ([`BlockHandle::get`]). The outcome is kept, so a query pays for no lookup.
+pub struct BlockHandle<T> {
+    handles: Handles,
+    plugin: String,
+    found: OnceLock<Option<T>>,
+}
+
+impl<T: Any + Send + Sync + Clone> BlockHandle<T> {
+    /// A handle of `plugin` to be found among `handles` (a plugin keeps
+    /// [`Setup::handles`](crate::Setup::handles) from its setup).
+    pub fn new(handles: Handles, plugin: impl Into<String>) -> Self {
+        BlockHandle {
+            handles,
+            plugin: plugin.into(),
+            found: OnceLock::new(),
+        }
+    }
+
+    /// The plugin whose handle this is.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Look the handle up now, without keeping the outcome.
+    pub fn lookup(&self) -> Result<T, Missing> {
+        if let Some(h) = self.handles.get::<T>(&self.plugin) {
+            return Ok(h);
+        }
+        match self.handles.has_plugin(&self.plugin) {
+            Some(true) => Err(Missing::NoHandle),
+            _ => Err(Missing::NotInBlock),
+        }
+    }
+
+    /// Look the handle up and keep the outcome (call it from a startup hook); the caller
+    /// decides which [`Missing`] is an error for it.
+    pub fn resolve(&self) -> Result<(), Missing> {
+        let found = self.lookup();
+        let _ = self.found.set(found.clone().ok());
+        found.map(|_| ())
+    }
+
+    /// The handle, looked up at the first call unless [`BlockHandle::resolve`] ran.
+    pub fn get(&self) -> Option<&T> {
+        self.found.get_or_init(|| self.lookup().ok()).as_ref()
+    }
+}
+
+impl<T> std::fmt::Debug for BlockHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockHandle")
+            .field("plugin", &self.plugin)
+            .field("found", &self.found.get().map(Option::is_some))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +256,22 @@ mod tests {
         h.publish::<Arc<dyn AutoPather>>("kubernetes", Arc::new(K));
         assert!(h.get::<Arc<dyn AutoPather>>("kubernetes").is_some());
         assert!(h.get::<Arc<dyn Externaler>>("kubernetes").is_none());
+    }
+
+    #[test]
+    fn block_handles_tell_a_missing_plugin_from_a_missing_handle() {
+        let h = Handles::default();
+        let k = BlockHandle::<A>::new(h.clone(), "kubernetes");
+        let f = BlockHandle::<A>::new(h.clone(), "file");
+        let x = BlockHandle::<A>::new(h.clone(), "other");
+        h.publish("kubernetes", A(7));
+        h.set_plugins(vec!["kubernetes", "file"]);
+        assert_eq!(k.resolve(), Ok(()));
+        assert_eq!(k.get(), Some(&A(7)));
+        assert_eq!(f.resolve(), Err(Missing::NoHandle));
+        assert_eq!(x.resolve(), Err(Missing::NotInBlock));
+        assert_eq!(x.get(), None);
+        h.publish("other", A(1));
+        assert_eq!(x.get(), None, "the outcome of resolve is kept");
     }
 }

@@ -33,6 +33,28 @@ pub trait Lifecycle: Send + Sync {
     async fn on_restart_failed(&self) {}
 }
 
+/// A lifecycle whose only hook is `on_startup`, running `check`: for a plugin that must find
+/// another plugin of its block (a [`crate::BlockHandle`]) once every setup of the block ran,
+/// and fail the start as CoreDNS does when it cannot.
+pub fn on_startup<F>(check: F) -> Arc<dyn Lifecycle>
+where
+    F: Fn() -> Result<(), SetupError> + Send + Sync + 'static,
+{
+    Arc::new(StartupCheck(check))
+}
+
+struct StartupCheck<F>(F);
+
+#[async_trait]
+impl<F> Lifecycle for StartupCheck<F>
+where
+    F: Fn() -> Result<(), SetupError> + Send + Sync + 'static,
+{
+    async fn on_startup(&self) -> Result<(), SetupError> {
+        (self.0)()
+    }
+}
+
 /// Run `work` on a blocking thread every `period` (the first run one period from now) until
 /// `stop` changes: the reload tickers of plugins that re-read files (hosts, file, loadbalance).
 /// A run that takes longer than the period delays the next one instead of piling up.

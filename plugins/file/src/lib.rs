@@ -223,6 +223,11 @@ impl Plugin for File {
     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
         let qname_text = req.name_lower();
         let Some(zone) = self.zone_for(&qname_text) else {
+            // Last in its chain, file is the authority that has no such zone: REFUSED (written
+            // by the server), not the missing next plugin's SERVFAIL error.
+            if next.is_empty() {
+                return Ok(Reply::Rcode(ResponseCode::Refused));
+            }
             return next.serve(req).await;
         };
         let qtype = req.qtype();
