@@ -238,23 +238,31 @@ impl Index {
     pub fn put_service(&mut self, s: Service) -> Changed {
         let id = (s.namespace.clone(), s.name.clone());
         let old = self.services.get(&id).cloned();
-        if let Some(o) = &old {
-            if **o == s {
-                return Changed::No;
+        // As CoreDNS's handlers: an added service moves the internal serial; an update moves
+        // the internal one when its external name or ports changed, the external one when its
+        // external addresses or ports did (a new cluster IP alone moves neither).
+        let changed = match &old {
+            None => Changed::Internal,
+            Some(o) if **o == s => return Changed::No,
+            Some(o) => {
+                let ports = o.ports != s.ports;
+                let int = ports || o.external_name != s.external_name;
+                let ext = ports || o.external_ips != s.external_ips;
+                match (int, ext) {
+                    (true, true) => Changed::InternalAndExternal,
+                    (true, false) => Changed::Internal,
+                    (false, true) => Changed::External,
+                    (false, false) => Changed::No,
+                }
             }
+        };
+        if let Some(o) = &old {
             self.unindex_service(o);
         }
-        let ext_changed = old
-            .as_ref()
-            .is_none_or(|o| o.external_ips != s.external_ips);
         let s = Arc::new(s);
         self.index_service(&s);
         self.services.insert(id, s);
-        if ext_changed {
-            Changed::InternalAndExternal
-        } else {
-            Changed::Internal
-        }
+        changed
     }
 
     /// Remove a service.
@@ -631,12 +639,13 @@ mod tests {
     #[test]
     fn replacing_a_service_moves_its_index_entries() {
         let mut i = Index::default();
-        assert_eq!(
-            i.put_service(svc("web", "10.0.0.1")),
-            Changed::InternalAndExternal
-        );
+        assert_eq!(i.put_service(svc("web", "10.0.0.1")), Changed::Internal);
         assert_eq!(i.put_service(svc("web", "10.0.0.1")), Changed::No);
-        assert_eq!(i.put_service(svc("web", "10.0.0.2")), Changed::Internal);
+        // A new cluster IP alone moves no serial (CoreDNS's serviceModified ignores it).
+        assert_eq!(i.put_service(svc("web", "10.0.0.2")), Changed::No);
+        let mut lb = svc("web", "10.0.0.2");
+        lb.external_ips = vec!["192.0.2.1".into()];
+        assert_eq!(i.put_service(lb), Changed::External);
         assert!(i.svc_index_reverse("10.0.0.1").is_empty());
         assert_eq!(i.svc_index_reverse("10.0.0.2").len(), 1);
         assert_eq!(i.svc_index("web", "ns").len(), 1);
