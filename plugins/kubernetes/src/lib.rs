@@ -106,8 +106,8 @@ impl Kubernetes {
         let zone_l = zone.to_ascii_lowercase();
         match qtype {
             RecordType::TXT => {
-                let segs = labels_below(name, &zone_l);
-                if segs.len() == 1 && segs[0] == "dns-version" {
+                let segs = records::base_labels(name, &zone_l);
+                if segs.is_some_and(|(l, n)| n == 1 && l[0] == "dns-version") {
                     return Ok(vec![Rec {
                         host: String::new(),
                         port: 0,
@@ -465,18 +465,6 @@ fn fqdn(s: &str) -> String {
     } else {
         format!("{s}.")
     }
-}
-
-/// Labels of `name` below `zone` (CoreDNS's `TrimZone` then `SplitDomainName`).
-fn labels_below<'a>(name: &'a str, zone: &str) -> Vec<&'a str> {
-    let base = if zone == "." {
-        name.strip_suffix('.').unwrap_or(name)
-    } else if name.len() > zone.len() && name.ends_with(zone) {
-        &name[..name.len() - zone.len() - 1]
-    } else {
-        ""
-    };
-    base.split('.').filter(|l| !l.is_empty()).collect()
 }
 
 /// A text in strings of at most 255 bytes.

@@ -94,9 +94,13 @@ pub struct RecordRequest<'a> {
     pub pod_or_svc: &'a str,
 }
 
-/// The labels of `name` below `zone` (both lowercase, fully qualified), or `None` when it is
-/// not under it.
-fn base_labels<'a>(name: &'a str, zone: &str) -> Vec<&'a str> {
+/// The most labels a name below a zone may have and still be taken apart (more is
+/// `errInvalidRequest` whatever they are).
+const MAX_LABELS: usize = 16;
+
+/// The labels of `name` below `zone` (both lowercase, fully qualified; none when `name` is
+/// not below it), without allocating; `None` when there are more than [`MAX_LABELS`].
+pub fn base_labels<'a>(name: &'a str, zone: &str) -> Option<([&'a str; MAX_LABELS], usize)> {
     let base = if zone == "." {
         name.strip_suffix('.').unwrap_or(name)
     } else if name.len() > zone.len() && name.ends_with(zone) {
@@ -104,7 +108,16 @@ fn base_labels<'a>(name: &'a str, zone: &str) -> Vec<&'a str> {
     } else {
         ""
     };
-    base.split('.').filter(|l| !l.is_empty()).collect()
+    let mut out = [""; MAX_LABELS];
+    let mut n = 0;
+    for l in base.split('.').filter(|l| !l.is_empty()) {
+        if n == MAX_LABELS {
+            return None;
+        }
+        out[n] = l;
+        n += 1;
+    }
+    Some((out, n))
 }
 
 /// CoreDNS's `parseRequest`.
@@ -115,7 +128,10 @@ pub fn parse_request<'a>(
     zonal: bool,
 ) -> Result<RecordRequest<'a>, LookupError> {
     let mut r = RecordRequest::default();
-    let segs = base_labels(name, zone);
+    let Some((labels, n)) = base_labels(name, zone) else {
+        return Err(LookupError::Invalid);
+    };
+    let segs = &labels[..n];
     if segs.is_empty() || (segs.len() == 1 && (segs[0] == "svc" || segs[0] == "pod")) {
         return Ok(r);
     }
@@ -194,6 +210,35 @@ pub fn endpoint_hostname(a: &Address, endpoint_pod_names: bool) -> String {
         return if h.ends_with('-') { h + "0" } else { h };
     }
     String::new()
+}
+
+/// The records of a service with cluster IPs (or a ClusterSetIP import): one per matching port
+/// and address, all named after the service. Whether a port matched.
+fn cluster_ip_records(
+    r: &RecordRequest<'_>,
+    ports: &[crate::index::Port],
+    ips: &[String],
+    ttl: u32,
+    target: &str,
+    out: &mut Vec<Rec>,
+) -> bool {
+    let mut found = false;
+    for p in ports {
+        if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
+            continue;
+        }
+        found = true;
+        for ip in ips {
+            out.push(Rec {
+                host: ip.clone(),
+                port: p.port,
+                text: String::new(),
+                ttl,
+                target: target.to_string(),
+            });
+        }
+    }
+    found
 }
 
 /// The lookups, over one read of the index.
@@ -376,21 +421,7 @@ impl Lookup<'_> {
                 }
                 continue;
             }
-            for p in &svc.ports {
-                if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
-                    continue;
-                }
-                found = true;
-                for ip in &svc.cluster_ips {
-                    out.push(Rec {
-                        host: ip.clone(),
-                        port: p.port,
-                        text: String::new(),
-                        ttl,
-                        target: svc_name.clone(),
-                    });
-                }
-            }
+            found |= cluster_ip_records(r, &svc.ports, &svc.cluster_ips, ttl, &svc_name, &mut out);
         }
         if found {
             Ok(out)
@@ -454,21 +485,7 @@ impl Lookup<'_> {
                 }
                 continue;
             }
-            for p in &svc.ports {
-                if !match_port_and_protocol(r.port, &p.name, r.protocol, &p.protocol) {
-                    continue;
-                }
-                found = true;
-                for ip in &svc.cluster_ips {
-                    out.push(Rec {
-                        host: ip.clone(),
-                        port: p.port,
-                        text: String::new(),
-                        ttl,
-                        target: svc_name.clone(),
-                    });
-                }
-            }
+            found |= cluster_ip_records(r, &svc.ports, &svc.cluster_ips, ttl, &svc_name, &mut out);
         }
         if found {
             Ok(out)

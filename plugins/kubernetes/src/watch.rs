@@ -48,6 +48,19 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The annotation with the time the change that produced an endpoint object happened.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
+/// CoreDNS stands for "no ports declared" with one port -1 (no SRV record is made for it).
+fn or_no_port(ports: Vec<Port>) -> Vec<Port> {
+    if ports.is_empty() {
+        vec![Port {
+            name: String::new(),
+            protocol: String::new(),
+            port: -1,
+        }]
+    } else {
+        ports
+    }
+}
+
 /// A Service reduced.
 pub fn to_service(s: &KService) -> Service {
     let spec = s.spec.clone().unwrap_or_default();
@@ -85,15 +98,7 @@ pub fn to_service(s: &KService) -> Service {
         kind: spec.type_.unwrap_or_default(),
         external_name: spec.external_name.unwrap_or_default(),
         cluster_ips,
-        ports: if ports.is_empty() {
-            vec![Port {
-                name: String::new(),
-                protocol: String::new(),
-                port: -1,
-            }]
-        } else {
-            ports
-        },
+        ports: or_no_port(ports),
         external_ips,
     }
 }
@@ -152,15 +157,7 @@ pub fn to_endpoints(e: &EndpointSlice, zones: bool) -> Endpoints {
         namespace: ns,
         cluster_id: String::new(),
         addresses,
-        ports: if ports.is_empty() {
-            vec![Port {
-                name: String::new(),
-                protocol: String::new(),
-                port: -1,
-            }]
-        } else {
-            ports
-        },
+        ports: or_no_port(ports),
     }
 }
 
