@@ -167,7 +167,14 @@ pub fn run(args: &[String]) -> Result<()> {
     // `cargo test --workspace --release`, with two test binaries running at a time.
     let tests_started = Instant::now();
     println!("==> cargo test");
-    crate::test_runner::run(&root, &[("FERRODNS_COREDNS", coredns.as_path())])?;
+    crate::test_runner::run(
+        &root,
+        &[
+            ("FERRODNS_COREDNS", coredns.as_path()),
+            ("FERRODNS_KUBE_APISERVER", kube.apiserver.as_path()),
+            ("FERRODNS_KINE", kube.kine.as_path()),
+        ],
+    )?;
     println!(
         "==> cargo test: ok in {:.1}s",
         tests_started.elapsed().as_secs_f64()

@@ -51,6 +51,15 @@ fn broken_corefiles_exit_1_with_file_and_line() {
 #[test]
 fn validate_passes_on_every_example_and_fails_on_broken_ones() {
     let dir = examples_dir();
+    // What the examples read from the environment: kube-dns.Corefile's port and kubeconfig
+    // (its header says how to run it against a test API server).
+    let env_dir = TempDir::new("cli-examples-env");
+    let kubeconfig = env_dir.write(
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+    );
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let env = [("DNS_PORT", "1053"), ("KUBECONFIG", kubeconfig)];
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -58,7 +67,8 @@ fn validate_passes_on_every_example_and_fails_on_broken_ones() {
             continue;
         }
         seen += 1;
-        let (code, out, err) = run_to_end(&["-conf", path.to_str().unwrap(), "-validate"], &dir);
+        let (code, out, err) =
+            run_to_end_env(&["-conf", path.to_str().unwrap(), "-validate"], &dir, &env);
         assert_eq!(code, 0, "{}: {err}", path.display());
         assert!(out.contains("valid"), "{out}");
     }

@@ -44,8 +44,11 @@ pub fn prepare(source: &ApiSource) -> Result<Prepared, ClientError> {
                 .map_err(|e| ClientError(format!("invalid endpoint {url}: {e}")))?;
             let mut cfg = KubeConfig::new(uri);
             if let Some((cert, key, ca)) = tls {
-                let ca_pem = std::fs::read(ca)
-                    .map_err(|e| ClientError(format!("unable to read certificate-authority {ca} for  due to open {ca}: {e}")))?;
+                let ca_pem = std::fs::read(ca).map_err(|e| {
+                    ClientError(format!(
+                        "unable to read certificate-authority {ca} for  due to open {ca}: {e}"
+                    ))
+                })?;
                 cfg.root_cert = Some(pem_certs(&ca_pem));
                 cfg.auth_info = AuthInfo {
                     client_certificate: Some(cert.clone()),
@@ -55,14 +58,19 @@ pub fn prepare(source: &ApiSource) -> Result<Prepared, ClientError> {
             }
             Ok(Prepared::Config(Box::new(cfg)))
         }
-        ApiSource::InCluster => KubeConfig::incluster()
-            .map(|c| Prepared::Config(Box::new(c)))
-            .map_err(|_| {
-                ClientError(
+        ApiSource::InCluster => {
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+                || std::env::var_os("KUBERNETES_SERVICE_PORT").is_none()
+            {
+                return Err(ClientError(
                     "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined"
                         .into(),
-                )
-            }),
+                ));
+            }
+            KubeConfig::incluster()
+                .map(|c| Prepared::Config(Box::new(c)))
+                .map_err(|e| ClientError(e.to_string()))
+        }
     }
 }
 

@@ -234,8 +234,14 @@ pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
 
 /// Run ferrodns to completion with a Corefile path and args; (status code, stdout, stderr).
 pub fn run_to_end(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    run_to_end_env(args, cwd, &[])
+}
+
+/// As [`run_to_end`], with these environment variables set.
+pub fn run_to_end_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdin(Stdio::null())
         .output()
