@@ -551,48 +551,29 @@ impl Lookup<'_> {
             for ep in self.index.ep_index_reverse(&local) {
                 found_endpoint = true;
                 for svc in self.index.svc_index(&ep.service, &ep.namespace) {
-                    if external {
-                        let svc_name = format!("{}.{}.{zs}", svc.name, svc.namespace);
-                        if headless && svc.headless() {
-                            for a in &ep.addresses {
-                                if let Some(ip) = go_parse_ip(&a.ip) {
-                                    out.push((
-                                        format!(
-                                            "{}.{svc_name}",
-                                            endpoint_hostname(a, self.cfg.endpoint_pod_names)
-                                        ),
-                                        ip,
-                                    ));
-                                }
-                            }
-                        } else {
-                            for ext in &svc.external_ips {
-                                if let Some(ip) = go_parse_ip(ext) {
-                                    out.push((svc_name.clone(), ip));
-                                }
+                    // Under k8s_external the names have no `svc` label, headless services
+                    // count only with `headless`, and the others give their external IPs.
+                    let svc_name = if external {
+                        format!("{}.{}.{zs}", svc.name, svc.namespace)
+                    } else {
+                        format!("{}.{}.svc.{zs}", svc.name, svc.namespace)
+                    };
+                    if svc.headless() && (headless || !external) {
+                        for a in &ep.addresses {
+                            if let Some(ip) = go_parse_ip(&a.ip) {
+                                let host = endpoint_hostname(a, self.cfg.endpoint_pod_names);
+                                out.push((format!("{host}.{svc_name}"), ip));
                             }
                         }
                         continue;
                     }
-                    let svc_name = format!("{}.{}.svc.{zs}", svc.name, svc.namespace);
-                    if svc.headless() {
-                        for a in &ep.addresses {
-                            if let Some(ip) = go_parse_ip(&a.ip) {
-                                out.push((
-                                    format!(
-                                        "{}.{svc_name}",
-                                        endpoint_hostname(a, self.cfg.endpoint_pod_names)
-                                    ),
-                                    ip,
-                                ));
-                            }
-                        }
+                    let ips = if external {
+                        &svc.external_ips
                     } else {
-                        for cip in &svc.cluster_ips {
-                            if let Some(ip) = go_parse_ip(cip) {
-                                out.push((svc_name.clone(), ip));
-                            }
-                        }
+                        &svc.cluster_ips
+                    };
+                    for ip in ips.iter().filter_map(|i| go_parse_ip(i)) {
+                        out.push((svc_name.clone(), ip));
                     }
                 }
             }
