@@ -49,7 +49,7 @@ pub struct Config {
     pub primary_zone: usize,
     /// Where the API is.
     pub source: ApiSource,
-    /// `tls` given without `endpoint` is kept for the endpoint that may follow.
+    /// `namespaces`: serve only these (empty: all).
     pub namespaces: BTreeSet<String>,
     /// `labels`: the label selector for services, endpoint slices and pods.
     pub labels: Option<String>,
