@@ -4,7 +4,9 @@
 use ferrodns_plugin::ServiceRecord;
 use ferrodns_plugin::proto::op::ResponseCode;
 
-use crate::records::{Lookup, endpoint_hostname};
+use crate::records::{
+    Lookup, endpoint_hostname, eq_fold, match_port_and_protocol, strip_underscore,
+};
 
 /// CoreDNS's `msg.Path(zone, "c")` followed by `more` path elements.
 fn key(zone: &str, more: &[&str]) -> String {
@@ -22,14 +24,6 @@ fn key(zone: &str, more: &[&str]) -> String {
         k.push_str(m);
     }
     k
-}
-
-fn strip_underscore(s: &str) -> &str {
-    s.strip_prefix('_').unwrap_or(s)
-}
-
-fn eq_fold(a: &str, b: &str) -> bool {
-    a == b || a.eq_ignore_ascii_case(b)
 }
 
 /// The records for `name` (lowercase) under `zone`, and the rcode for none.
@@ -59,15 +53,11 @@ pub fn records(
         }
         return (out, ResponseCode::NoError);
     }
-    let zone_l = zone.to_ascii_lowercase();
-    let base = if zone_l == "." {
-        name.strip_suffix('.').unwrap_or(name)
-    } else if name.len() > zone_l.len() && name.ends_with(zone_l.as_str()) {
-        &name[..name.len() - zone_l.len() - 1]
-    } else {
-        ""
+    // More labels than any name here can have is NXDOMAIN whatever they are.
+    let Some((labels, n)) = crate::records::base_labels(name, &zone.to_ascii_lowercase()) else {
+        return (Vec::new(), ResponseCode::NXDomain);
     };
-    let segs: Vec<&str> = base.split('.').filter(|s| !s.is_empty()).collect();
+    let segs = &labels[..n];
     let Some(namespace) = segs.last() else {
         return (Vec::new(), ResponseCode::ServFail);
     };
@@ -90,10 +80,6 @@ pub fn records(
     }
     let mut out = Vec::new();
     let mut rcode = ResponseCode::NXDomain;
-    let port_ok = |name: &str, proto: &str| {
-        (port.is_empty() || eq_fold(port, name))
-            && (protocol.is_empty() || eq_fold(protocol, proto))
-    };
     for svc in l.index.svc_index(service, namespace) {
         if svc.namespace != *namespace || svc.name != service {
             continue;
@@ -109,7 +95,7 @@ pub fn records(
                         continue;
                     }
                     for p in &ep.ports {
-                        if !port_ok(&p.name, &p.protocol) {
+                        if !match_port_and_protocol(port, &p.name, protocol, &p.protocol) {
                             continue;
                         }
                         rcode = ResponseCode::NoError;
@@ -127,7 +113,7 @@ pub fn records(
         }
         for ip in &svc.external_ips {
             for p in &svc.ports {
-                if !port_ok(&p.name, &p.protocol) {
+                if !match_port_and_protocol(port, &p.name, protocol, &p.protocol) {
                     continue;
                 }
                 rcode = ResponseCode::NoError;

@@ -566,6 +566,9 @@ impl Store {
 
     /// Record a change at the current time.
     pub fn changed(&self, c: Changed) {
+        if c == Changed::No {
+            return;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

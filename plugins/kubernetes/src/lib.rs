@@ -218,7 +218,7 @@ impl Kubernetes {
             for serv in &services {
                 match serv.host_type() {
                     HostType::Cname => {
-                        let host = fqdn(&serv.host);
+                        let host = names::fqdn(&serv.host);
                         if names::is_subdomain(&name, &host) {
                             continue;
                         }
@@ -351,7 +351,7 @@ impl Kubernetes {
         for s in &services {
             if s.host.parse::<IpAddr>().is_err() && !dup.contains(&s.host.as_str()) {
                 dup.push(&s.host);
-                if let Ok(t) = Name::from_ascii(fqdn(&s.host)) {
+                if let Ok(t) = Name::from_ascii(names::fqdn(&s.host)) {
                     out.extend(record(qname, s.ttl, RData::PTR(PTR(t))));
                 }
             }
@@ -383,7 +383,7 @@ impl Kubernetes {
                     )));
                 }
             };
-            let target = fqdn(&s.target);
+            let target = names::fqdn(&s.target);
             extra.extend(record(&target, s.ttl, addr));
             if seen.contains(&target) {
                 continue;
@@ -402,7 +402,7 @@ impl Kubernetes {
         Ok(services
             .first()
             .filter(|s| s.host.parse::<IpAddr>().is_err())
-            .and_then(|s| record(qname, s.ttl, cname_rdata(&fqdn(&s.host))))
+            .and_then(|s| record(qname, s.ttl, cname_rdata(&names::fqdn(&s.host))))
             .into_iter()
             .collect())
     }
@@ -456,14 +456,6 @@ fn cname_rdata(target: &str) -> RData {
     match Name::from_ascii(target) {
         Ok(n) => RData::CNAME(CNAME(n)),
         Err(_) => RData::CNAME(CNAME(Name::root())),
-    }
-}
-
-fn fqdn(s: &str) -> String {
-    if s.ends_with('.') {
-        s.to_string()
-    } else {
-        format!("{s}.")
     }
 }
 
@@ -779,7 +771,7 @@ fn search_from_resolv_conf() -> Vec<String> {
         let mut f = line.split_whitespace();
         match f.next() {
             Some("search") | Some("domain") => {
-                search = f.map(|d| fqdn(&d.to_ascii_lowercase())).collect();
+                search = f.map(|d| names::fqdn(&d.to_ascii_lowercase())).collect();
             }
             _ => {}
         }

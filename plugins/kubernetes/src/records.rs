@@ -101,13 +101,7 @@ const MAX_LABELS: usize = 16;
 /// The labels of `name` below `zone` (both lowercase, fully qualified; none when `name` is
 /// not below it), without allocating; `None` when there are more than [`MAX_LABELS`].
 pub fn base_labels<'a>(name: &'a str, zone: &str) -> Option<([&'a str; MAX_LABELS], usize)> {
-    let base = if zone == "." {
-        name.strip_suffix('.').unwrap_or(name)
-    } else if name.len() > zone.len() && name.ends_with(zone) {
-        &name[..name.len() - zone.len() - 1]
-    } else {
-        ""
-    };
+    let base = ferrodns_pkg::names::trim_zone(name, zone).unwrap_or("");
     let mut out = [""; MAX_LABELS];
     let mut n = 0;
     for l in base.split('.').filter(|l| !l.is_empty()) {
@@ -181,15 +175,20 @@ pub fn parse_request<'a>(
     Ok(r)
 }
 
-fn strip_underscore(s: &str) -> &str {
+pub(crate) fn strip_underscore(s: &str) -> &str {
     s.strip_prefix('_').unwrap_or(s)
 }
 
-fn eq_fold(a: &str, b: &str) -> bool {
+pub(crate) fn eq_fold(a: &str, b: &str) -> bool {
     a == b || a.eq_ignore_ascii_case(b)
 }
 
-fn match_port_and_protocol(a_port: &str, b_port: &str, a_proto: &str, b_proto: &str) -> bool {
+pub(crate) fn match_port_and_protocol(
+    a_port: &str,
+    b_port: &str,
+    a_proto: &str,
+    b_proto: &str,
+) -> bool {
     (a_port.is_empty() || eq_fold(a_port, b_port))
         && (a_proto.is_empty() || eq_fold(a_proto, b_proto))
 }
@@ -210,6 +209,11 @@ pub fn endpoint_hostname(a: &Address, endpoint_pod_names: bool) -> String {
         return if h.ends_with('-') { h + "0" } else { h };
     }
     String::new()
+}
+
+/// Whether any of a service's endpoint slices has a ready address (`ignore empty_service`).
+fn has_addresses(eps: &[std::sync::Arc<crate::index::Endpoints>]) -> bool {
+    eps.iter().any(|e| !e.addresses.is_empty())
 }
 
 /// The records of a service with cluster IPs (or a ClusterSetIP import): one per matching port
@@ -348,11 +352,12 @@ impl Lookup<'_> {
             if !eq_fold(r.namespace, &svc.namespace) || !eq_fold(r.service, &svc.name) {
                 continue;
             }
-            if self.cfg.ignore_empty_service && !svc.is_external_name() && !svc.headless() {
-                let count: usize = eps.iter().map(|e| e.addresses.len()).sum();
-                if count == 0 {
-                    continue;
-                }
+            if self.cfg.ignore_empty_service
+                && !svc.is_external_name()
+                && !svc.headless()
+                && !has_addresses(eps)
+            {
+                continue;
             }
             if !r.topo_zone.is_empty() && !svc.headless() {
                 continue;
@@ -449,11 +454,8 @@ impl Lookup<'_> {
             if !eq_fold(r.namespace, &svc.namespace) || !eq_fold(r.service, &svc.name) {
                 continue;
             }
-            if self.cfg.ignore_empty_service && !svc.headless() {
-                let count: usize = eps.iter().map(|e| e.addresses.len()).sum();
-                if count == 0 {
-                    continue;
-                }
+            if self.cfg.ignore_empty_service && !svc.headless() && !has_addresses(eps) {
+                continue;
             }
             let svc_name = format!("{}.{}.svc.{zs}", svc.name, svc.namespace);
             if svc.headless() || !r.endpoint.is_empty() {
