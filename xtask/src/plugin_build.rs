@@ -10,6 +10,7 @@
 //! `target/`, so only what is new compiles. The binary is `target/release/ferrodns-custom`, or
 //! is copied to `--out`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,12 +98,18 @@ pub fn build(cfg: &Path) -> Result<PathBuf> {
 
     let dir = root.join("target/plugin-build");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::write(dir.join("Cargo.toml"), manifest(&root, &merged)?)?;
     fs::write(dir.join("plugins_gen.rs"), rust_source(&merged))?;
     fs::write(dir.join("main.rs"), MAIN)?;
     // Start from the project's resolution, so that the shared crates are the versions the
     // project is tested with and already built in target/.
     fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).context("copying Cargo.lock")?;
+    let pins = pin_features(&root, &dir, &merged)?;
+    if !pins.is_empty() {
+        println!(
+            "build: {} crates pinned to the features the project's workspace builds them with",
+            pins.len()
+        );
+    }
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(cargo)
@@ -121,8 +128,129 @@ pub fn build(cfg: &Path) -> Result<PathBuf> {
     Ok(root.join("target/release").join(BINARY))
 }
 
+/// A crates.io package: name and version.
+type Package = (String, String);
+
+/// Features the project's workspace builds a crate with, for crates that the generated crate
+/// alone would build with fewer.
+///
+/// Cargo unifies a crate's features over every package of the build. The project's workspace
+/// has members the generated crate does not (node-cache, the test tools), and they turn on a
+/// few more features of shared crates (futures-util's `default`, nix's `mount`, ...). A crate
+/// built with other features is another artifact, and so is everything that depends on it: the
+/// whole server and every plugin would compile a second time. Naming those crates as
+/// dependencies of the generated crate with the workspace's features makes the two builds
+/// agree, and what `cargo build --release` compiled is reused. The code never uses them.
+fn pin_features(
+    root: &Path,
+    dir: &Path,
+    entries: &[Entry],
+) -> Result<BTreeMap<Package, BTreeSet<String>>> {
+    let workspace = target_features(root, &root.join("Cargo.toml"), true)?;
+    let mut pins: BTreeMap<Package, BTreeSet<String>> = BTreeMap::new();
+    // A pin can turn on features of the pinned crate's own dependencies: look again until the
+    // two agree (in practice, the second look finds nothing new).
+    for _ in 0..4 {
+        fs::write(dir.join("Cargo.toml"), manifest(root, entries, &pins)?)?;
+        let ours = target_features(root, &dir.join("Cargo.toml"), false)?;
+        let mut changed = false;
+        for (package, features) in ours {
+            let Some(want) = workspace.get(&package) else {
+                continue;
+            };
+            // Only more features can be asked for; a crate the generated build needs with
+            // features the workspace lacks compiles anew, as it must.
+            if *want != features && want.is_superset(&features) {
+                pins.insert(package, want.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(pins);
+        }
+    }
+    Ok(pins)
+}
+
+/// The features of each crates.io package in the build of `manifest`, for the target only:
+/// packages that build scripts and proc macros use are built for the host with features of
+/// their own, and are left out.
+fn target_features(
+    root: &Path,
+    manifest: &Path,
+    workspace: bool,
+) -> Result<BTreeMap<Package, BTreeSet<String>>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["tree", "--quiet", "-e", "normal", "--prefix", "depth"])
+        .args(["--format", "{p}|{f}", "--manifest-path"])
+        .arg(manifest)
+        .current_dir(root);
+    if workspace {
+        cmd.arg("--workspace");
+    }
+    let out = cmd.output().context("running cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree --manifest-path {} failed: {}",
+            manifest.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(parse_tree(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Read `cargo tree --prefix depth --format '{p}|{f}'`.
+fn parse_tree(text: &str) -> BTreeMap<Package, BTreeSet<String>> {
+    let mut found: BTreeMap<Package, BTreeSet<String>> = BTreeMap::new();
+    // The depth of the proc macro whose dependencies are being listed, if any.
+    let mut host_below: Option<usize> = None;
+    for line in text.lines() {
+        let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let Ok(depth) = line[..digits].parse::<usize>() else {
+            continue;
+        };
+        let line = line[digits..].trim_end_matches(" (*)");
+        if let Some(d) = host_below {
+            if depth > d {
+                continue;
+            }
+            host_below = None;
+        }
+        let Some((package, features)) = line.split_once('|') else {
+            continue;
+        };
+        if package.ends_with(" (proc-macro)") {
+            host_below = Some(depth);
+            continue;
+        }
+        // A crates.io package is `name vX.Y.Z`; path and git ones carry their source after.
+        let mut words = package.split(' ');
+        let (Some(name), Some(version), None) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let Some(version) = version.strip_prefix('v') else {
+            continue;
+        };
+        found
+            .entry((name.to_string(), version.to_string()))
+            .or_default()
+            .extend(
+                features
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(String::from),
+            );
+    }
+    found
+}
+
 /// The generated crate's manifest.
-fn manifest(root: &Path, entries: &[Entry]) -> Result<String> {
+fn manifest(
+    root: &Path,
+    entries: &[Entry],
+    pins: &BTreeMap<Package, BTreeSet<String>>,
+) -> Result<String> {
     let path = |rel: &str| root.join(rel).to_string_lossy().into_owned();
     let mut s = String::from(
         "# @generated by `cargo xtask build --plugin-cfg`; rewritten on every build.\n\
@@ -150,6 +278,29 @@ fn manifest(root: &Path, entries: &[Entry]) -> Result<String> {
             s.push_str(&dep);
             s.push('\n');
         }
+    }
+    if !pins.is_empty() {
+        s.push_str(
+            "# Not used by the code: the features the project's workspace builds these crates\n\
+             # with, so that its artifacts in target/ are reused (see `pin_features`).\n",
+        );
+    }
+    for ((name, version), features) in pins {
+        let key: String = format!("pin-{name}-{version}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+        s.push_str(&format!(
+            "{key} = {{ package = {name:?}, version = \"={version}\", default-features = false, features = [{}] }}\n",
+            features.join(", ")
+        ));
     }
     // Only a crate from a registry or a repository can ask for the API from crates.io; a path
     // crate names this checkout's (and Cargo warns about every patch nobody uses).
@@ -200,3 +351,38 @@ mod plugins_gen;\n\n\
 #[global_allocator]\n\
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;\n\n\
 fn main() -> std::process::ExitCode {\n    ferrodns::app::main(plugins_gen::registry())\n}\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_keeps_target_crates_and_leaves_out_what_proc_macros_use() {
+        let text = "0ferrodns v0.1.0 (/src/crates/ferrodns)|\n\
+                    1thiserror v2.0.21|default,std\n\
+                    2thiserror-impl v2.0.21 (proc-macro)|\n\
+                    3proc-macro2 v1.0.107|default,proc-macro\n\
+                    3syn v2.0.1|default,full\n\
+                    4proc-macro2 v1.0.107|default,proc-macro (*)\n\
+                    1nix v0.31.3|feature,socket\n\
+                    1kube v5.0.0 (https://example.invalid/kube#abc)|client\n\
+                    1memchr v2.7.6|\n";
+        let found = parse_tree(text);
+        let p = |n: &str, v: &str| (n.to_string(), v.to_string());
+        let names: Vec<&Package> = found.keys().collect();
+        assert_eq!(
+            names,
+            [
+                &p("memchr", "2.7.6"),
+                &p("nix", "0.31.3"),
+                &p("thiserror", "2.0.21")
+            ]
+        );
+        let nix: Vec<&str> = found[&p("nix", "0.31.3")]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(nix, ["feature", "socket"]);
+        assert!(found[&p("memchr", "2.7.6")].is_empty());
+    }
+}
