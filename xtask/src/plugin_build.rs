@@ -6,9 +6,12 @@
 //! registry and a `main` that runs `ferrodns::app::main` with it. That crate depends on the
 //! project's crates by path; when a plugin comes from a registry or a repository, it patches
 //! `ferrodns-plugin` and its companions on crates.io to this checkout (so a plugin that asks
-//! for `ferrodns-plugin = "0.1"` gets the API it is built into). It starts from the project's `Cargo.lock` and profiles, and builds into the project's
-//! `target/`, so only what is new compiles. The binary is `target/release/ferrodns-custom`, or
-//! is copied to `--out`.
+//! for `ferrodns-plugin = "0.1"` gets the API it is built into). It starts from the project's
+//! `Cargo.lock` and profiles, and builds into the project's `target/` with the crates.io
+//! dependencies pinned to the workspace's features ([`pin_features`]), so those the project has
+//! built are reused. The project's own crates compile once more: Cargo names a path crate's
+//! artifacts by its path relative to the workspace root, and this crate's root is another. The
+//! binary is `target/release/ferrodns-custom`, or is copied to `--out`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
