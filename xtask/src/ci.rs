@@ -77,7 +77,7 @@ pub fn run(args: &[String]) -> Result<()> {
         kube.apiserver.display(),
         kube.kine.display()
     );
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let in_root = |args: &[&str]| {
         let mut c = Command::new(&cargo);
         c.args(args)

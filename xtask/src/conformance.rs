@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 pub fn run(args: &[String]) -> Result<()> {
     let root = super::root();
     let coredns = crate::coredns::ensure()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let status = Command::new(&cargo)
         .args(["build", "--release", "--workspace"])
         .current_dir(&root)

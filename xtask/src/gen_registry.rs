@@ -117,7 +117,7 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Resolve the workspace's dependencies (`cargo metadata`), naming the plugin.cfg line of a
 /// crate Cargo cannot find.
 fn resolve(root: &Path, entries: &[Entry]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(root.join("Cargo.toml"))

@@ -56,6 +56,11 @@ fn main() -> Result<()> {
     }
 }
 
+/// The cargo that runs xtask (`$CARGO`), or `cargo` from the PATH.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub fn root() -> std::path::PathBuf {
     let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));

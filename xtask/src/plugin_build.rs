@@ -114,7 +114,7 @@ pub fn build(cfg: &Path) -> Result<PathBuf> {
         );
     }
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let status = Command::new(cargo)
         .args(["build", "--release", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
@@ -183,7 +183,7 @@ fn target_features(
     manifest: &Path,
     workspace: bool,
 ) -> Result<BTreeMap<Package, BTreeSet<String>>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let mut cmd = Command::new(cargo);
     cmd.args(["tree", "--quiet", "-e", "normal", "--prefix", "depth"])
         .args(["--format", "{p}|{f}", "--manifest-path"])

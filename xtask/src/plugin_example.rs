@@ -25,7 +25,7 @@ impl Drop for Running {
 
 /// Run the check from the project's root.
 pub fn check(root: &Path) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     // As its author runs them: `cargo test`, in the debug profile. Its workspace resolves other
     // features than the project's, so a release build would reuse little of target/release and
     // take longer than this one (about 45 s against 75 s on two cores).

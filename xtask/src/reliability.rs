@@ -112,7 +112,7 @@ const SUITES: &[(&str, &str, &[&str])] = &[
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let root = super::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let mut suites = Vec::new();
     if o.tests {
         for (what, package, test) in SUITES {

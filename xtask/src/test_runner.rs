@@ -56,7 +56,7 @@ impl Binary {
 /// Build every test binary of the workspace with `cargo_args` (after `cargo test`), and list
 /// them.
 fn build(root: &Path, cargo_args: &[&str]) -> Result<Vec<Binary>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let mut child = Command::new(&cargo)
         .arg("test")
         .args(cargo_args)
@@ -180,7 +180,7 @@ pub fn run(root: &Path, env: &[(&str, &Path)]) -> Result<()> {
         binaries.iter().filter(|b| b.alone()).count()
     );
     let failed = run_all(binaries, 2, env);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let doc = Command::new(&cargo)
         .arg("test")
         .args(args)

@@ -164,7 +164,7 @@ fn nproc() -> usize {
 }
 
 fn build(root: &Path) -> Result<Tools> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     crate::ci::step(
         "bench: cargo build --release (ferrodns, node-cache, load tools)",
         Command::new(cargo)
