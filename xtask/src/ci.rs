@@ -59,6 +59,28 @@ pub fn install_packages(list: &[(&str, &str)]) -> Result<()> {
     )
 }
 
+/// What one CI run writes under `target/` at its peak, in GiB (measured from a fresh clone:
+/// the release build, the release test binaries, the example plugin and the custom build).
+const DISK_NEEDED_GIB: u64 = 10;
+
+/// Free space, in GiB, on the file system that holds `path`, as `df` reports it.
+fn free_gib(path: &std::path::Path) -> Result<u64> {
+    let out = Command::new("df")
+        .arg("-Pk")
+        .arg(path)
+        .output()
+        .context("running df")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // POSIX layout: a header line, then `fs blocks used available capacity mount`.
+    let kib: u64 = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|f| f.parse().ok())
+        .with_context(|| format!("reading df's answer for {}: {text}", path.display()))?;
+    Ok(kib / (1024 * 1024))
+}
+
 /// Run the task.
 pub fn run(args: &[String]) -> Result<()> {
     if !args.is_empty() {
@@ -66,6 +88,16 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     let root = super::root();
+    // A full disk otherwise shows up many minutes in, as the linker dying with a bus error.
+    let free = free_gib(&root)?;
+    println!("==> free disk: {free} GiB (a run needs about {DISK_NEEDED_GIB} GiB)");
+    if free < DISK_NEEDED_GIB {
+        bail!(
+            "only {free} GiB free under {}: the build and test binaries need about \
+             {DISK_NEEDED_GIB} GiB",
+            root.display()
+        );
+    }
     install_packages(PACKAGES)?;
     let coredns = crate::coredns::ensure()?;
     println!("==> reference CoreDNS: {}", coredns.display());
