@@ -388,8 +388,10 @@ impl Plugin for Forward {
     }
 
     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
-        let name = req.name_lower();
-        if !self.matches(&name) {
+        // `forward .` without `except` (node-local-dns's and kubeadm's blocks) takes every name:
+        // the question name is printed only when there is a zone to compare it with.
+        let takes_all = self.cfg.from == "." && self.cfg.ignored.is_empty();
+        if !takes_all && !self.matches(&req.name_lower()) {
             return next.serve(req).await;
         }
         let (max, ref max_text) = self.cfg.max_concurrent;
