@@ -234,14 +234,20 @@ impl Forward {
 
     /// Whether the query name is for this forwarder: at or below FROM and not below an
     /// `except` name (FROM itself always matches).
-    fn matches(&self, name: &str) -> bool {
-        if !is_subdomain(&self.cfg.from, name) {
+    fn matches(&self, req: &Request) -> bool {
+        // `forward .` without `except` (node-local-dns's and kubeadm's blocks) takes every name:
+        // the question name is printed only when there is a zone to compare it with.
+        if self.cfg.from == "." && self.cfg.ignored.is_empty() {
+            return true;
+        }
+        let name = req.name_lower();
+        if !is_subdomain(&self.cfg.from, &name) {
             return false;
         }
         if name == self.cfg.from {
             return true;
         }
-        !self.cfg.ignored.iter().any(|i| is_subdomain(i, name))
+        !self.cfg.ignored.iter().any(|i| is_subdomain(i, &name))
     }
 
     /// Stop health checking and give up the pooled connections; queries already routed here
@@ -388,10 +394,7 @@ impl Plugin for Forward {
     }
 
     async fn serve(&self, req: &mut Request, next: Next) -> Result<Reply, PluginError> {
-        // `forward .` without `except` (node-local-dns's and kubeadm's blocks) takes every name:
-        // the question name is printed only when there is a zone to compare it with.
-        let takes_all = self.cfg.from == "." && self.cfg.ignored.is_empty();
-        if !takes_all && !self.matches(&req.name_lower()) {
+        if !self.matches(req) {
             return next.serve(req).await;
         }
         let (max, ref max_text) = self.cfg.max_concurrent;
