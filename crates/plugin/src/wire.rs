@@ -147,3 +147,213 @@ pub fn uncompressed_len(m: &Message) -> Option<usize> {
     m.emit(&mut enc).ok()?;
     Some(buf.len())
 }
+
+/// What the metrics of a reply need from it, read from its wire form without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplySummary {
+    /// The rcode with the extended bits of an OPT record, as a decoded message carries it.
+    pub rcode: u16,
+    /// [`uncompressed_len`] of the message: every compression pointer counted as the labels it
+    /// stands for.
+    pub uncompressed_len: usize,
+}
+
+/// Walk a reply's sections for its rcode and uncompressed length, allocating nothing. `None` when
+/// the message does not parse (the caller may decode it to learn what it can).
+///
+/// Names are expanded where a record's RDATA carries them (NS, CNAME, SOA, PTR, MX, SRV, NAPTR,
+/// DNAME and the other name-bearing types of RFCs 1035, 1183, 2163, 2230 and 2915), as a decoder
+/// reads them; any other RDATA counts as its length.
+pub fn reply_summary(b: &[u8]) -> Option<ReplySummary> {
+    let h = WireHeader::read(b)?;
+    let mut pos = HEADER_LEN;
+    let mut len = HEADER_LEN;
+    for _ in 0..h.qdcount {
+        let (after, n) = expanded_name(b, pos)?;
+        pos = after.checked_add(4).filter(|&p| p <= b.len())?;
+        len += n + 4;
+    }
+    let mut high = 0u16;
+    let records = u32::from(h.ancount) + u32::from(h.nscount) + u32::from(h.arcount);
+    for _ in 0..records {
+        let (after, n) = expanded_name(b, pos)?;
+        let fixed = b.get(after..after.checked_add(10)?)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let start = after + 10;
+        let end = start.checked_add(rdlen).filter(|&e| e <= b.len())?;
+        if rtype == 41 {
+            // OPT: the TTL's top byte holds the rcode's upper eight bits.
+            high = u16::from(fixed[4]);
+        }
+        len += n + 10 + rdata_len(b, rtype, start, end)?;
+        pos = end;
+    }
+    Some(ReplySummary {
+        rcode: (high << 4) | u16::from(h.rcode()),
+        uncompressed_len: len,
+    })
+}
+
+/// The length of one record's RDATA with its names expanded.
+fn rdata_len(b: &[u8], rtype: u16, start: usize, end: usize) -> Option<usize> {
+    // Where the names sit: fixed bytes before the first name, and how many names follow
+    // (NAPTR's three character-strings are handled on their own).
+    let (skip, names) = match rtype {
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME
+        2..=5 | 7..=9 | 12 | 39 => (0, 1),
+        // SOA (then 20 bytes of counters), MINFO, RP
+        6 | 14 | 17 => (0, 2),
+        // MX, AFSDB, RT, KX
+        15 | 18 | 21 | 36 => (2, 1),
+        // PX
+        26 => (2, 2),
+        // SRV
+        33 => (6, 1),
+        // NAPTR
+        35 => (4, 1),
+        _ => return Some(end - start),
+    };
+    let rdata = b.get(..end)?;
+    let mut pos = start + skip;
+    if rtype == 35 {
+        for _ in 0..3 {
+            let n = usize::from(*rdata.get(pos)?);
+            pos += 1 + n;
+        }
+    }
+    if pos > end {
+        return None;
+    }
+    let mut len = pos - start;
+    for _ in 0..names {
+        let (after, n) = expanded_name(rdata, pos)?;
+        len += n;
+        pos = after;
+    }
+    // What follows the names (SOA's counters) counts as it is.
+    Some(len + end.checked_sub(pos)?)
+}
+
+/// A name at `pos`: the offset after it in place, and its length with every pointer followed.
+fn expanded_name(b: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut pos = start;
+    let mut after = None;
+    let mut len = 1usize;
+    // Each jump must go backwards, so a loop of pointers ends.
+    let mut limit = start;
+    loop {
+        let label = usize::from(*b.get(pos)?);
+        match label & 0xc0 {
+            0x00 if label == 0 => return Some((after.unwrap_or(pos + 1), len)),
+            0x00 => {
+                len += label + 1;
+                pos += label + 1;
+                if len > 255 || pos >= b.len() {
+                    return None;
+                }
+            }
+            0xc0 => {
+                let target = ((label & 0x3f) << 8) | usize::from(*b.get(pos + 1)?);
+                if after.is_none() {
+                    after = Some(pos + 2);
+                }
+                if target >= limit {
+                    return None;
+                }
+                limit = target;
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Query};
+    use hickory_proto::rr::rdata::{CNAME, MX, NS, SOA, SRV};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use std::str::FromStr;
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    /// A reply with names repeated across sections and RDATA, so the encoder compresses them.
+    fn reply() -> Message {
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name("www.example.org."), RecordType::A));
+        let owner = name("www.example.org.");
+        m.add_answer(Record::from_rdata(
+            owner.clone(),
+            30,
+            RData::CNAME(CNAME(name("web.example.org."))),
+        ));
+        m.add_answer(Record::from_rdata(
+            name("web.example.org."),
+            30,
+            RData::MX(MX::new(10, name("mail.example.org."))),
+        ));
+        m.add_answer(Record::from_rdata(
+            name("_x._tcp.example.org."),
+            30,
+            RData::SRV(SRV::new(1, 2, 53, name("ns.example.org."))),
+        ));
+        m.add_authority(Record::from_rdata(
+            name("example.org."),
+            30,
+            RData::SOA(SOA::new(
+                name("ns.example.org."),
+                name("hostmaster.example.org."),
+                1,
+                2,
+                3,
+                4,
+                5,
+            )),
+        ));
+        m.add_authority(Record::from_rdata(
+            name("example.org."),
+            30,
+            RData::NS(NS(name("ns.example.org."))),
+        ));
+        m
+    }
+
+    #[test]
+    fn summary_matches_the_decoded_message() {
+        for edns_rcode in [None, Some(ResponseCode::BADVERS)] {
+            let mut m = reply();
+            m.metadata.response_code = ResponseCode::NXDomain;
+            if let Some(rc) = edns_rcode {
+                let mut e = Edns::new();
+                e.set_max_payload(1232);
+                m.set_edns(e);
+                m.metadata.response_code = rc;
+            }
+            let wire = m.to_vec().unwrap();
+            let uncompressed = uncompressed_len(&m).unwrap();
+            assert!(wire.len() < uncompressed, "the encoder compressed nothing");
+            let decoded = Message::from_vec(&wire).unwrap();
+            let s = reply_summary(&wire).unwrap();
+            assert_eq!(s.uncompressed_len, uncompressed);
+            assert_eq!(s.uncompressed_len, uncompressed_len(&decoded).unwrap());
+            assert_eq!(s.rcode, u16::from(decoded.metadata.response_code));
+        }
+    }
+
+    #[test]
+    fn summary_refuses_what_does_not_parse() {
+        let wire = reply().to_vec().unwrap();
+        for cut in [5, 20, wire.len() - 1] {
+            assert_eq!(reply_summary(&wire[..cut]), None, "cut at {cut}");
+        }
+        // A pointer to itself.
+        let mut looped = wire.clone();
+        looped.truncate(HEADER_LEN);
+        looped.extend_from_slice(&[0xc0, HEADER_LEN as u8, 0, 1, 0, 1]);
+        assert_eq!(reply_summary(&looped), None);
+    }
+}

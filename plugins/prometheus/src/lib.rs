@@ -14,7 +14,7 @@ pub use setup::parse;
 use std::time::Instant;
 
 use ferrodns_pkg::vars::{DnsMetrics, Report, rcode_label};
-use ferrodns_plugin::wire::{client_write, uncompressed_len};
+use ferrodns_plugin::wire::{client_write, reply_summary, uncompressed_len};
 use ferrodns_plugin::{
     Descriptor, FastObserver, FastSeen, HttpHandler, HttpResponse, Metrics, Next, Plugin,
     PluginError, Protocol, Reply, Request, WireQuery, async_trait,
@@ -79,14 +79,10 @@ impl Plugin for Prometheus {
                 uncompressed_len(m).unwrap_or(0),
                 writer,
             ),
-            Ok(Reply::Wire(b)) => match ferrodns_plugin::proto::op::Message::from_vec(b) {
-                Ok(m) => (
-                    u16::from(m.metadata.response_code),
-                    uncompressed_len(&m).unwrap_or(b.len()),
-                    writer,
-                ),
-                Err(_) => (0, b.len(), writer),
-            },
+            Ok(Reply::Wire(b)) => {
+                let (rcode, size) = wire_facts(b);
+                (rcode, size, writer)
+            }
             Ok(Reply::Rcode(rc)) | Err(PluginError { rcode: rc, .. }) if !client_write(*rc) => {
                 (u16::from(*rc), 0, "")
             }
@@ -114,15 +110,7 @@ impl Plugin for Prometheus {
 /// as if it had come back through `serve`.
 impl FastObserver for Prometheus {
     fn observe(&self, q: &WireQuery<'_>, reply: &[u8], seen: &FastSeen<'_>) {
-        // Counted uncompressed, as on the async path (decoding is the price until a wire-level
-        // length walk exists).
-        let (rcode, size) = match ferrodns_plugin::proto::op::Message::from_vec(reply) {
-            Ok(m) => (
-                u16::from(m.metadata.response_code),
-                uncompressed_len(&m).unwrap_or(reply.len()),
-            ),
-            Err(_) => (0, reply.len()),
-        };
+        let (rcode, size) = wire_facts(reply);
         self.dns.report(&Report {
             server: q.server,
             zone: ferrodns_pkg::names::zone_match(&self.zones, seen.name).unwrap_or("."),
@@ -137,5 +125,21 @@ impl FastObserver for Prometheus {
             request_size: q.packet.len(),
             duration: seen.elapsed,
         });
+    }
+}
+
+/// The rcode and size (uncompressed, as CoreDNS's `Msg.Len()`) of a reply in wire form. Read in
+/// place; a reply the walk cannot follow is decoded, and one that does not decode either counts
+/// as NOERROR with its wire length.
+fn wire_facts(b: &[u8]) -> (u16, usize) {
+    if let Some(s) = reply_summary(b) {
+        return (s.rcode, s.uncompressed_len);
+    }
+    match ferrodns_plugin::proto::op::Message::from_vec(b) {
+        Ok(m) => (
+            u16::from(m.metadata.response_code),
+            uncompressed_len(&m).unwrap_or(b.len()),
+        ),
+        Err(_) => (0, b.len()),
     }
 }
