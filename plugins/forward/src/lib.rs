@@ -291,7 +291,7 @@ impl Forward {
                 size.max(512)
             };
             let start = Instant::now();
-            let reply = match up.exchange(query, proto, bufsize, deadline).await {
+            let reply = match up.exchange(query, proto, bufsize, deadline, start).await {
                 Ok(r) => r,
                 Err(ExchangeError::CachedClosed) if closed_retries < 8 => {
                     closed_retries += 1;
@@ -435,7 +435,11 @@ impl Plugin for Forward {
         // The wall clock is read only for dnstap, which records it.
         let tap_start = (!self.taps.is_empty()).then(std::time::SystemTime::now);
 
-        while Instant::now() < deadline && (max_attempts == 0 || attempts < max_attempts) {
+        // The first attempt goes by the clock read that set the deadline.
+        let mut first = true;
+        while (std::mem::take(&mut first) || Instant::now() < deadline)
+            && (max_attempts == 0 || attempts < max_attempts)
+        {
             if i >= list.len() {
                 i = 0;
                 fails = 0;

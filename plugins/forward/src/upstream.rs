@@ -456,8 +456,7 @@ impl Upstream {
         }
     }
 
-    fn pick(&self, proto: Proto) -> Result<(Pick, bool), ExchangeError> {
-        let now = Instant::now();
+    fn pick(&self, proto: Proto, now: Instant) -> Result<(Pick, bool), ExchangeError> {
         let (spread, depth, max_conns) = match proto {
             Proto::Udp => (UDP_SPREAD, UDP_DEPTH, MAX_UDP_SOCKETS),
             Proto::Tcp => (1, TCP_DEPTH, MAX_TCP_CONNS),
@@ -713,6 +712,7 @@ impl Upstream {
         proto: Proto,
         bufsize: usize,
         deadline: Instant,
+        start: Instant,
     ) -> Result<Bytes, ExchangeError> {
         // No check of `stopped` here: a query that entered the old chain just before a reload
         // reaches this upstream after the old instance's shutdown hook, and must still be
@@ -732,16 +732,23 @@ impl Upstream {
         } else {
             proto
         };
+        // `start` stands for the clock until the exchange waits (a dial, a full pool): the read
+        // timeout runs from it, as from the write that follows within microseconds.
+        let mut now = start;
         let (conn, cached) = loop {
             let dialed = self.dialed.notified();
             tokio::pin!(dialed);
             dialed.as_mut().enable();
-            let (pick, cached) = self.pick(proto)?;
+            let (pick, cached) = self.pick(proto, now)?;
             match pick {
                 Pick::Reuse(c) => break (c, cached),
                 Pick::Open => match proto {
                     Proto::Udp => break (self.open_udp()?, cached),
-                    Proto::Tcp => break (Box::pin(self.open_tcp(deadline)).await?, cached),
+                    Proto::Tcp => {
+                        let c = Box::pin(self.open_tcp(deadline)).await?;
+                        now = Instant::now();
+                        break (c, cached);
+                    }
                 },
                 Pick::Wait => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -751,6 +758,7 @@ impl Upstream {
                             self.addr
                         )));
                     }
+                    now = Instant::now();
                 }
             }
         };
@@ -825,7 +833,7 @@ impl Upstream {
                 }
             }
         }
-        let outcome = tokio::time::timeout(self.settings.read_timeout, rx).await;
+        let outcome = tokio::time::timeout_at((now + self.settings.read_timeout).into(), rx).await;
         drop(reg);
         match outcome {
             Ok(Ok(Ok(mut reply))) => {
