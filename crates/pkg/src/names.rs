@@ -35,6 +35,14 @@ fn labels(name: &str) -> Vec<String> {
 /// without ASCII case; escaped dots (`a\.b`) are inside a label. The root is the parent of
 /// every name.
 pub fn is_subdomain(parent: &str, child: &str) -> bool {
+    if !parent.contains('\\') && !child.contains('\\') {
+        // No escapes: compare the labels from the right in place (this runs per query).
+        let mut c = child.rsplit('.').filter(|l| !l.is_empty());
+        return parent
+            .rsplit('.')
+            .filter(|l| !l.is_empty())
+            .all(|p| c.next().is_some_and(|l| l.eq_ignore_ascii_case(p)));
+    }
     let p = labels(parent);
     let c = labels(child);
     p.len() <= c.len() && c[c.len() - p.len()..] == p[..]
@@ -287,5 +295,32 @@ mod tests {
         assert!(!is_subdomain("ample.org.", "example.org."));
         assert!(is_subdomain("a\\.b.org.", "x.a\\.b.org."));
         assert!(!is_subdomain("b.org.", "a\\.b.org."));
+    }
+
+    /// The in-place comparison for names without escapes agrees with comparing label lists.
+    #[test]
+    fn subdomains_in_place_agree_with_label_lists() {
+        let names = [
+            ".",
+            "",
+            "org.",
+            "ORG",
+            "example.org.",
+            "Example.Org",
+            "www.example.org.",
+            "ample.org.",
+            "a..example.org.",
+            "example..org.",
+            "x.y.z.",
+            "z.",
+            "y.z",
+        ];
+        for p in names {
+            for c in names {
+                let (lp, lc) = (labels(p), labels(c));
+                let slow = lp.len() <= lc.len() && lc[lc.len() - lp.len()..] == lp[..];
+                assert_eq!(is_subdomain(p, c), slow, "is_subdomain({p:?}, {c:?})");
+            }
+        }
     }
 }
