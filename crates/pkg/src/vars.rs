@@ -189,7 +189,7 @@ impl DnsMetrics {
         series.requests[p][usize::from(r.ipv6)][t]
             .get_or_init(|| {
                 let family = if r.ipv6 { "2" } else { "1" };
-                let qtype = QTYPE_LABELS.get(t).map_or("other", |&(_, l)| l);
+                let qtype = qtype_label(r.qtype);
                 let l = labels(&[("proto", proto), ("family", family), ("type", qtype)]);
                 self.requests.get_or_create(&l).clone()
             })
